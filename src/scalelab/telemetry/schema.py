@@ -1,0 +1,81 @@
+"""The run-directory schema: file names, columns and their meaning. One module for everyone.
+
+A run directory ``runs/<run-id>/`` holds:
+
+- ``manifest.json``: what ran (scenario, arm, platform, scaler, versions, git revision, seed,
+  UTC start/end, status);
+- ``samples.csv``: one row per second (columns below);
+- ``events.csv``: scale actions, HPA decisions, container/pod starts and stops;
+- ``requests.csv``: one row per request (real runs);
+- ``placement.csv``: pod -> node placement over time (Kubernetes runs);
+- ``scenario.yaml``: the scenario as sized for this run.
+
+Empty cells mean "not measured on this platform".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MANIFEST",
+    "SAMPLES",
+    "EVENTS",
+    "REQUESTS",
+    "PLACEMENT",
+    "SCENARIO",
+    "SAMPLE_COLUMNS",
+    "EVENT_COLUMNS",
+    "REQUEST_COLUMNS",
+    "PLACEMENT_COLUMNS",
+    "STATUSES",
+    "PLATFORMS",
+    "EVENT_KINDS",
+    "COLUMN_DOCS",
+]
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.csv"
+EVENTS = "events.csv"
+REQUESTS = "requests.csv"
+PLACEMENT = "placement.csv"
+SCENARIO = "scenario.yaml"
+
+STATUSES = ("running", "completed", "interrupted", "failed")
+#: Where the replicas ran. ``sim`` runs also record the platform they model (``modeled_platform``).
+PLATFORMS = ("compose", "kubernetes", "sim")
+
+COLUMN_DOCS: dict[str, str] = {
+    "t_s": "seconds since the run started (monotonic clock); every file aligns on it",
+    "utc": "UTC wall-clock time of the sample, ISO 8601",
+    "arm": "the scenario arm",
+    "phase": "warmup | load | cooldown",
+    "replicas_desired": "replicas the scaler asked for (compose --scale, Deployment spec.replicas)",
+    "replicas_ready": "replicas running and passing readiness",
+    "cpu_cores_used": "CPU used by all replicas in this second, in cores",
+    "cpu_util_pct": "cpu_cores_used / (ready replicas x CPU limit) x 100: average utilisation of the limit",
+    "hpa_util_pct": "the CPU utilisation (% of request) the HPA last saw; empty without an HPA",
+    "mem_mb": "memory used by all replicas, MiB",
+    "offered_load": "load the profile asked for: requests/s (open loop) or users (closed loop)",
+    "rps": "requests completed in this second",
+    "p50_ms": "median latency of requests completed in this second, ms",
+    "p95_ms": "95th percentile latency of requests completed in this second, ms",
+    "errors": "failed or timed-out requests in this second",
+    "users": "simulated users (closed loop) or in-flight requests (open loop)",
+    "cost_usd_cum": "cumulative cost: replica-seconds (desired replicas) x price per replica-hour / 3600",
+}
+
+SAMPLE_COLUMNS: tuple[str, ...] = tuple(COLUMN_DOCS)
+
+EVENT_COLUMNS: tuple[str, ...] = ("t_s", "utc", "arm", "kind", "replicas", "source", "detail")
+EVENT_KINDS = (
+    "phase",  # detail: warmup/load/cooldown
+    "scale",  # a scale action: source manual-plan | live | api
+    "hpa_rescale",  # the HPA changed the desired replicas (detail: reason)
+    "hpa_condition",  # an HPA condition changed
+    "replica_start",  # a container or pod started (detail: name)
+    "replica_ready",
+    "replica_stop",
+    "note",
+)
+
+REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "error")
+PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready")

@@ -1,0 +1,304 @@
+"""Writing and reading run directories.
+
+`RunWriter` appends and flushes each row as it comes, so a crashed or interrupted run stays
+readable; `load_run` returns pandas frames. Used by every platform and by the simulator.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform as host_platform
+import secrets
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from scalelab.errors import RunFormatError
+from scalelab.telemetry import schema
+
+__all__ = ["RunWriter", "Run", "load_run", "list_runs", "new_run_id", "utc_now", "git_revision"]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(ts: dt.datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(scenario: str, arm: str, *, when: dt.datetime | None = None) -> str:
+    """``20261123-153000-classroom-spike-compose-manual-1a2b``: sortable, unique, a valid compose project name."""
+    stamp = (when or utc_now()).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{scenario}-{arm}-{secrets.token_hex(2)}"
+
+
+def git_revision(cwd: str | os.PathLike[str] | None = None) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    rev = out.stdout.strip()
+    if not rev:
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, check=False)
+    return rev + ("-dirty" if dirty.stdout.strip() else "")
+
+
+class _CsvAppender:
+    """A CSV file written row by row with a fixed header; every row is flushed at once."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self._fh: IO[str] = path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise", restval="")
+        if path.stat().st_size == 0:
+            self._writer.writeheader()
+            self._fh.flush()
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise RunFormatError(f"unknown column(s) {sorted(unknown)}; allowed: {', '.join(self.columns)}")
+        self._writer.writerow({k: _cell(v) for k, v in row.items()})
+        self._fh.flush()
+
+    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            unknown = set(row) - set(self.columns)
+            if unknown:
+                raise RunFormatError(f"unknown column(s) {sorted(unknown)}; allowed: {', '.join(self.columns)}")
+            self._writer.writerow({k: _cell(v) for k, v in row.items()})
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        return round(value, 4)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class RunWriter:
+    """One run directory, written once, incrementally.
+
+    Use as a context manager: leaving normally marks the run ``completed``, Ctrl-C marks it
+    ``interrupted`` and any other exception ``failed``; what was recorded stays on disk.
+    """
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.manifest = dict(manifest)
+        self.manifest.setdefault("status", "running")
+        self._write_manifest()
+        self._samples = _CsvAppender(self.dir / schema.SAMPLES, schema.SAMPLE_COLUMNS)
+        self._events = _CsvAppender(self.dir / schema.EVENTS, schema.EVENT_COLUMNS)
+        self._requests: _CsvAppender | None = None
+        self._placement: _CsvAppender | None = None
+        self.arm = str(self.manifest.get("arm", ""))
+
+    @classmethod
+    def create(
+        cls,
+        runs_root: str | os.PathLike[str],
+        *,
+        scenario: Any,
+        arm: str,
+        platform: str,
+        seed: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunWriter:
+        """Start a run of ``scenario`` (a sized `scalelab.scenario.Scenario`) on ``platform``."""
+        from scalelab.versions import component_versions
+
+        if platform not in schema.PLATFORMS:
+            raise RunFormatError(f"platform must be one of {', '.join(schema.PLATFORMS)}, got '{platform}'")
+        arm_cfg = scenario.arms[arm]
+        started = utc_now()
+        rid = run_id or new_run_id(scenario.name, arm, when=started)
+        manifest: dict[str, Any] = {
+            "run_id": rid,
+            "scenario": scenario.name,
+            "scenario_source": scenario.source,
+            "arm": arm,
+            "platform": platform,
+            "modeled_platform": arm_cfg.platform if platform == "sim" else None,
+            "scaler": arm_cfg.scaler.type,
+            "start_replicas": arm_cfg.replicas,
+            "seed": scenario.seed if seed is None else seed,
+            "cpu_budget": scenario.cpu_budget,
+            "price_per_replica_hour": scenario.price_per_replica_hour,
+            "latency_objective_ms": scenario.latency_objective_ms,
+            "duration_s": scenario.duration_s,
+            "versions": component_versions(),
+            "git_revision": git_revision(),
+            "host": {"hostname": host_platform.node(), "cpus": os.cpu_count(), "system": host_platform.platform()},
+            "utc_start": iso(started),
+            "utc_end": None,
+            "status": "running",
+        }
+        manifest.update(extra or {})
+        writer = cls(Path(runs_root) / rid, manifest)
+        import yaml
+
+        (writer.dir / schema.SCENARIO).write_text(
+            yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+        )
+        return writer
+
+    # -- rows ------------------------------------------------------------------------------
+    def sample(self, **row: Any) -> None:
+        row.setdefault("arm", self.arm)
+        self._samples.write(row)
+
+    def event(self, t_s: float, kind: str, *, replicas: int | None = None, source: str = "", detail: str = "", utc: str | None = None) -> None:
+        self._events.write(
+            {"t_s": t_s, "utc": utc or iso(utc_now()), "arm": self.arm, "kind": kind, "replicas": replicas, "source": source, "detail": detail}
+        )
+
+    def requests(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        if self._requests is None:
+            self._requests = _CsvAppender(self.dir / schema.REQUESTS, schema.REQUEST_COLUMNS)
+        self._requests.write_many(rows)
+
+    def placement(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        if self._placement is None:
+            self._placement = _CsvAppender(self.dir / schema.PLACEMENT, schema.PLACEMENT_COLUMNS)
+        self._placement.write_many(rows)
+
+    def note(self, **fields: Any) -> None:
+        """Add fields to the manifest (e.g. calibration, image digests) and rewrite it."""
+        self.manifest.update(fields)
+        self._write_manifest()
+
+    # -- end -------------------------------------------------------------------------------
+    def finish(self, status: str = "completed", *, error: str | None = None) -> None:
+        if status not in schema.STATUSES:
+            raise RunFormatError(f"status must be one of {', '.join(schema.STATUSES)}, got '{status}'")
+        for appender in (self._samples, self._events, self._requests, self._placement):
+            if appender is not None:
+                appender.close()
+        self.manifest["status"] = status
+        self.manifest["utc_end"] = iso(utc_now())
+        if error:
+            self.manifest["error"] = error
+        self._write_manifest()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.manifest.get("status") != "running":
+            return
+        if exc_type is None:
+            self.finish("completed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted")
+        else:
+            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+
+    def _write_manifest(self) -> None:
+        tmp = self.dir / (schema.MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.dir / schema.MANIFEST)
+
+
+@dataclass
+class Run:
+    """A run directory read back: the manifest and pandas frames."""
+
+    path: Path
+    manifest: dict[str, Any]
+    samples: Any  # pandas.DataFrame
+    events: Any
+    _requests: Any = field(default=None, repr=False)
+    _placement: Any = field(default=None, repr=False)
+
+    @property
+    def arm(self) -> str:
+        return str(self.manifest.get("arm", ""))
+
+    @property
+    def label(self) -> str:
+        platform = self.manifest.get("platform")
+        if platform == "sim":
+            return f"{self.arm} (sim)"
+        return self.arm
+
+    @property
+    def requests(self) -> Any:
+        if self._requests is None:
+            self._requests = _read_csv(self.path / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False)
+        return self._requests
+
+    @property
+    def placement(self) -> Any:
+        if self._placement is None:
+            self._placement = _read_csv(self.path / schema.PLACEMENT, schema.PLACEMENT_COLUMNS, required=False)
+        return self._placement
+
+    @property
+    def scenario(self) -> Any:
+        """The sized scenario this run used (a `scalelab.scenario.Scenario`)."""
+        import yaml
+
+        from scalelab.scenario import Scenario
+
+        return Scenario.model_validate(yaml.safe_load((self.path / schema.SCENARIO).read_text()))
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool) -> Any:
+    import pandas as pd
+
+    if not path.is_file():
+        if required:
+            raise RunFormatError(f"{path} is missing", fix="point at a run directory written by `scalelab run` or `scalelab sim`")
+        return pd.DataFrame(columns=list(columns))
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunFormatError(f"{path}: missing column(s) {', '.join(missing)}", fix="the run was written by an incompatible version")
+    return frame
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read a run directory (also a crashed or interrupted one) into pandas frames."""
+    run_dir = Path(path)
+    manifest_path = run_dir / schema.MANIFEST
+    if not manifest_path.is_file():
+        raise RunFormatError(
+            f"{run_dir} is not a run directory (no {schema.MANIFEST})",
+            fix="pass a folder under runs/ written by `scalelab run` or `scalelab sim` (see `ls runs/`)",
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    samples = _read_csv(run_dir / schema.SAMPLES, schema.SAMPLE_COLUMNS, required=True)
+    events = _read_csv(run_dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
+    return Run(path=run_dir, manifest=manifest, samples=samples, events=events)
+
+
+def list_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if (p / schema.MANIFEST).is_file())
