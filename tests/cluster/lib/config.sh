@@ -1,0 +1,144 @@
+# Writes the test cluster's configuration files (sourced by cluster.sh; uses its variables).
+# Everything lives under $state (kubeconfigs, certificates, component configs) or $var_dir
+# (containerd and kubelet data, CNI config); nothing is written to /etc.
+
+write_containerd_config() {
+  mkdir -p "$var_dir/containerd" "$run_dir/containerd" "$cni_conf_dir" "$cni_ipam_dir"
+  cat >"$state/containerd.toml" <<EOF
+# containerd for the scalelab test cluster: its own root, state and socket, separate from the
+# containerd that dockerd runs. Nothing is ever pulled: images are imported with ctr.
+version = 2
+root = "$var_dir/containerd"
+state = "$run_dir/containerd"
+
+[grpc]
+  address = "$containerd_sock"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:$PAUSE_TAG"
+  # cgroup v1 hosts here have no hugetlb controller mounted (kind sets this too).
+  tolerate_missing_hugepages_controller = true
+  # Pod network namespaces under our state dir, so 'down' finds and removes exactly ours.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        # No systemd: cgroupfs, matching the kubelet's cgroupDriver.
+        SystemdCgroup = false
+        Root = "$run_dir/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$cni_conf_dir"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$var_dir/containerd-opt"
+EOF
+  # cniVersion 1.0.0: Debian's containerd and plugins are built against libcni 1.1.x, which
+  # does not know 1.1.0. Docker sets FORWARD DROP; cluster.sh adds ACCEPT rules for cni0.
+  cat >"$cni_conf_dir/10-scalelab.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "scalelab-test",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$cni_bridge",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$cni_ipam_dir",
+        "ranges": [[{"subnet": "$pod_subnet"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+write_kubeadm_config() {
+  cat >"$state/kubeadm.yaml" <<EOF
+# Used only for 'kubeadm init phase certs/kubeconfig' (offline); no 'kubeadm init'.
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $node_ip
+  bindPort: 6443
+nodeRegistration:
+  name: $node_name
+  criSocket: unix://$containerd_sock
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+# Pinned: the default 'stable-1' would ask dl.k8s.io first.
+kubernetesVersion: $K8S_VERSION
+clusterName: scalelab-test
+controlPlaneEndpoint: 127.0.0.1:6443
+certificatesDir: $pki
+apiServer:
+  certSANs: [127.0.0.1, localhost, $node_ip]
+etcd:
+  external:
+    endpoints: [http://127.0.0.1:2379]
+networking:
+  serviceSubnet: $service_subnet
+  podSubnet: $cluster_cidr
+  dnsDomain: cluster.local
+EOF
+}
+
+write_kubelet_config() {
+  cat >"$state/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# No systemd on these machines; containerd 1.6 has no RuntimeConfig RPC, so say it explicitly.
+cgroupDriver: cgroupfs
+# cgroup v1 host: 1.34 still starts by default; explicit so a version bump fails loudly.
+failCgroupV1: false
+containerRuntimeEndpoint: unix://$containerd_sock
+failSwapOn: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization:
+  mode: Webhook
+healthzBindAddress: 127.0.0.1
+# The build machine's free disk may be small; keep evictions for real emergencies only.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 5%
+  imagefs.available: 5%
+  nodefs.inodesFree: 5%
+imageGCHighThresholdPercent: 95
+imageGCLowThresholdPercent: 90
+resolvConf: /etc/resolv.conf
+rotateCertificates: false
+serializeImagePulls: false
+EOF
+  cat >"$state/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $state/kube-proxy.conf
+# No IPVS in this kernel; iptables mode. NodePorts answer on 127.0.0.1 (localhostNodePorts).
+mode: iptables
+clusterCIDR: $cluster_cidr
+hostnameOverride: $node_name
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+iptables:
+  localhostNodePorts: true
+# No conntrack sysctl writes (they fail in some sandboxes and are not needed here).
+conntrack:
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+EOF
+}
