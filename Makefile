@@ -1,0 +1,52 @@
+# scalelab — one target per lab step. `make` alone prints this help.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON   ?= python3
+VENV     ?= .venv
+SCALELAB ?= $(VENV)/bin/scalelab
+PYTEST   ?= $(VENV)/bin/python -m pytest
+SCENARIO ?= classroom-spike
+N        ?= 8
+RUNS     ?= runs
+PLATFORM ?= compose
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup demo test test-unit test-integration doctor image clean \
+        lab00-doctor lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
+        lab04-report report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) scripts/setup_venv.py $(VENV)
+
+## ---------------------------------------------------------------- basics
+setup: $(STAMP) ## Create .venv and install the kit with its notebook and test extras
+
+demo: $(STAMP) ## Simulate the classroom spike on compose and on Kubernetes (no Docker needed) and compare
+	$(SCALELAB) demo
+
+test: $(STAMP) ## Run unit and integration tests (integration tests skip without Docker/cluster, fail in CI)
+	$(PYTEST) tests -q
+
+test-unit: $(STAMP) ## Run the fast, hermetic unit tests only
+	$(PYTEST) tests/unit -q
+
+doctor: $(STAMP) ## Check this machine for a lab path: PLATFORM=sim|compose|kubernetes (default compose)
+	$(SCALELAB) doctor --platform $(PLATFORM)
+
+image: $(STAMP) ## Build the ai-agent and load-balancer images (offline path when no registry is reachable)
+	$(SCALELAB) image
+
+clean: $(STAMP) ## Remove everything the kit started (containers, namespaces, kind cluster) — keeps runs/
+	$(SCALELAB) clean
+
+## ---------------------------------------------------------------- test infrastructure (developers, CI)
+test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests
+	bash tests/cluster/cluster.sh up
+
+test-cluster-down: ## Stop the test cluster and remove its state
+	bash tests/cluster/cluster.sh down
