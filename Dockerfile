@@ -1,0 +1,34 @@
+# The ai-agent workload image. One Dockerfile, two bases, selected with build args
+# (`scalelab image` picks them; it stages the build context with a wheels/ directory):
+#   online : BASE_IMAGE=python:3.11-slim-bookworm  PIP_INDEX=""          (pip from PyPI)
+#   offline: BASE_IMAGE=scalelab-base:bookworm-1   PIP_INDEX=--no-index  (wheelhouse only)
+# Built with the legacy builder (DOCKER_BUILDKIT=0), never with --pull.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
+
+ARG PIP_INDEX=""
+ENV LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    AGENT_HOST=0.0.0.0 \
+    AGENT_PORT=8000
+
+COPY requirements-agent.txt /tmp/build/
+COPY wheels/ /tmp/build/wheels/
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_INDEX} \
+        --find-links=/tmp/build/wheels -r /tmp/build/requirements-agent.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
+        /tmp/build/wheels/scalelab-*.whl \
+ && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools \
+ && rm -rf /tmp/build
+
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8000
+# Docker "healthy" means ready (warm-up over), so `compose up --wait` waits for cold starts.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('AGENT_PORT', '8000'), timeout=2)"]
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "scalelab.agent"]
