@@ -85,6 +85,33 @@ def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
 
 # --- image commands (image) ---------------------------------------------------------------------
 
+
+@cli.command("image")
+@click.option(
+    "--offline/--online",
+    default=None,
+    help="Offline: Debian bases via debootstrap + a host wheelhouse (no registry). "
+    "Online: official python/nginx images and PyPI. Default: $SCALELAB_OFFLINE, else auto-detect.",
+)
+@click.option("--no-cache", is_flag=True, help="Rebuild the agent and lb images without Docker's layer cache; refresh the wheelhouse.")
+def image_cmd(offline: bool | None, no_cache: bool) -> None:
+    """Build the ai-agent and load-balancer images (and the offline base, if missing)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scalelab import images
+
+    console = Console(stderr=True)
+    cfg = images.default_config(offline, no_cache=no_cache)
+    console.print(f"[bold]scalelab image[/]: {'offline (no registry)' if cfg.offline else 'online'}; cache {cfg.cache}")
+    with console.status("building…") as status:
+        built = images.build_all(cfg, lambda msg: (console.print(f"• {msg}"), status.update(msg)))
+    table = Table("image", "size", "time", "")
+    for b in built:
+        table.add_row(b.tag, f"{b.size_mb:.0f} MB", f"{b.seconds:.0f} s", b.action)
+    Console().print(table)
+
+
 # --- compose / run commands (up, scale, down, run) ---------------------------------------------
 
 # --- kubernetes commands (cluster) -------------------------------------------------------------
