@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,48 @@ def docker_compose(docker_engine: str) -> str:
 
 
 # --- test cluster (owned by tests/cluster/) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KubeCluster:
+    """A reachable Kubernetes cluster: kubeconfig file and context (see tests/cluster/)."""
+
+    kubeconfig: Path
+    context: str
+    logs_dir: Path
+
+    def api_client(self):
+        """A fresh ApiClient for this cluster (no global kubernetes config state)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+
+
+def _test_cluster_home() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("SCALELAB_CACHE") or cache / "scalelab") / "test-cluster"
+
+
+@pytest.fixture(scope="session")
+def test_cluster() -> KubeCluster:
+    """The single-node cluster `bash tests/cluster/cluster.sh up` starts (context scalelab-test).
+
+    SCALELAB_TEST_KUBECONFIG / SCALELAB_TEST_CONTEXT point the tests at another cluster.
+    """
+    home = _test_cluster_home()
+    kubeconfig = Path(os.environ.get("SCALELAB_TEST_KUBECONFIG") or home / "kubeconfig")
+    context = os.environ.get("SCALELAB_TEST_CONTEXT") or "scalelab-test"
+    if not kubeconfig.is_file():
+        require_or_skip(f"no test cluster: {kubeconfig} is missing (run `bash tests/cluster/cluster.sh up`)")
+    try:
+        from kubernetes import client
+    except ImportError:
+        require_or_skip("the `kubernetes` Python client is not installed (pip install 'kubernetes>=37,<38')")
+    cluster = KubeCluster(kubeconfig=kubeconfig, context=context, logs_dir=home / "logs")
+    try:
+        with cluster.api_client() as api:
+            version = client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # any failure to reach the API server means "no cluster"
+        require_or_skip(f"test cluster {context} in {kubeconfig} not reachable: {exc!s:.200}")
+    print(f"test cluster: context {context}, Kubernetes {version.git_version}")
+    return cluster
