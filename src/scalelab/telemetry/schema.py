@@ -78,4 +78,5 @@ EVENT_KINDS = (
 )
 
 REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "error")
-PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready")
+#: ``cpu_cores``: the pod's CPU in that second from the kubelet (Kubernetes), empty if unknown.
+PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready", "cpu_cores")

@@ -1,0 +1,203 @@
+"""The students' manifests in ``k8s/``, rendered for one run of one scenario arm.
+
+The YAML files are the source of truth (students read and apply them by hand in lab 03);
+`render` reads them and patches a copy in memory: the run's namespace and labels, the replica
+count, the sized CPU and memory, the workload's environment, and the HPA's bounds, target and
+``behavior`` from the scenario's `HPAScaler`. Pure functions: no cluster access.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scalelab.errors import PreflightError
+from scalelab.scenario import Behavior, HPAScaler, Scenario, ScalingRules
+from scalelab.versions import AGENT_IMAGE
+
+__all__ = [
+    "APP_LABEL",
+    "MANAGED_BY",
+    "RUN_ID_LABEL",
+    "SCALELAB_SELECTOR",
+    "Manifests",
+    "find_k8s_dir",
+    "load_yaml_docs",
+    "namespace_for",
+    "label_value",
+    "cpu_quantity",
+    "behavior_spec",
+    "render",
+]
+
+LAB = "03-kind-cluster-and-hpa"
+APP_LABEL = {"app.kubernetes.io/name": "ai-agent"}
+MANAGED_BY = {"app.kubernetes.io/managed-by": "scalelab"}
+RUN_ID_LABEL = "scalelab.io/run-id"
+#: Label selector for everything scalelab created (used by ``scalelab down kubernetes``).
+SCALELAB_SELECTOR = "app.kubernetes.io/managed-by=scalelab"
+_BASE_FILES = ("deployment.yaml", "service.yaml", "hpa.yaml")
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """What `up` creates for one run, as plain API dicts (hpa is None for fixed/manual scalers)."""
+
+    namespace: dict[str, Any]
+    deployment: dict[str, Any]
+    service: dict[str, Any]
+    hpa: dict[str, Any] | None
+
+    @property
+    def ns(self) -> str:
+        return str(self.namespace["metadata"]["name"])
+
+    @property
+    def node_port(self) -> int:
+        return int(self.service["spec"]["ports"][0]["nodePort"])
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [d for d in (self.namespace, self.deployment, self.service, self.hpa) if d is not None]
+
+
+def find_k8s_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``k8s/`` of the kit: the argument, ``$SCALELAB_K8S_DIR``, ``./k8s`` or the repository's."""
+    candidates = [explicit, os.environ.get("SCALELAB_K8S_DIR"), Path.cwd() / "k8s", Path(__file__).resolve().parents[3] / "k8s"]
+    for cand in candidates:
+        if cand and (Path(cand) / "deployment.yaml").is_file():
+            return Path(cand)
+    raise PreflightError(
+        "cannot find the kit's k8s/ folder (deployment.yaml, service.yaml, hpa.yaml)",
+        fix="run scalelab from the repository root, or set SCALELAB_K8S_DIR=/path/to/scalelab/k8s",
+        lab=LAB,
+    )
+
+
+def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise PreflightError(f"cannot read {path}: {exc}", fix="restore the file from git (`git checkout -- k8s/`)", lab=LAB) from None
+    return docs
+
+
+def _one(path: Path, kind: str) -> dict[str, Any]:
+    docs = [d for d in load_yaml_docs(path) if d.get("kind") == kind]
+    if len(docs) != 1:
+        raise PreflightError(f"{path} must hold exactly one {kind}, found {len(docs)}", fix="restore the file from git", lab=LAB)
+    return docs[0]
+
+
+def namespace_for(run_id: str) -> str:
+    """``scalelab-<short run id>``: time of day and the random suffix of the run id."""
+    match = re.match(r"^\d{8}-(\d{6})-.*-([0-9a-f]{4})$", run_id)
+    short = f"{match.group(1)}-{match.group(2)}" if match else re.sub(r"[^a-z0-9-]", "-", run_id.lower())[-20:].strip("-")
+    return f"scalelab-{short or 'run'}"
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 characters of ``[a-z0-9A-Z._-]``, alphanumeric at both ends."""
+    value = re.sub(r"[^A-Za-z0-9._-]", "-", text)[-63:]
+    return value.strip("-._")
+
+
+def cpu_quantity(cores: float) -> str:
+    """Cores as a Kubernetes quantity in millicores: 0.25 -> ``250m`` (at least 1m)."""
+    return f"{max(1, round(cores * 1000))}m"
+
+
+def _rules(rules: ScalingRules) -> dict[str, Any]:
+    out: dict[str, Any] = {"selectPolicy": rules.select_policy}
+    if rules.stabilization_window_s is not None:
+        out["stabilizationWindowSeconds"] = rules.stabilization_window_s
+    if rules.policies is not None:
+        out["policies"] = [{"type": p.type, "value": p.value, "periodSeconds": p.period_s} for p in rules.policies]
+    if rules.tolerance is not None:
+        out["tolerance"] = str(rules.tolerance)
+    return out
+
+
+def behavior_spec(behavior: Behavior | None) -> dict[str, Any] | None:
+    """The HPA ``spec.behavior`` for a scenario's `Behavior` (None keeps the legacy path)."""
+    if behavior is None:
+        return None
+    out: dict[str, Any] = {}
+    if behavior.scale_up is not None:
+        out["scaleUp"] = _rules(behavior.scale_up)
+    if behavior.scale_down is not None:
+        out["scaleDown"] = _rules(behavior.scale_down)
+    return out
+
+
+def _labelled(doc: dict[str, Any], ns: str | None, labels: dict[str, str]) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    meta = out.setdefault("metadata", {})
+    if ns is not None:
+        meta["namespace"] = ns
+    meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    return out
+
+
+def _set_env(container: dict[str, Any], values: dict[str, str]) -> None:
+    env = [e for e in container.get("env") or [] if e.get("name") not in values]
+    env.extend({"name": k, "value": v} for k, v in values.items())
+    container["env"] = env
+
+
+def render(
+    scenario: Scenario,
+    arm_name: str,
+    run_id: str,
+    *,
+    replicas: int | None = None,
+    k8s_dir: str | os.PathLike[str] | None = None,
+    image: str = AGENT_IMAGE,
+) -> Manifests:
+    """Namespace, Deployment, Service and (``hpa`` scalers only) HPA for one run of one arm."""
+    folder = find_k8s_dir(k8s_dir)
+    _, arm = scenario.arm(arm_name)
+    ns = namespace_for(run_id)
+    labels = {**MANAGED_BY, RUN_ID_LABEL: label_value(run_id), "scalelab.io/arm": label_value(arm_name)}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(labels)}}
+
+    deployment = _labelled(_one(folder / "deployment.yaml", "Deployment"), ns, labels)
+    spec = deployment["spec"]
+    spec["replicas"] = arm.replicas if replicas is None else replicas
+    template_meta = spec["template"].setdefault("metadata", {})
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), **labels}
+    containers = spec["template"]["spec"]["containers"]
+    agent = next((c for c in containers if c.get("name") == "ai-agent"), containers[0])
+    agent["image"] = image
+    work = scenario.workload
+    memory = f"{work.memory_mb}Mi"
+    agent["resources"] = {
+        "requests": {"cpu": cpu_quantity(work.cpu_request), "memory": memory},
+        "limits": {"cpu": cpu_quantity(work.cpu_limit), "memory": memory},
+    }
+    _set_env(agent, {"AGENT_WORK_MS": f"{work.work_ms:g}", "AGENT_WARMUP_S": f"{work.warmup_s:g}"})
+
+    service = _labelled(_one(folder / "service.yaml", "Service"), ns, labels)
+
+    hpa = None
+    if isinstance(arm.scaler, HPAScaler):
+        scaler = arm.scaler
+        hpa = _labelled(_one(folder / "hpa.yaml", "HorizontalPodAutoscaler"), ns, labels)
+        hspec = hpa["spec"]
+        hspec["scaleTargetRef"]["name"] = deployment["metadata"]["name"]
+        hspec["minReplicas"] = scaler.min_replicas
+        hspec["maxReplicas"] = scaler.max_replicas
+        hspec["metrics"] = [
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaler.target_cpu_pct}}}
+        ]
+        behavior = behavior_spec(scaler.behavior)
+        if behavior is None:
+            hspec.pop("behavior", None)
+        else:
+            hspec["behavior"] = behavior
+    return Manifests(namespace=namespace, deployment=deployment, service=service, hpa=hpa)
