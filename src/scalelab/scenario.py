@@ -41,6 +41,7 @@ __all__ = [
     "builtin_scenarios",
     "detect_cpu_budget",
     "parse_duration",
+    "apply_overrides",
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -362,3 +363,61 @@ def _model_of(annotation: object, name: str) -> type[BaseModel] | None:
         "policies": ScalingPolicy,
     }
     return mapping.get(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# "What if": key=value overrides (``scalelab sim --set arms.kubernetes-hpa.scaler.target_cpu_pct=70``)
+
+
+def apply_overrides(scenario: Scenario, settings: list[str] | tuple[str, ...]) -> Scenario:
+    """A copy of an unsized ``scenario`` with dotted ``key=value`` settings applied and re-validated.
+
+    Values are YAML scalars (``70``, ``0.5``, ``90s``, ``true``); list items are addressed by
+    index (``arms.compose-manual.scaler.actions.0.at_s=45s``). Apply before sizing: the figures
+    are at the reference CPU budget.
+    """
+    if not settings:
+        return scenario
+    if scenario.cpu_budget is not None:
+        raise ScenarioError("overrides apply to the scenario as written, before sizing", fix="load it with sized=False")
+    data = scenario.model_dump(mode="json", exclude={"cpu_budget"})
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError(f"--set '{item}': expected key=value", fix="for example --set load.factor=20")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(data, key.split("."), value, item)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(
+            _describe(Path(f"{scenario.source or scenario.name} with --set {' '.join(settings)}"), exc),
+            fix="correct the --set keys or values listed above",
+        ) from None
+
+
+def _set_path(node: object, parts: list[str], value: object, item: str) -> None:
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(f"--set '{item}': '{part}' is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            if node.get(part) is None:
+                if i > 0 and parts[i - 1] == "arms":
+                    raise ScenarioError(f"--set '{item}': no arm '{part}'; allowed: {', '.join(node)}")
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ScenarioError(f"--set '{item}': '{'.'.join(parts[:i])}' is a value, not a mapping")

@@ -169,6 +169,13 @@ class RunWriter:
         row.setdefault("arm", self.arm)
         self._samples.write(row)
 
+    def samples(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append many sample rows at once (one flush): the simulator writes a day in one go."""
+        rows = [dict(row) for row in rows]
+        for row in rows:
+            row.setdefault("arm", self.arm)
+        self._samples.write_many(rows)
+
     def event(self, t_s: float, kind: str, *, replicas: int | None = None, source: str = "", detail: str = "", utc: str | None = None) -> None:
         self._events.write(
             {"t_s": t_s, "utc": utc or iso(utc_now()), "arm": self.arm, "kind": kind, "replicas": replicas, "source": source, "detail": detail}

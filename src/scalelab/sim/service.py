@@ -1,0 +1,275 @@
+"""The ai-agent service as a per-second fluid queue: replicas, CPU, latency, errors, start-up.
+
+Each replica runs one worker thread (the agent's default), so it serves requests FIFO at
+``c = min(cpu_limit, 1)`` cores: a request of ``work_ms`` CPU-ms takes ``S = work_ms / c`` ms.
+All replicas share one host of ``host_cores`` (the scenario's CPU budget): when the ready
+replicas together could use more than the host has, each gets an equal share and they saturate
+together. The load balancer spreads requests over **ready** replicas only (nginx round-robin on
+compose, Service/iptables random on Kubernetes); new replicas are cold: they start after
+``start_delay_s`` and are ready ``warmup_s`` later.
+
+Per second: ``A`` requests arrive, the pool serves ``min(backlog + A, μ)`` (μ = pool
+capacity in requests/s) and the rest waits. Latency = service time + the fluid backlog wait +
+a random-arrival wait from Kingman's G/G/1 formula (``E[Wq] ≈ ρ/(1-ρ) · (ca²+cs²)/2 · S``,
+cs² = 0 for a fixed CPU cost, ca² = 1 for random spreading, 1/n for round-robin over n replicas)
+with an exponential tail. A request still queued after ``timeout_s`` is abandoned by the client
+(an error, it leaves the queue); a queue beyond ``queue_limit`` per replica is refused (errors).
+This is exact in the mean for both spreading rules and costs O(1) per second, so a simulated day
+takes well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from scalelab.scenario import Arm, Scenario
+
+__all__ = ["ServiceParams", "Replica", "Service", "StepResult", "START_DELAY_S", "LIFECYCLE_EVENTS"]
+
+#: Seconds from "scale" to the container running: docker start / scheduling + container start.
+START_DELAY_S = {"compose": 1.0, "kubernetes": 2.0}
+LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
+
+
+@dataclass(frozen=True)
+class ServiceParams:
+    work_ms: float = 50.0
+    cpu_request: float = 0.5
+    cpu_limit: float = 0.5
+    memory_mb: int = 256
+    timeout_s: float = 10.0
+    warmup_s: float = 5.0
+    start_delay_s: float = 1.0
+    spreading: str = "round-robin"  # round-robin (nginx) | random (kube-proxy iptables)
+    host_cores: float | None = None
+    queue_limit: int = 2048  # requests waiting per replica before refusals (uvicorn backlog)
+    idle_cores: float = 0.002  # what an idle replica uses
+    base_mem_mb: float = 48.0  # resident memory of an idle replica
+    mem_per_request_mb: float = 0.02
+
+    @classmethod
+    def for_arm(cls, scenario: Scenario, arm: Arm, **overrides: object) -> ServiceParams:
+        w = scenario.workload
+        values: dict[str, object] = dict(
+            work_ms=w.work_ms,
+            cpu_request=w.cpu_request,
+            cpu_limit=w.cpu_limit,
+            memory_mb=w.memory_mb,
+            timeout_s=w.timeout_s,
+            warmup_s=w.warmup_s,
+            start_delay_s=START_DELAY_S[arm.platform],
+            spreading="round-robin" if arm.platform == "compose" else "random",
+            host_cores=scenario.cpu_budget,
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Replica:
+    """One container or pod: created → started (running, not ready) → ready → stopped."""
+
+    name: str
+    created_s: float
+    started_s: float
+    ready_s: float
+    stopped_s: float | None = None
+    joined_step: int = -1  # the first whole second it serves traffic
+    start_logged: bool = False
+
+
+class StepResult(NamedTuple):
+    """What one second of service produced (a tuple: the loop makes 86,400 of them a day)."""
+
+    served: float
+    errors: float
+    p50_ms: float | None
+    p95_ms: float | None
+    cpu_cores: float
+    in_flight: float
+    mem_mb: float
+    ready: int
+    running: int
+
+
+@dataclass
+class _Event:
+    t_s: float
+    kind: str
+    replicas: int
+    detail: str
+
+
+class Service:
+    """The replicas and the shared queue; ``step(t, arrivals)`` advances one second."""
+
+    def __init__(self, params: ServiceParams, replicas: int, *, started_before_s: float = 60.0) -> None:
+        self.p = params
+        self.replicas: list[Replica] = []  # live replicas (stopped ones are dropped)
+        self.desired = replicas
+        self._serial = 0
+        self.backlog = 0.0
+        self.events: list[_Event] = []
+        # per-ready-replica cumulative busy CPU (core-seconds) at each whole second
+        self._pool_cum: list[float] = [0.0]
+        self._busy: list[float] = []
+        self._pending: list[Replica] = []
+        self.ready_count = 0
+        self.mean_latency_s = params.work_ms / 1000.0
+        self._pool_key: tuple[int, int] = (-1, -1)
+        self._pool_cached = (0.0, 0.0, 0.0, 0.0)
+        for _ in range(replicas):
+            r = self._new(-started_before_s)
+            r.started_s = r.ready_s = -started_before_s
+            r.joined_step, r.start_logged = 0, True
+        self._recount()
+
+    # -- replicas ------------------------------------------------------------------------------
+    def _new(self, now: float) -> Replica:
+        self._serial += 1
+        started = now + self.p.start_delay_s
+        r = Replica(f"ai-agent-{self._serial}", now, started, started + self.p.warmup_s)
+        self.replicas.append(r)
+        return r
+
+    def scale_to(self, n: int, now: float) -> None:
+        """Create cold replicas or stop the newest (not-ready first), as compose and ReplicaSets do."""
+        live = list(self.replicas)
+        self.desired = n
+        for _ in range(n - len(live)):
+            self._pending.append(self._new(now))
+        if n < len(live):
+            victims = sorted(live, key=lambda r: (r.joined_step >= 0, -r.created_s))
+            for r in victims[: len(live) - n]:
+                r.stopped_s = now
+                if r in self._pending:
+                    self._pending.remove(r)
+                self.events.append(_Event(now, "replica_stop", n, r.name))
+            self.replicas = [r for r in self.replicas if r.stopped_s is None]
+            self._recount()
+
+    def _recount(self) -> None:
+        self.ready_count = sum(1 for r in self.replicas if r.joined_step >= 0)
+
+    def _lifecycle(self, t: int) -> None:
+        """Starts and readiness up to the start of second ``t``; a ready replica serves from ``t``."""
+        still: list[Replica] = []
+        for r in self._pending:
+            if not r.start_logged and r.started_s <= t:
+                r.start_logged = True
+                self.events.append(_Event(r.started_s, "replica_start", self.desired, r.name))
+            if r.ready_s <= t:
+                r.joined_step = t
+                self.events.append(_Event(r.ready_s, "replica_ready", self.desired, r.name))
+            else:
+                still.append(r)
+        if len(still) != len(self._pending):
+            self._pending = still
+            self._recount()
+
+    # -- one second ----------------------------------------------------------------------------
+    def _pool(self, n: int, running: int) -> tuple[float, float, float, float]:
+        """(μ requests/s, service time ms, arrival variability, idle CPU) for n ready of ``running``."""
+        key = (n, running)
+        if key != self._pool_key:
+            p = self.p
+            per = min(p.cpu_limit, 1.0)
+            if p.host_cores is not None:
+                spare = p.host_cores - (running - n) * p.idle_cores
+                per = min(per, max(spare, 0.01) / n)
+            ca2 = 1.0 if p.spreading == "random" else 1.0 / n  # (ca² + cs²)/2, cs² = 0
+            self._pool_key = key
+            self._pool_cached = (n * per * 1000.0 / p.work_ms, p.work_ms / per, ca2 / 2.0, running * p.idle_cores)
+        return self._pool_cached
+
+    def step(self, t: int, arrivals: float) -> StepResult:
+        """Serve second ``[t, t+1)`` with ``arrivals`` new requests."""
+        p = self.p
+        if self._pending:
+            self._lifecycle(t)
+            running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > t)
+        else:
+            running = len(self.replicas)
+        n = self.ready_count
+        if n == 0:
+            errors = arrivals + self.backlog
+            self.backlog = 0.0
+            self._busy.append(0.0)
+            self._pool_cum.append(self._pool_cum[-1])
+            return StepResult(0.0, errors, None, None, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running)
+        mu, service_ms, variability, idle = self._pool(n, running)
+        before = self.backlog
+        total = before + arrivals
+        served = total if total < mu else mu
+        after = total - served
+        errors = 0.0
+        if after > 0.0:
+            bound = p.queue_limit * n
+            if after > bound:
+                errors += after - bound
+                after = bound
+            timeout_backlog = mu * p.timeout_s
+            if after > timeout_backlog:
+                errors += after - timeout_backlog
+                after = timeout_backlog
+            wait50 = wait95 = 0.0  # a standing queue: the fluid backlog wait is the wait
+        else:
+            wait50, wait95 = _random_wait_s(arrivals / mu, service_ms / 1000.0, variability)
+        self.backlog = after
+        if after > before:
+            f95 = (0.05 * before + 0.95 * after) / mu
+        else:
+            f95 = (0.95 * before + 0.05 * after) / mu
+        f50 = (before + after) / 2.0 / mu
+        busy = served * p.work_ms / 1000.0
+        self._busy.append(busy / n)
+        self._pool_cum.append(self._pool_cum[-1] + busy / n)
+        in_flight = after + served * service_ms / 1000.0
+        mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
+        if served <= 0.0:
+            return StepResult(0.0, errors, None, None, busy + idle, in_flight, mem, n, running)
+        cap_ms = 1000.0 * p.timeout_s  # slower requests are errors, not completions
+        p50 = service_ms + 1000.0 * (f50 + wait50)
+        p95 = service_ms + 1000.0 * (f95 + wait95)
+        self.mean_latency_s = p50 / 1000.0
+        return StepResult(served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running)
+
+    # -- what kubelet / metrics-server and the HPA see -----------------------------------------
+    def cumulative_cpu_s(self, r: Replica, at: float) -> float:
+        """Core-seconds replica ``r`` used from its start until ``at`` (interpolated in a second)."""
+        if at <= r.started_s:
+            return 0.0
+        cum = self.p.idle_cores * (at - r.started_s)
+        if r.joined_step < 0 or at <= r.joined_step:
+            return cum
+        last = len(self._pool_cum) - 1
+        k = min(int(at), last)
+        pool = self._pool_cum[k] + (at - k) * (self._busy[k] if k < len(self._busy) else 0.0)
+        start = self._pool_cum[min(r.joined_step, last)]
+        return cum + max(0.0, pool - start)
+
+    def live(self) -> list[Replica]:
+        return list(self.replicas)
+
+    def drain_events(self) -> list[_Event]:
+        out = sorted(self.events, key=lambda e: e.t_s)
+        self.events = []
+        return out
+
+
+def _random_wait_s(rho: float, service_s: float, variability: float) -> tuple[float, float]:
+    """p50 and p95 of the queueing wait of random arrivals at utilisation ``rho``.
+
+    Kingman's mean ``E[Wq] = ρ/(1-ρ) · v · S``; a request waits with probability ρ, and the
+    wait given waiting is exponential with mean ``E[Wq]/ρ``: ``P(Wq > x) = ρ·exp(-xρ/E[Wq])``.
+    """
+    rho = min(rho, 0.97)
+    if rho <= 0.05 or variability <= 0.0:
+        return 0.0, 0.0
+    mean_given_wait = service_s * variability / (1.0 - rho)
+    w50 = mean_given_wait * math.log(rho / 0.5) if rho > 0.5 else 0.0
+    w95 = mean_given_wait * math.log(rho / 0.05)
+    return w50, w95
+
