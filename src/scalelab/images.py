@@ -29,6 +29,7 @@ from scalelab.errors import CommandError, PreflightError
 __all__ = [
     "BuiltImage",
     "ImageBuildConfig",
+    "build_agent",
     "build_all",
     "cache_dir",
     "docker_available",
@@ -385,7 +386,6 @@ def build_lb_image(cfg: ImageBuildConfig, say: Say) -> None:
         changes=(
             f"USER {LB_UID}",
             "EXPOSE 8080",
-            "STOPSIGNAL SIGQUIT",
             'CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]',
         ),
         extra_files={"etc/nginx/nginx.conf": LB_DEFAULT_NGINX_CONF},
@@ -402,28 +402,32 @@ def _timed(tag: str, needed: bool, action: Callable[[], None]) -> BuiltImage:
     return BuiltImage(tag, image_size_bytes(tag), time.monotonic() - start, "built" if needed else "present")
 
 
-def build_all(cfg: ImageBuildConfig, say: Say) -> list[BuiltImage]:
-    """Base (offline, if missing), wheelhouse (if incomplete), agent image, load-balancer image."""
+def _ensure_base(cfg: ImageBuildConfig, say: Say) -> BuiltImage:
+    need_base = not image_exists(versions.BASE_IMAGE)
+    if need_base:
+        say(f"debootstrap Debian {DEBIAN_SUITE} + python3 -> {versions.BASE_IMAGE} (about 1-2 minutes)")
+    else:
+        say(f"base image present: {versions.BASE_IMAGE}")
+    return _timed(
+        versions.BASE_IMAGE,
+        need_base,
+        lambda: import_debian_rootfs(versions.BASE_IMAGE, AGENT_BASE_PACKAGES, cfg, changes=("ENV LANG=C.UTF-8",)),
+    )
+
+
+def build_agent(cfg: ImageBuildConfig, say: Say) -> list[BuiltImage]:
+    """The agent image and what it needs: the offline base (if missing) and the wheelhouse."""
     require_docker()
     cfg.cache.mkdir(parents=True, exist_ok=True)
-    results: list[BuiltImage] = []
-    if cfg.offline:
-        need_base = not image_exists(versions.BASE_IMAGE)
-        if need_base:
-            say(f"debootstrap Debian {DEBIAN_SUITE} + python3 -> {versions.BASE_IMAGE} (about 1-2 minutes)")
-        else:
-            say(f"base image present: {versions.BASE_IMAGE}")
-        results.append(
-            _timed(
-                versions.BASE_IMAGE,
-                need_base,
-                lambda: import_debian_rootfs(
-                    versions.BASE_IMAGE, AGENT_BASE_PACKAGES, cfg, changes=("ENV LANG=C.UTF-8",)
-                ),
-            )
-        )
+    results = [_ensure_base(cfg, say)] if cfg.offline else []
     ensure_wheelhouse(cfg, say)
     results.append(_timed(versions.AGENT_IMAGE, True, lambda: build_agent_image(cfg, say)))
+    return results
+
+
+def build_all(cfg: ImageBuildConfig, say: Say) -> list[BuiltImage]:
+    """Base (offline, if missing), wheelhouse (if incomplete), agent image, load-balancer image."""
+    results = build_agent(cfg, say)
     need_lb = cfg.no_cache or not image_exists(versions.LB_IMAGE)
     if not need_lb:
         say(f"load-balancer image present: {versions.LB_IMAGE}")
