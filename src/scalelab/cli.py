@@ -116,6 +116,39 @@ def image_cmd(offline: bool | None, no_cache: bool) -> None:
 
 # --- kubernetes commands (cluster) -------------------------------------------------------------
 
+
+KUBECONFIG_OPT = click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
+)
+CONTEXT_OPT = click.option(
+    "--context", default=None, help="Kubeconfig context (default: kind-scalelab, or the file's current context with --kubeconfig/$KUBECONFIG)."
+)
+
+
+@cli.group("cluster")
+def cluster_grp() -> None:
+    """The lab's kind cluster: 1 control plane + 2 workers, metrics-server, the agent image loaded."""
+
+
+@cluster_grp.command("up")
+@click.option("--image", "node_image", default=None, help="kind node image (default: the pinned Kubernetes 1.34 image).")
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True, help="Seconds each step may take.")
+def cluster_up_cmd(node_image: str | None, timeout_s: float) -> None:
+    """Create (or reuse) the kind cluster, load the agent image and install metrics-server."""
+    from scalelab.platforms import kind
+
+    context = kind.cluster_up(image=node_image, timeout_s=timeout_s, echo=lambda m: click.echo(f"• {m}", err=True))
+    click.echo(f"kubectl context: {context}   (next: scalelab up kubernetes, or make lab03-deploy)")
+
+
+@cluster_grp.command("down")
+def cluster_down_cmd() -> None:
+    """Delete the kind cluster (nothing to do when it does not exist)."""
+    from scalelab.platforms import kind
+
+    kind.cluster_down(echo=lambda m: click.echo(f"• {m}", err=True))
+
+
 # --- report commands (report) ------------------------------------------------------------------
 
 

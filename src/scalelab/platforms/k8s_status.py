@@ -126,7 +126,8 @@ class CpuRates:
                 elif dt <= 0:
                     self.held += 1
                     continue
-                # dc < 0: the container restarted; start over from this sample
+                else:  # dc < 0: the container restarted; start over from this sample
+                    self._rate.pop(key, None)
             self._prev[key] = (u.cpu_seconds, t)
         for key in list(self._prev):
             if key not in usage:  # pod gone

@@ -25,7 +25,16 @@ from scalelab.platforms.k8s_manifests import APP_LABEL, SCALELAB_SELECTOR, Manif
 from scalelab.scenario import HPAScaler, Scenario
 from scalelab.versions import AGENT_IMAGE
 
-__all__ = ["KubernetesPlatform", "connect", "down_all", "find_run_namespaces", "scale_namespace", "metrics_api_problem"]
+__all__ = [
+    "KubernetesPlatform",
+    "connect",
+    "down_all",
+    "find_run_namespaces",
+    "attach_namespace",
+    "scale_namespace",
+    "metrics_api_problem",
+    "up_standalone",
+]
 
 LAB = "03-kind-cluster-and-hpa"
 _SELECTOR = ",".join(f"{k}={v}" for k, v in APP_LABEL.items())
@@ -135,6 +144,16 @@ def _wait_namespaces_gone(api: Any, names: list[str], timeout_s: float) -> None:
         time.sleep(1.0)
 
 
+def attach_namespace(api: Any) -> str:
+    """The namespace of the one scalelab run in the cluster (for ``scalelab scale kubernetes N``)."""
+    names = [ns["metadata"]["name"] for ns in find_run_namespaces(api) if not (ns.get("metadata") or {}).get("deletionTimestamp")]
+    if not names:
+        raise PlatformError("no scalelab run is up in this cluster", fix="start one: `scalelab up kubernetes` (make lab03-deploy)", lab=LAB)
+    if len(names) > 1:
+        raise PlatformError(f"several scalelab namespaces: {', '.join(names)}", fix="remove the stale ones: `scalelab down kubernetes`", lab=LAB)
+    return names[0]
+
+
 def scale_namespace(api: Any, namespace: str, replicas: int, *, name: str = "ai-agent") -> None:
     """Set the Deployment's replicas through its scale subresource."""
     from kubernetes import client
@@ -181,7 +200,8 @@ class KubernetesPlatform:
         self._conditions: dict[str, tuple[str, str, str]] = {}
         self._pods: dict[str, st.PodView] = {}
         self._last_events_poll = 0.0
-        self._nodes: list[str] = []
+        self._last_desired: int | None = None
+        self._own_scale: int | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -331,6 +351,7 @@ class KubernetesPlatform:
             time.sleep(1.0)
 
     def scale(self, replicas: int) -> None:
+        self._own_scale = int(replicas)
         scale_namespace(self.api, self.namespace, replicas)
 
     def observe(self) -> Observation:
@@ -347,6 +368,10 @@ class KubernetesPlatform:
         except (ApiException, OSError, Exception) as exc:  # a missed second is recorded, not fatal
             return Observation(0, 0, events=[{"kind": "note", "source": "sampler", "detail": f"API read failed: {exc!s:.200}"}])
         desired = int((dep.get("spec") or {}).get("replicas") or 0)
+        if self._last_desired is not None and desired != self._last_desired and not self.has_hpa and desired != self._own_scale:
+            # someone typed `scalelab scale kubernetes N` (or kubectl scale) in another terminal
+            events.append({"kind": "scale", "replicas": desired, "source": "live", "detail": f"{self._last_desired} -> {desired}"})
+        self._last_desired = desired
         views = [st.pod_view(p) for p in pods]
         events.extend(self._pod_events(views))
         live = [v for v in views if not v.deleting]
@@ -434,3 +459,32 @@ class KubernetesPlatform:
                 return  # no cluster: nothing of ours can be left
         _delete_namespace(self._api, self.namespace)
         _wait_namespaces_gone(self._api, [self.namespace], 180.0)
+
+
+def up_standalone(
+    scenario: Scenario,
+    arm: str | None,
+    *,
+    replicas: int | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    timeout_s: float = 300.0,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> KubernetesPlatform:
+    """``scalelab up kubernetes``: bring one arm up outside a run (lab 03 step by step)."""
+    from scalelab.telemetry.store import new_run_id
+
+    arm_name, arm_cfg = scenario.arm(arm)
+    platform = KubernetesPlatform(scenario, arm_name, run_id=new_run_id(scenario.name, arm_name), kubeconfig=kubeconfig, context=context)
+    n = arm_cfg.replicas if replicas is None else replicas
+    echo(f"checking {platform.target.describe()}")
+    platform.preflight()
+    echo(f"creating namespace {platform.namespace}: Deployment ({n} replicas), Service{', HPA' if platform.has_hpa else ''}")
+    platform.up(n)
+    echo("waiting for ready pods, the NodePort" + (" and the HPA's first CPU reading" if platform.has_hpa else ""))
+    try:
+        platform.wait_ready(n, timeout_s)
+    except BaseException:
+        platform.down()
+        raise
+    return platform
