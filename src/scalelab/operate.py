@@ -1,0 +1,83 @@
+"""The operator's verbs outside a recorded run: ``up``, ``scale`` and ``down`` a platform by hand.
+
+Labs 01-02 use them (`make lab01-up`, `make scale N=8`, `make lab-down`); ``scale`` typed during
+a `scalelab run` is recorded by that run as a ``live`` scale event. ``down`` removes everything
+the kit started on that platform and is a no-op when nothing runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scalelab.errors import ScalelabError
+from scalelab.scenario import load_scenario
+
+__all__ = ["UpResult", "up", "scale", "down", "LAB_RUN_ID"]
+
+#: The run id (hence compose project ``scalelab-lab``) of an environment started by hand.
+LAB_RUN_ID = "lab"
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    platform: str
+    replicas: int
+    base_url: str
+    project: str
+
+
+def _arm_for(scenario: object, platform: str) -> str:
+    for name, arm in scenario.arms.items():  # type: ignore[attr-defined]
+        if arm.platform == platform:
+            return name
+    raise ScalelabError(f"scenario '{scenario.name}' has no {platform} arm", fix="pick a scenario with one (`scalelab scenarios`)")  # type: ignore[attr-defined]
+
+
+def up(platform: str, *, scenario: str = "classroom-spike", replicas: int | None = None, cpu_budget: float | None = None,
+       timeout_s: float = 180.0, say: Say = print) -> UpResult:
+    """Start the service sized by ``scenario`` with ``replicas`` (default: the arm's) and wait until ready."""
+    sc = load_scenario(scenario, cpu_budget=cpu_budget)
+    arm_name = _arm_for(sc, platform)
+    n = replicas if replicas is not None else sc.arms[arm_name].replicas
+    if platform != "compose":
+        raise ScalelabError(f"`scalelab up {platform}` is not available yet", fix="use `scalelab run SCENARIO --arm ARM`")
+    from scalelab.platforms.compose import ComposePlatform, ComposeSettings, running_projects
+
+    settings = ComposeSettings.for_scenario(sc, LAB_RUN_ID)
+    plat = ComposePlatform(settings)
+    if settings.project in running_projects():
+        say(f"{settings.project} is already running: scaling it to {n}")
+        plat = ComposePlatform.attach(settings.project)
+        plat.scale(n)
+    else:
+        plat.preflight()
+        say(f"starting {settings.project}: {n} x ai-agent ({settings.cpus:g} CPU, {settings.memory_mb} MiB each) behind nginx")
+        plat.up(n)
+    plat.wait_ready(n, timeout_s=timeout_s)
+    plat.check_limits()
+    return UpResult(platform, n, plat.base_url, settings.project)
+
+
+def scale(platform: str, replicas: int, *, project: str | None = None, timeout_s: float = 180.0, say: Say = print) -> UpResult:
+    """Scale the running service to ``replicas`` and wait until they are ready."""
+    if platform != "compose":
+        raise ScalelabError(f"`scalelab scale {platform}` is not available yet")
+    from scalelab.platforms.compose import ComposePlatform
+
+    plat = ComposePlatform.attach(project)
+    say(f"scaling {plat.settings.project} from {plat.desired} to {replicas} replicas")
+    plat.scale(replicas)
+    plat.wait_ready(replicas, timeout_s=timeout_s)
+    return UpResult(platform, replicas, plat.base_url, plat.settings.project)
+
+
+def down(platform: str) -> list[str]:
+    """Remove everything the kit started on ``platform``; returns what was removed."""
+    if platform != "compose":
+        raise ScalelabError(f"`scalelab down {platform}` is not available yet")
+    from scalelab.platforms.compose import down_all
+
+    return down_all()

@@ -1,0 +1,258 @@
+"""One real run of one scenario arm on a platform, recorded once a second into a run directory.
+
+Platform-agnostic (compose and Kubernetes share it): preflight -> up -> wait until healthy ->
+Locust (a subprocess) and the sampler -> teardown (unless ``keep``). Each second ``t_s = k``
+the runner records a sample: the platform's observation (desired/ready replicas, CPU, memory),
+the requests that completed in ``(k-1, k]`` (rps, p50/p95, errors; from ``requests.csv``, not
+Locust's smoothed window), the offered load from the profile, the phase and the cumulative cost
+of the desired replicas. Manual actions of the arm's plan are issued at their time (in a
+background thread, so sampling never stalls) and logged as ``scale`` events.
+
+Time base: ``t_s = 0`` when the load starts; Locust uses the same t0 (wall clock), so profile,
+requests and samples align. Phases: ``warmup`` until the first request completes (Locust
+starting), ``load`` until the scenario's duration, ``cooldown`` while in-flight requests drain.
+
+Ctrl-C stops Locust, tears down and leaves the run directory with status ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab.cost import CostMeter
+from scalelab.errors import PlatformError, ScalelabError
+from scalelab.load.locust import LocustProcess
+from scalelab.load.plan import LoadPlan
+from scalelab.load.profiles import profile_for
+from scalelab.platforms import Platform, platform_for
+from scalelab.runview import RunView
+from scalelab.scenario import ManualScaler, Scenario
+from scalelab.telemetry import RunWriter, schema
+from scalelab.telemetry.requests import RequestTail
+from scalelab.telemetry.store import new_run_id
+
+__all__ = ["RunOptions", "run_arm", "Runner"]
+
+#: Where in each second the runner samples (gives Locust's 0.25 s flush time to land).
+SAMPLE_OFFSET_S = 0.4
+#: After the load ends, the cooldown lasts while in-flight requests may still answer.
+MAX_DRAIN_S = 15.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    runs_dir: Path = Path("runs")
+    keep: bool = False
+    ready_timeout_s: float = 180.0
+    platform_options: dict[str, Any] = field(default_factory=dict)
+
+
+def run_arm(scenario: Scenario, arm: str | None, options: RunOptions, *, view: RunView | None = None) -> Path:
+    """Run one arm of a sized scenario for real; returns the run directory."""
+    arm_name, arm_cfg = scenario.arm(arm)
+    run_id = new_run_id(scenario.name, arm_name)
+    platform = platform_for(arm_cfg.platform, scenario, arm_name, run_id=run_id, **options.platform_options)
+    return Runner(scenario, arm_name, platform, options, run_id=run_id, view=view).run()
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, arm: str, platform: Platform, options: RunOptions, *, run_id: str, view: RunView | None = None) -> None:
+        self.scenario = scenario
+        self.arm_name, self.arm = scenario.arm(arm)
+        self.platform = platform
+        self.options = options
+        self.run_id = run_id
+        self.drain_s = min(MAX_DRAIN_S, scenario.workload.timeout_s + 1.0)
+        self.total_s = scenario.duration_s + self.drain_s + 1.0
+        self.view = view or RunView(f"{scenario.name} / {arm}", self.total_s)
+        self.level = profile_for(scenario.load, scenario.duration_s)
+        self._scale_errors: list[BaseException] = []
+        self._scale_threads: list[threading.Thread] = []
+
+    # -- the whole run ------------------------------------------------------------------------
+    def run(self) -> Path:
+        self.platform.preflight()  # raises before anything starts
+        writer = RunWriter.create(self.options.runs_dir, scenario=self.scenario, arm=self.arm_name, platform=self.arm.platform, run_id=self.run_id)
+        with self.view, writer:
+            self.view.message(f"run directory: {writer.dir}")
+            try:
+                self._bring_up(writer)
+                self._measure(writer)
+            except KeyboardInterrupt:
+                self.view.message("interrupted: stopping the load and tearing down (what was recorded stays)")
+                writer.event(self._t(), "note", detail="interrupted (Ctrl-C)")
+                raise
+            finally:
+                self._teardown(writer)
+        return writer.dir
+
+    def _bring_up(self, writer: RunWriter) -> None:
+        replicas = self.arm.replicas
+        self.view.message(f"starting {self.arm.platform}: {replicas} replicas ({self.scenario.workload.cpu_limit:g} CPU each) ...")
+        started = time.monotonic()
+        self.platform.up(replicas)
+        self.platform.wait_ready(replicas, timeout_s=self.options.ready_timeout_s)
+        check = getattr(self.platform, "check_limits", None)
+        if check is not None:
+            check()
+        describe = getattr(self.platform, "describe", None)
+        writer.note(platform_info=describe() if describe else {}, up_s=round(time.monotonic() - started, 2), base_url=self.platform.base_url)
+        self.view.message(f"{replicas}/{replicas} ready after {time.monotonic() - started:.1f} s at {self.platform.base_url}")
+
+    # -- once a second -------------------------------------------------------------------------
+    def _measure(self, writer: RunWriter) -> None:
+        status_file = writer.dir / ".load-status.json"
+        plan = LoadPlan(
+            scenario=self.scenario,
+            t0_epoch=time.time(),
+            requests_csv=writer.dir / schema.REQUESTS,
+            status_file=status_file,
+            drain_s=self.drain_s,
+        )
+        self._t0 = time.monotonic() - (time.time() - plan.t0_epoch)
+        self._writer = writer
+        writer.note(t0_utc=_iso_epoch(plan.t0_epoch), sample_offset_s=SAMPLE_OFFSET_S, drain_s=self.drain_s)
+        locust = LocustProcess.start(plan, host_url=self.platform.base_url, run_dir=writer.dir, scenario_file=writer.dir / schema.SCENARIO)
+        writer.note(load_command=locust.argv[1:])
+        tail = RequestTail(writer.dir / schema.REQUESTS)
+        cost = CostMeter(self.scenario.price_per_replica_hour)
+        actions = sorted(self.arm.scaler.actions, key=lambda a: a.at_s) if isinstance(self.arm.scaler, ManualScaler) else []
+        phase = ""
+        first_request = False
+        try:
+            last_k = math.ceil(self.total_s)
+            for k in range(1, last_k + 1):
+                actions = self._wait_until(k + SAMPLE_OFFSET_S, actions)
+                self._raise_scale_errors()
+                obs = self.platform.observe()
+                tail.poll()
+                stats = tail.take(k)
+                first_request = first_request or tail.total > 0
+                new_phase = "warmup" if not first_request and k < self.scenario.duration_s else ("load" if k <= self.scenario.duration_s else "cooldown")
+                if new_phase != phase:
+                    writer.event(float(k - 1) if phase else 0.0, "phase", detail=new_phase)
+                    phase = new_phase
+                for ev in obs.events:
+                    writer.event(self._t(), ev["kind"], replicas=ev.get("replicas"), source=ev.get("source", ""), detail=ev.get("detail", ""))
+                    if ev["kind"] == "scale":
+                        self.view.event(self._t(), f"scale to {ev.get('replicas')} ({ev.get('source')})")
+                if obs.placement:
+                    writer.placement({"t_s": k, **p} for p in obs.placement)
+                status = locust.status()
+                row = self._row(k, phase, obs, stats, status, cost)
+                writer.sample(**row)
+                self.view.sample(row)
+                if not locust.running() and k < self.scenario.duration_s:
+                    raise PlatformError(
+                        f"Locust stopped early (exit {locust.returncode}) at t={k} s:\n{locust.log_tail()}",
+                        fix=f"read {locust.log_path}",
+                    )
+        finally:
+            locust.stop()
+            tail.poll()
+            writer.note(requests_recorded=tail.total, load_exit_code=locust.returncode, load_status=locust.status())
+            status_file.unlink(missing_ok=True)
+
+    def _row(self, k: int, phase: str, obs: Any, stats: Any, status: dict[str, Any], cost: CostMeter) -> dict[str, Any]:
+        limit = self.scenario.workload.cpu_limit
+        util = None
+        if obs.cpu_cores_used is not None and obs.replicas_ready > 0:
+            util = obs.cpu_cores_used / (obs.replicas_ready * limit) * 100.0
+        offered = self.level(k - 0.5) if k - 0.5 < self.scenario.duration_s else 0.0
+        users = status.get("in_flight") if self.scenario.load.mode == "open" else status.get("users")
+        return {
+            "t_s": k,
+            "utc": _iso_epoch(time.time()),
+            "phase": phase,
+            "replicas_desired": obs.replicas_desired,
+            "replicas_ready": obs.replicas_ready,
+            "cpu_cores_used": obs.cpu_cores_used,
+            "cpu_util_pct": util,
+            "hpa_util_pct": obs.hpa_util_pct,
+            "mem_mb": obs.mem_mb,
+            "offered_load": offered,
+            "rps": stats.rps,
+            "p50_ms": stats.p50_ms,
+            "p95_ms": stats.p95_ms,
+            "errors": stats.errors,
+            "users": users,
+            "cost_usd_cum": cost.add(obs.replicas_desired, 1.0),
+        }
+
+    def _wait_until(self, t_target: float, actions: list[Any]) -> list[Any]:
+        """Sleep until run time ``t_target``, issuing the plan's actions at their own times."""
+        while True:
+            now = self._t()
+            if actions and actions[0].at_s <= t_target:
+                if actions[0].at_s > now:
+                    time.sleep(actions[0].at_s - now)
+                self._issue(actions.pop(0).replicas)
+                continue
+            if t_target > now:
+                time.sleep(t_target - now)
+            return actions
+
+    def _issue(self, replicas: int) -> None:
+        t = self._t()
+        self._writer.event(t, "scale", replicas=replicas, source="manual-plan", detail=f"operator plan: scale to {replicas}")
+        self.view.event(t, f"scale to {replicas} (manual-plan)")
+
+        def scale() -> None:
+            try:
+                self.platform.scale(replicas)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the sampling loop
+                self._scale_errors.append(exc)
+
+        thread = threading.Thread(target=scale, name=f"scale-{replicas}", daemon=True)
+        thread.start()
+        self._scale_threads.append(thread)
+
+    def _raise_scale_errors(self) -> None:
+        if self._scale_errors:
+            raise self._scale_errors.pop(0)
+
+    def _t(self) -> float:
+        t0 = getattr(self, "_t0", None)
+        return 0.0 if t0 is None else round(time.monotonic() - t0, 3)
+
+    # -- always -------------------------------------------------------------------------------
+    def _teardown(self, writer: RunWriter) -> None:
+        previous = _ignore_sigint()
+        try:
+            for thread in self._scale_threads:
+                thread.join(timeout=60)
+            if self.options.keep:
+                self.view.message(f"--keep: the replicas stay up at {self.platform.base_url}; remove them with `scalelab down {self.platform.name}`")
+                return
+            self.view.message("tearing down ...")
+            try:
+                self.platform.down()
+            except ScalelabError as exc:
+                writer.note(teardown_error=exc.render())
+                self.view.message(f"teardown failed: {exc.render()}")
+        finally:
+            _restore_sigint(previous)
+
+
+def _ignore_sigint() -> Callable[..., Any] | int | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _iso_epoch(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
