@@ -114,6 +114,60 @@ def image_cmd(offline: bool | None, no_cache: bool) -> None:
 
 # --- compose / run commands (up, scale, down, run) ---------------------------------------------
 
+PLATFORM_ARG = click.argument("platform", type=click.Choice(["compose", "kubernetes"]))
+
+
+@cli.command("up")
+@PLATFORM_ARG
+@click.option("--replicas", type=click.IntRange(1, 200), default=None, help="Replicas to start (default: the scenario arm's).")
+@click.option("--scenario", default="classroom-spike", show_default=True, help="Scenario that sizes CPU, memory and work per request.")
+@CPU_BUDGET
+def up_cmd(platform: str, replicas: int | None, scenario: str, cpu_budget: float | None) -> None:
+    """Start the ai-agent (behind nginx on compose) by hand and wait until every replica is ready."""
+    from scalelab import operate
+
+    res = operate.up(platform, scenario=scenario, replicas=replicas, cpu_budget=cpu_budget, say=click.echo)
+    click.echo(f"{res.project}: {res.replicas} replicas ready; try: curl -s -X POST {res.base_url}/chat -d '{{\"message\": \"hi\"}}'")
+
+
+@cli.command("scale")
+@PLATFORM_ARG
+@click.argument("replicas", type=click.IntRange(0, 200))
+@click.option("--project", default=None, help="Which running scalelab project (default: the only one).")
+def scale_cmd(platform: str, replicas: int, project: str | None) -> None:
+    """Scale the running service by hand (during `scalelab run` it is recorded as a live scale event)."""
+    from scalelab import operate
+
+    res = operate.scale(platform, replicas, project=project, say=click.echo)
+    click.echo(f"{res.project}: {res.replicas} replicas ready")
+
+
+@cli.command("down")
+@PLATFORM_ARG
+def down_cmd(platform: str) -> None:
+    """Remove everything the kit started on PLATFORM (a no-op when nothing runs)."""
+    from scalelab import operate
+
+    removed = operate.down(platform)
+    click.echo(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
+
+
+@cli.command("run")
+@click.argument("scenario")
+@click.option("--arm", default=None, help="The scenario arm to run (see `scalelab scenarios SCENARIO`).")
+@CPU_BUDGET
+@click.option("--keep", is_flag=True, help="Leave the replicas running after the run (remove with `scalelab down PLATFORM`).")
+@RUNS_DIR
+def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool, runs_dir: Path) -> None:
+    """Run one arm of SCENARIO for real (Locust load, one sample a second) into runs/<run-id>/."""
+    from scalelab import runner
+    from scalelab.scenario import load_scenario
+
+    sc = load_scenario(scenario, cpu_budget=cpu_budget)
+    run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep))
+    click.echo(f"run directory: {run_dir}")
+
+
 # --- kubernetes commands (cluster) -------------------------------------------------------------
 
 
