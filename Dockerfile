@@ -28,7 +28,8 @@ USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8000
 # Docker "healthy" means ready (warm-up over), so `compose up --wait` waits for cold starts.
+# A raw HTTP/1.0 request with `python -S` (no site, no urllib): ~10 ms of CPU inside the limit.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('AGENT_PORT', '8000'), timeout=2)"]
+    CMD ["python", "-S", "-c", "import os,socket,sys; s=socket.create_connection(('127.0.0.1', int(os.environ.get('AGENT_PORT', '8000'))), 2); s.sendall(b'GET /readyz HTTP/1.0\\r\\n\\r\\n'); sys.exit(0 if s.recv(12).endswith(b' 200') else 1)"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "scalelab.agent"]

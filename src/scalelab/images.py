@@ -384,7 +384,7 @@ def build_lb_image(cfg: ImageBuildConfig, say: Say) -> None:
         LB_PACKAGES,
         cfg,
         changes=(
-            f"USER {LB_UID}",
+            f"USER {LB_UID}:{LB_UID}",
             "EXPOSE 8080",
             'CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]',
         ),
