@@ -83,6 +83,89 @@ def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
 
 # --- sim commands (sim, calibrate, compare, demo) -----------------------------------------------
 
+
+@cli.command("sim")
+@click.argument("scenario")
+@click.option("--arm", default=None, help="Simulate only this arm (default: all arms).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's). Same seed, same numbers.")
+@click.option(
+    "--cpu-budget",
+    type=float,
+    default=None,
+    help="Cores to size the scenario to (default: its reference budget, so everyone sees the same numbers).",
+)
+@RUNS_DIR
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="What if: override a scenario field, e.g. load.factor=20.")
+@click.option("--figure/--no-figure", default=False, help="Also draw the comparison figure next to the runs.")
+def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float | None, runs_dir: Path, settings: tuple[str, ...], figure: bool) -> None:
+    """Simulate a scenario (built-in name or YAML path) without Docker; write run directories."""
+    from scalelab import analysis
+    from scalelab.sim import prepare_scenario, run_scenario
+    from scalelab.telemetry import load_run
+
+    sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=settings)
+    dirs = run_scenario(sc, runs_dir, arms=[arm] if arm else None, seed=seed)
+    for d in dirs:
+        click.echo(f"run: {d}")
+    runs = [load_run(d) for d in dirs]
+    click.echo(analysis.render_summary(analysis.summary_table(runs), title=f"{sc.name} (simulated, seed {sc.seed})"), nl=False)
+    if sc.load.profile == "day" or sc.duration_s >= 86400:
+        click.echo(analysis.render_daily_cost(runs), nl=False)
+    if figure:
+        from scalelab.plots import comparison_figure
+
+        click.echo(f"figure: {comparison_figure(runs, runs_dir / f'{dirs[0].name[:15]}-{sc.name}-comparison.png')}")
+
+
+@cli.command("demo")
+@RUNS_DIR
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+def demo_cmd(runs_dir: Path, seed: int | None) -> None:
+    """The classroom spike on compose (manual) and Kubernetes (HPA), simulated: runs, figure, summary."""
+    from scalelab.demo import run_demo
+
+    result = run_demo(runs_dir, seed=seed)
+    for d in result.run_dirs:
+        click.echo(f"run: {d}")
+    click.echo(f"figure: {result.figure}")
+    click.echo(result.summary, nl=False)
+
+
+@cli.command("calibrate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the overrides YAML (default: RUN_DIR/calibration.yaml).")
+def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
+    """Fit CPU per request, start and readiness delays from a recorded run; write --set overrides."""
+    from scalelab.sim.calibrate import calibrate, write_calibration
+    from scalelab.telemetry import load_run
+
+    cal = calibrate(load_run(run_dir))
+    fmt = lambda v, unit: "unknown (no events)" if v is None else f"{v:.2f} {unit}"  # noqa: E731
+    click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (from {cal.seconds_used} s with load)")
+    click.echo(f"start delay:      {fmt(cal.start_delay_s, 's')} (scale decision -> container running)")
+    click.echo(f"readiness delay:  {fmt(cal.warmup_s, 's')} (running -> ready, {cal.replicas_timed} replicas)")
+    path = write_calibration(cal, out or run_dir / "calibration.yaml")
+    click.echo(f"wrote {path}; apply with: scalelab sim SCENARIO " + " ".join(f"--set {o}" for o in cal.overrides()))
+
+
+@cli.command("compare")
+@click.argument("real_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("sim_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def compare_cmd(real_run: Path, sim_run: Path) -> None:
+    """How close a simulated run came to a real one: replicas within +-1, reaction times, cost."""
+    from scalelab.analysis import compare
+    from scalelab.telemetry import load_run
+
+    c = compare(load_run(real_run), load_run(sim_run))
+    share = "n/a" if c["replicas_within_1_share"] is None else f"{100 * c['replicas_within_1_share']:.1f}%"
+    sec = lambda v: "n/a (one of them never did)" if v is None else f"{v:+.1f} s"  # noqa: E731
+    click.echo(f"seconds compared:                {c['seconds_compared']}")
+    click.echo(f"sim replicas within +-1 of real: {share}")
+    click.echo(f"first scale-up (sim - real):     {sec(c['first_scale_up_diff_s'])}")
+    click.echo(f"scale-down (sim - real):         {sec(c['scale_down_diff_s'])}")
+    click.echo(f"cost (sim - real):               {c['cost_diff_usd']:+.4f} $ (real {c['cost_real_usd']:.4f} $, sim {c['cost_sim_usd']:.4f} $)")
+
+
 # --- image commands (image) ---------------------------------------------------------------------
 
 

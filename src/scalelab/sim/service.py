@@ -31,6 +31,8 @@ __all__ = ["ServiceParams", "Replica", "Service", "StepResult", "START_DELAY_S",
 #: Seconds from "scale" to the container running: docker start / scheduling + container start.
 START_DELAY_S = {"compose": 1.0, "kubernetes": 2.0}
 LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
+#: Weight of the newest second in the smoothed arrival rate (a time constant of ~5 s).
+RATE_SMOOTHING = 0.2
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Service:
         self._pending: list[Replica] = []
         self.ready_count = 0
         self.mean_latency_s = params.work_ms / 1000.0
+        self.rate = 0.0  # arrival rate, smoothed: the random-arrival wait depends on it, not on one second's count
         self._pool_key: tuple[int, int] = (-1, -1)
         self._pool_cached = (0.0, 0.0, 0.0, 0.0)
         for _ in range(replicas):
@@ -200,6 +203,7 @@ class Service:
             self._pool_cum.append(self._pool_cum[-1])
             return StepResult(0.0, errors, None, None, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running)
         mu, service_ms, variability, idle = self._pool(n, running)
+        self.rate += RATE_SMOOTHING * (arrivals - self.rate)
         before = self.backlog
         total = before + arrivals
         served = total if total < mu else mu
@@ -216,7 +220,7 @@ class Service:
                 after = timeout_backlog
             wait50 = wait95 = 0.0  # a standing queue: the fluid backlog wait is the wait
         else:
-            wait50, wait95 = _random_wait_s(arrivals / mu, service_ms / 1000.0, variability)
+            wait50, wait95 = _random_wait_s(self.rate / mu, service_ms / 1000.0, variability)
         self.backlog = after
         if after > before:
             f95 = (0.05 * before + 0.95 * after) / mu
@@ -265,7 +269,7 @@ def _random_wait_s(rho: float, service_s: float, variability: float) -> tuple[fl
     Kingman's mean ``E[Wq] = ρ/(1-ρ) · v · S``; a request waits with probability ρ, and the
     wait given waiting is exponential with mean ``E[Wq]/ρ``: ``P(Wq > x) = ρ·exp(-xρ/E[Wq])``.
     """
-    rho = min(rho, 0.97)
+    rho = min(rho, 0.95)
     if rho <= 0.05 or variability <= 0.0:
         return 0.0, 0.0
     mean_given_wait = service_s * variability / (1.0 - rho)

@@ -1,0 +1,196 @@
+"""What a run measured, in a few numbers: reads only run directories (`scalelab.telemetry`).
+
+`summarize(run)` gives one arm's figures (peak p95, seconds over the latency objective, errors,
+replica-hours, cost, reaction times around the spike, peak replicas); `summary_table(runs)` puts
+several side by side; `render_summary` prints it as a rich table; `compare(real, sim)` says how
+close a simulated run came to a real one. Works the same for real and simulated runs.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from scalelab.load.profiles import spike_window
+from scalelab.telemetry import Run
+
+__all__ = [
+    "summarize",
+    "summary_table",
+    "render_summary",
+    "compare",
+    "cost_per_day",
+    "render_daily_cost",
+    "spike_window_of",
+    "SUMMARY_COLUMNS",
+]
+
+#: Column -> heading of the printed summary.
+SUMMARY_COLUMNS: dict[str, str] = {
+    "label": "arm",
+    "peak_p95_ms": "peak p95 ms",
+    "seconds_over_objective": "s over SLO",
+    "errors": "errors",
+    "replica_hours": "replica-h",
+    "cost_usd": "cost $",
+    "first_scale_up_s": "up after spike s",
+    "scale_down_s": "down after spike s",
+    "peak_replicas": "peak replicas",
+}
+
+
+def spike_window_of(run: Run) -> tuple[float, float] | None:
+    scenario = run.scenario
+    return spike_window(scenario.load, scenario.duration_s)
+
+
+def summarize(run: Run) -> dict[str, Any]:
+    """One run's figures. Reaction times are None when there is no spike or it never happened."""
+    s = run.samples
+    objective = float(run.manifest.get("latency_objective_ms") or run.scenario.latency_objective_ms)
+    dt = _step_s(s)
+    desired = s["replicas_desired"].astype(float)
+    replica_seconds = float(desired.sum() * dt)
+    p95 = pd.to_numeric(s["p95_ms"], errors="coerce")
+    window = spike_window_of(run)
+    up = down = None
+    if window is not None:
+        up, down = _reaction_times(s, window)
+    cost = pd.to_numeric(s["cost_usd_cum"], errors="coerce").dropna()
+    return {
+        "run_id": run.manifest.get("run_id", run.path.name),
+        "label": run.label,
+        "arm": run.arm,
+        "platform": run.manifest.get("platform"),
+        "peak_p95_ms": float(p95.max()) if p95.notna().any() else None,
+        "seconds_over_objective": float((p95 > objective).sum() * dt),
+        "latency_objective_ms": objective,
+        "errors": float(pd.to_numeric(s["errors"], errors="coerce").fillna(0).sum()),
+        "replica_hours": replica_seconds / 3600.0,
+        "cost_usd": float(cost.iloc[-1]) if len(cost) else 0.0,
+        "first_scale_up_s": up,
+        "scale_down_s": down,
+        "peak_replicas": int(desired.max()) if len(desired) else 0,
+        "duration_s": float(s["t_s"].iloc[-1] - s["t_s"].iloc[0] + dt) if len(s) else 0.0,
+    }
+
+
+def _step_s(samples: pd.DataFrame) -> float:
+    if len(samples) < 2:
+        return 1.0
+    return float(samples["t_s"].diff().median())
+
+
+def _reaction_times(s: pd.DataFrame, window: tuple[float, float]) -> tuple[float | None, float | None]:
+    """Seconds from spike start to the first rise of desired replicas, and from spike end to the
+    first fall below the count at spike end."""
+    start, end = window
+    t = s["t_s"].to_numpy(dtype=float)
+    desired = s["replicas_desired"].to_numpy(dtype=float)
+    before = desired[t < start]
+    base = before[-1] if len(before) else desired[0]
+    after_start = (t >= start) & (desired > base)
+    up = float(t[after_start][0] - start) if after_start.any() else None
+    at_end = desired[t <= end]
+    level = at_end[-1] if len(at_end) else desired[0]
+    after_end = (t >= end) & (desired < level)
+    down = float(t[after_end][0] - end) if after_end.any() else None
+    return up, down
+
+
+def summary_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per run, indexed by its label."""
+    rows = [summarize(r) for r in runs]
+    return pd.DataFrame(rows).set_index("label", drop=False)
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "never"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render_summary(table: pd.DataFrame, *, width: int = 120, title: str | None = None) -> str:
+    """The summary as a plain-text rich table (what `scalelab sim` and `demo` print)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    digits = {"peak_p95_ms": 0, "seconds_over_objective": 0, "errors": 0, "replica_hours": 3, "cost_usd": 3, "first_scale_up_s": 1, "scale_down_s": 1}
+    rich_table = Table(title=title)
+    for key, heading in SUMMARY_COLUMNS.items():
+        if key == "label":
+            rich_table.add_column(heading, no_wrap=True)
+        else:
+            rich_table.add_column(heading, justify="right", max_width=11)
+    for _, row in table.iterrows():
+        rich_table.add_row(*(_fmt(row.get(key), digits.get(key, 0)) for key in SUMMARY_COLUMNS))
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False).print(rich_table)
+    return buffer.getvalue().rstrip() + "\n"
+
+
+def compare(real: Run, sim: Run) -> dict[str, Any]:
+    """How close a simulated run came to a real one, aligned on ``t_s``.
+
+    ``replicas_within_1_share``: share of seconds where simulated desired replicas are within ±1
+    of the real ones; differences are sim − real.
+    """
+    a = real.samples[["t_s", "replicas_desired"]].copy()
+    b = sim.samples[["t_s", "replicas_desired"]].copy()
+    a["t"] = a["t_s"].round().astype(int)
+    b["t"] = b["t_s"].round().astype(int)
+    joined = a.drop_duplicates("t").merge(b.drop_duplicates("t"), on="t", suffixes=("_real", "_sim"))
+    if joined.empty:
+        share = None
+    else:
+        share = float(((joined["replicas_desired_sim"] - joined["replicas_desired_real"]).abs() <= 1).mean())
+    r, s = summarize(real), summarize(sim)
+
+    def diff(key: str) -> float | None:
+        if r[key] is None or s[key] is None:
+            return None
+        return float(s[key] - r[key])
+
+    return {
+        "real": r["run_id"],
+        "sim": s["run_id"],
+        "seconds_compared": int(len(joined)),
+        "replicas_within_1_share": share,
+        "first_scale_up_diff_s": diff("first_scale_up_s"),
+        "scale_down_diff_s": diff("scale_down_s"),
+        "cost_diff_usd": diff("cost_usd"),
+        "cost_real_usd": r["cost_usd"],
+        "cost_sim_usd": s["cost_usd"],
+        "peak_p95_diff_ms": diff("peak_p95_ms"),
+    }
+
+
+def cost_per_day(run: Run) -> dict[str, Any]:
+    """The run's cost scaled to 24 hours (and a year): replica-seconds x price, from the samples."""
+    summary = summarize(run)
+    duration = summary["duration_s"] or 1.0
+    per_day = summary["cost_usd"] * 86400.0 / duration
+    return {"label": run.label, "cost_usd": summary["cost_usd"], "duration_s": duration, "usd_per_day": per_day, "usd_per_year": per_day * 365.0}
+
+
+def render_daily_cost(runs: Sequence[Run], *, width: int = 120) -> str:
+    """$/day and $/year per run, and each one's saving against the most expensive."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [cost_per_day(r) for r in runs]
+    top = max((r["usd_per_day"] for r in rows), default=0.0)
+    table = Table(title="cost over a day")
+    for heading in ("arm", "$/day", "$/year", "saves vs most expensive ($/year)"):
+        table.add_column(heading, justify="left" if heading == "arm" else "right")
+    for r in rows:
+        table.add_row(r["label"], f"{r['usd_per_day']:,.2f}", f"{r['usd_per_year']:,.0f}", f"{(top - r['usd_per_day']) * 365:,.0f}")
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(table)
+    return buffer.getvalue().rstrip() + "\n"
