@@ -22,6 +22,13 @@ CPU_BUDGET = click.option(
 RUNS_DIR = click.option(
     "--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True, help="Where run directories go."
 )
+# kubernetes platform: which cluster (kind by default, or any kubeconfig); ignored by compose
+KUBECONFIG_OPT = click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubernetes: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
+)
+CONTEXT_OPT = click.option(
+    "--context", default=None, help="Kubernetes: kubeconfig context (default: kind-scalelab, or the file's current context with --kubeconfig/$KUBECONFIG)."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -205,11 +212,13 @@ PLATFORM_ARG = click.argument("platform", type=click.Choice(["compose", "kuberne
 @click.option("--replicas", type=click.IntRange(1, 200), default=None, help="Replicas to start (default: the scenario arm's).")
 @click.option("--scenario", default="classroom-spike", show_default=True, help="Scenario that sizes CPU, memory and work per request.")
 @CPU_BUDGET
-def up_cmd(platform: str, replicas: int | None, scenario: str, cpu_budget: float | None) -> None:
+@KUBECONFIG_OPT
+@CONTEXT_OPT
+def up_cmd(platform: str, replicas: int | None, scenario: str, cpu_budget: float | None, kubeconfig: str | None, context: str | None) -> None:
     """Start the ai-agent (behind nginx on compose) by hand and wait until every replica is ready."""
     from scalelab import operate
 
-    res = operate.up(platform, scenario=scenario, replicas=replicas, cpu_budget=cpu_budget, say=click.echo)
+    res = operate.up(platform, scenario=scenario, replicas=replicas, cpu_budget=cpu_budget, say=click.echo, kubeconfig=kubeconfig, context=context)
     click.echo(f"{res.project}: {res.replicas} replicas ready; try: curl -s -X POST {res.base_url}/chat -d '{{\"message\": \"hi\"}}'")
 
 
@@ -217,21 +226,25 @@ def up_cmd(platform: str, replicas: int | None, scenario: str, cpu_budget: float
 @PLATFORM_ARG
 @click.argument("replicas", type=click.IntRange(0, 200))
 @click.option("--project", default=None, help="Which running scalelab project (default: the only one).")
-def scale_cmd(platform: str, replicas: int, project: str | None) -> None:
+@KUBECONFIG_OPT
+@CONTEXT_OPT
+def scale_cmd(platform: str, replicas: int, project: str | None, kubeconfig: str | None, context: str | None) -> None:
     """Scale the running service by hand (during `scalelab run` it is recorded as a live scale event)."""
     from scalelab import operate
 
-    res = operate.scale(platform, replicas, project=project, say=click.echo)
+    res = operate.scale(platform, replicas, project=project, say=click.echo, kubeconfig=kubeconfig, context=context)
     click.echo(f"{res.project}: {res.replicas} replicas ready")
 
 
 @cli.command("down")
 @PLATFORM_ARG
-def down_cmd(platform: str) -> None:
+@KUBECONFIG_OPT
+@CONTEXT_OPT
+def down_cmd(platform: str, kubeconfig: str | None, context: str | None) -> None:
     """Remove everything the kit started on PLATFORM (a no-op when nothing runs)."""
     from scalelab import operate
 
-    removed = operate.down(platform)
+    removed = operate.down(platform, kubeconfig=kubeconfig, context=context) if platform == "kubernetes" else operate.down(platform)
     click.echo(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
 
 
@@ -241,25 +254,21 @@ def down_cmd(platform: str) -> None:
 @CPU_BUDGET
 @click.option("--keep", is_flag=True, help="Leave the replicas running after the run (remove with `scalelab down PLATFORM`).")
 @RUNS_DIR
-def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool, runs_dir: Path) -> None:
+@KUBECONFIG_OPT
+@CONTEXT_OPT
+def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool, runs_dir: Path, kubeconfig: str | None, context: str | None) -> None:
     """Run one arm of SCENARIO for real (Locust load, one sample a second) into runs/<run-id>/."""
     from scalelab import runner
     from scalelab.scenario import load_scenario
 
     sc = load_scenario(scenario, cpu_budget=cpu_budget)
-    run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep))
+    kube = {k: v for k, v in {"kubeconfig": kubeconfig, "context": context}.items() if v}
+    run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep, platform_options=kube))
     click.echo(f"run directory: {run_dir}")
 
 
 # --- kubernetes commands (cluster) -------------------------------------------------------------
 
-
-KUBECONFIG_OPT = click.option(
-    "--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
-)
-CONTEXT_OPT = click.option(
-    "--context", default=None, help="Kubeconfig context (default: kind-scalelab, or the file's current context with --kubeconfig/$KUBECONFIG)."
-)
 
 
 @cli.group("cluster")

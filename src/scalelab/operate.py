@@ -37,11 +37,16 @@ def _arm_for(scenario: object, platform: str) -> str:
 
 
 def up(platform: str, *, scenario: str = "classroom-spike", replicas: int | None = None, cpu_budget: float | None = None,
-       timeout_s: float = 180.0, say: Say = print) -> UpResult:
+       timeout_s: float = 180.0, say: Say = print, kubeconfig: str | None = None, context: str | None = None) -> UpResult:
     """Start the service sized by ``scenario`` with ``replicas`` (default: the arm's) and wait until ready."""
     sc = load_scenario(scenario, cpu_budget=cpu_budget)
     arm_name = _arm_for(sc, platform)
     n = replicas if replicas is not None else sc.arms[arm_name].replicas
+    if platform == "kubernetes":  # kubernetes arm: one labelled namespace, see platforms/kubernetes.py
+        from scalelab.platforms.kubernetes import up_standalone
+
+        kp = up_standalone(sc, arm_name, replicas=n, kubeconfig=kubeconfig, context=context, timeout_s=timeout_s, echo=say)
+        return UpResult(platform, n, kp.base_url, kp.namespace)
     if platform != "compose":
         raise ScalelabError(f"`scalelab up {platform}` is not available yet", fix="use `scalelab run SCENARIO --arm ARM`")
     from scalelab.platforms.compose import ComposePlatform, ComposeSettings, running_projects
@@ -61,8 +66,14 @@ def up(platform: str, *, scenario: str = "classroom-spike", replicas: int | None
     return UpResult(platform, n, plat.base_url, settings.project)
 
 
-def scale(platform: str, replicas: int, *, project: str | None = None, timeout_s: float = 180.0, say: Say = print) -> UpResult:
+def scale(platform: str, replicas: int, *, project: str | None = None, timeout_s: float = 180.0, say: Say = print,
+          kubeconfig: str | None = None, context: str | None = None) -> UpResult:
     """Scale the running service to ``replicas`` and wait until they are ready."""
+    if platform == "kubernetes":  # patches the Deployment's scale subresource (no HPA arms: it would override)
+        from scalelab.platforms.kubernetes import scale_standalone
+
+        ns, url = scale_standalone(replicas, namespace=project, kubeconfig=kubeconfig, context=context, timeout_s=timeout_s, echo=say)
+        return UpResult(platform, replicas, url, ns)
     if platform != "compose":
         raise ScalelabError(f"`scalelab scale {platform}` is not available yet")
     from scalelab.platforms.compose import ComposePlatform
@@ -74,8 +85,12 @@ def scale(platform: str, replicas: int, *, project: str | None = None, timeout_s
     return UpResult(platform, replicas, plat.base_url, plat.settings.project)
 
 
-def down(platform: str) -> list[str]:
+def down(platform: str, *, kubeconfig: str | None = None, context: str | None = None, say: Say = print) -> list[str]:
     """Remove everything the kit started on ``platform``; returns what was removed."""
+    if platform == "kubernetes":  # every namespace labelled app.kubernetes.io/managed-by=scalelab
+        from scalelab.platforms.kubernetes import down_target
+
+        return down_target(kubeconfig, context, echo=say)
     if platform != "compose":
         raise ScalelabError(f"`scalelab down {platform}` is not available yet")
     from scalelab.platforms.compose import down_all

@@ -20,7 +20,7 @@ from typing import Any
 from scalelab.errors import PlatformError, PreflightError
 from scalelab.platforms import k8s_status as st
 from scalelab.platforms.base import Observation
-from scalelab.platforms.k8s_client import Target, check_reachable, new_api_client, raw, resolve_target
+from scalelab.platforms.k8s_client import KIND_CONTEXT, Target, check_reachable, new_api_client, raw, resolve_target
 from scalelab.platforms.k8s_manifests import APP_LABEL, SCALELAB_SELECTOR, Manifests, namespace_for, render
 from scalelab.scenario import HPAScaler, Scenario
 from scalelab.versions import AGENT_IMAGE
@@ -34,6 +34,8 @@ __all__ = [
     "scale_namespace",
     "metrics_api_problem",
     "up_standalone",
+    "down_target",
+    "scale_standalone",
 ]
 
 LAB = "03-kind-cluster-and-hpa"
@@ -202,6 +204,7 @@ class KubernetesPlatform:
         self._last_events_poll = 0.0
         self._last_desired: int | None = None
         self._own_scale: int | None = None
+        self._samples = 0
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -252,6 +255,7 @@ class KubernetesPlatform:
             problem = metrics_api_problem(api)
             if problem is not None:
                 raise problem
+            self.info["controller_flags"] = _hpa_controller_flags(core)
 
     def _check_image(self, nodes: list[dict[str, Any]]) -> None:
         listed = [img for n in nodes for img in (n.get("status") or {}).get("images") or []]
@@ -438,12 +442,20 @@ class KubernetesPlatform:
                 return {}
             usage.update(st.container_usage(str(text), self.namespace))
         per_pod = self._rates.update(usage, time.time())
+        self._samples += 1
+        if self._samples in (30, 120):
+            res = self.cpu_resolution_s()
+            obs.events.append({"kind": "note", "source": "sampler", "detail": f"kubelet CPU counters refresh every {res:.1f} s (median)" if res else "kubelet CPU counters never refreshed"})
         if per_pod:
             obs.cpu_cores_used = sum(per_pod.values())
         mem = [u.memory_bytes for u in usage.values() if u.memory_bytes is not None]
         if mem:
             obs.mem_mb = sum(mem) / 2**20
         return per_pod
+
+    def describe(self) -> dict[str, Any]:
+        """For the run manifest (``platform_info``): cluster, context, namespace, nodes, controller flags."""
+        return dict(self.info)
 
     def cpu_resolution_s(self) -> float | None:
         """Median spacing of the kubelet's CPU counter updates seen so far (the real resolution)."""
@@ -488,3 +500,75 @@ def up_standalone(
         platform.down()
         raise
     return platform
+
+
+def down_target(kubeconfig: str | None = None, context: str | None = None, *, timeout_s: float = 180.0, echo: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """``scalelab down kubernetes``: delete every scalelab namespace of the target cluster.
+
+    No-op when there are none, and when the default kind cluster does not exist; a cluster named
+    explicitly (--kubeconfig/--context/$KUBECONFIG) that does not answer is an error.
+    """
+    target = resolve_target(kubeconfig, context)
+    try:
+        api = connect(target)
+    except PreflightError:
+        if target.context != KIND_CONTEXT:
+            raise
+        echo(f"no reachable cluster for {target.describe()}: nothing to delete")
+        return []
+    names = down_all(api, timeout_s=timeout_s, echo=echo)
+    if not names:
+        echo(f"no scalelab namespaces in {target.describe()}: nothing to delete")
+    return names
+
+
+def _hpa_controller_flags(core: Any) -> dict[str, str] | str:
+    """The HPA flags of kube-controller-manager when it runs as a pod (kind, kubeadm); else unknown."""
+    try:
+        pods = raw(core.list_namespaced_pod, "kube-system", label_selector="component=kube-controller-manager").get("items") or []
+    except Exception:  # noqa: BLE001 - informational only
+        return "unknown"
+    for pod in pods:
+        command = [*(pod["spec"]["containers"][0].get("command") or []), *(pod["spec"]["containers"][0].get("args") or [])]
+        return {a.split("=", 1)[0].lstrip("-"): a.split("=", 1)[1] for a in command if a.startswith("--horizontal-pod-autoscaler") and "=" in a}
+    return "unknown (controller-manager does not run as a pod)"
+
+
+def scale_standalone(
+    replicas: int,
+    *,
+    namespace: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    timeout_s: float = 180.0,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> tuple[str, str]:
+    """``scalelab scale kubernetes N``: scale the run that is up (or ``namespace``) and wait for ready pods.
+
+    Returns (namespace, base URL). During `scalelab run` the running sampler records it as a
+    ``live`` scale event.
+    """
+    from kubernetes import client
+
+    api = connect(resolve_target(kubeconfig, context))
+    ns = namespace or attach_namespace(api)
+    has_hpa = bool(raw(client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler, ns).get("items"))
+    if has_hpa:
+        echo(f"note: {ns} has an HPA; it will override a manual scale at its next sync")
+    echo(f"scaling deployment {ns}/ai-agent to {replicas}")
+    scale_namespace(api, ns, replicas)
+    apps = client.AppsV1Api(api)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pods = raw(client.CoreV1Api(api).list_namespaced_pod, ns, label_selector=_SELECTOR).get("items") or []
+        problem = st.diagnose_pods(pods, image=AGENT_IMAGE, kind_cluster=resolve_target(kubeconfig, context).kind_cluster)
+        if problem is not None:
+            raise problem
+        status = raw(apps.read_namespaced_deployment, "ai-agent", ns).get("status") or {}
+        if int(status.get("readyReplicas") or 0) == replicas and int(status.get("replicas") or 0) == replicas:
+            break
+        if time.monotonic() > deadline:
+            raise PlatformError(f"{ns}: {status.get('readyReplicas') or 0}/{replicas} ready after {timeout_s:.0f} s", fix=f"kubectl -n {ns} describe pods", lab=LAB)
+        time.sleep(1.0)
+    svc = raw(client.CoreV1Api(api).read_namespaced_service, "ai-agent", ns)
+    return ns, f"http://127.0.0.1:{svc['spec']['ports'][0]['nodePort']}"
