@@ -184,8 +184,9 @@ def _registry_reachable(timeout_s: float) -> bool:
     return True
 
 
-def resolve_offline(flag: bool | None, *, probe_timeout_s: float = 3.0) -> bool:
-    """`--offline/--online` wins; then ``SCALELAB_OFFLINE``; then auto (online only if it can work)."""
+def resolve_offline(flag: bool | None, *, probe: bool = True, probe_timeout_s: float = 3.0) -> bool:
+    """`--offline/--online` wins; then ``SCALELAB_OFFLINE``; then auto: online only if the official
+    bases are already local or (``probe``) Docker Hub answers one bounded request."""
     if flag is not None:
         return flag
     env = os.environ.get("SCALELAB_OFFLINE", "").strip().lower()
@@ -195,7 +196,7 @@ def resolve_offline(flag: bool | None, *, probe_timeout_s: float = 3.0) -> bool:
         return False
     if image_exists(versions.ONLINE_PYTHON_BASE) and image_exists(versions.ONLINE_NGINX_IMAGE):
         return False
-    return not _registry_reachable(probe_timeout_s)
+    return not (probe and _registry_reachable(probe_timeout_s))
 
 
 # --- offline bases: debootstrap + docker import ---------------------------------------------
@@ -250,19 +251,13 @@ def import_debian_rootfs(
     debs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cfg.cache) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run.run(
-            [
-                debootstrap,
-                "--variant=minbase",
-                f"--include={','.join(packages)}",
-                f"--cache-dir={debs}",
-                DEBIAN_SUITE,
-                rootfs,
-                cfg.mirror,
-            ],
-            timeout_s=timeout_s,
-            fix=f"check that {cfg.mirror} is reachable (apt-get update works), or set SCALELAB_DEBIAN_MIRROR",
-        )
+        argv: list[str | Path] = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}"]
+        argv += [f"--cache-dir={debs}", DEBIAN_SUITE, rootfs, cfg.mirror]
+        fix = f"check that {cfg.mirror} is reachable (apt-get update works), or set SCALELAB_DEBIAN_MIRROR"
+        try:
+            _run.run(argv, timeout_s=timeout_s, fix=fix)
+        finally:
+            _unmount_below(rootfs)  # a failed debootstrap can leave /proc or /sys mounted in the chroot
         _trim_rootfs(rootfs)
         for rel, text in (extra_files or {}).items():
             dest = rootfs / rel
@@ -270,11 +265,17 @@ def import_debian_rootfs(
             dest.write_text(text)
         tarball = Path(tmp) / "rootfs.tar"
         _run.run(["tar", "--numeric-owner", "-C", rootfs, "-cf", tarball, "."], timeout_s=300)
-        argv: list[str | Path] = ["docker", "import"]
+        argv = ["docker", "import"]
         for change in changes:
             argv += ["--change", change]
-        argv += [tarball, tag]
-        _run.run(argv, timeout_s=300)
+        _run.run([*argv, tarball, tag], timeout_s=300)
+
+
+def _unmount_below(root: Path) -> None:
+    prefix = str(root.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        _run.run(["umount", "-l", mount], check=False, timeout_s=30)
 
 
 # --- wheelhouse -----------------------------------------------------------------------------
@@ -435,9 +436,9 @@ def build_all(cfg: ImageBuildConfig, say: Say) -> list[BuiltImage]:
     return results
 
 
-def default_config(offline: bool | None, *, no_cache: bool = False) -> ImageBuildConfig:
+def default_config(offline: bool | None, *, no_cache: bool = False, probe: bool = True) -> ImageBuildConfig:
     return ImageBuildConfig(
-        offline=resolve_offline(offline),
+        offline=resolve_offline(offline, probe=probe),
         no_cache=no_cache,
         repo_root=find_repo_root(),
         cache=cache_dir(),

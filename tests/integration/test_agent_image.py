@@ -28,7 +28,7 @@ MAX_IMAGE_MB = 250
 @pytest.fixture(scope="module")
 def agent_image(docker_engine: str) -> str:
     if not images.image_exists(versions.AGENT_IMAGE):
-        built = images.build_agent(images.default_config(None), lambda msg: print(f"[image] {msg}"))
+        built = images.build_agent(images.default_config(None, probe=False), lambda msg: print(f"[image] {msg}"))
         print("built:", ", ".join(f"{b.tag} {b.size_mb:.0f} MB in {b.seconds:.0f} s" for b in built))
     return versions.AGENT_IMAGE
 

@@ -98,3 +98,16 @@ def test_missing_docker_engine_is_a_preflight_error_with_a_fix(monkeypatch: pyte
     with pytest.raises(PreflightError) as info:
         images.require_docker(timeout_s=5)
     assert "fix:" in info.value.render()
+
+
+def test_auto_mode_goes_online_only_when_it_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCALELAB_OFFLINE", raising=False)
+    monkeypatch.setattr(images, "image_exists", lambda tag: False)
+    monkeypatch.setattr(images, "_registry_reachable", lambda timeout_s: pytest.fail("must not probe"))
+    assert images.resolve_offline(None, probe=False) is True
+    monkeypatch.setattr(images, "_registry_reachable", lambda timeout_s: True)
+    assert images.resolve_offline(None) is False
+    monkeypatch.setattr(images, "_registry_reachable", lambda timeout_s: False)
+    assert images.resolve_offline(None) is True
+    monkeypatch.setattr(images, "image_exists", lambda tag: True)  # official bases already local
+    assert images.resolve_offline(None, probe=False) is False
