@@ -196,3 +196,26 @@ def test_event_log_reports_rescales_and_warnings_once():
     assert log.new(evs) == []
     evs[2]["count"] = 2  # the same warning again
     assert [r["kind"] for r in log.new(evs)] == ["note"]
+
+
+# --- pod lifecycle events (KubernetesPlatform._pod_events; no cluster needed) --------------------
+
+
+def _view(name: str, *, ready: bool = False, deleting: bool = False, node: str = "n1") -> st.PodView:
+    return st.PodView(name=name, node=node, phase="Running", ready=ready, deleting=deleting, waiting=(), unschedulable="", restarts=0)
+
+
+def test_pod_start_ready_and_stop_events_once_each():
+    from scalelab.platforms.kubernetes import KubernetesPlatform
+    from scalelab.scenario import load_scenario
+
+    p = KubernetesPlatform(load_scenario("ci-spike", cpu_budget=1), "kubernetes-hpa", run_id="20261123-153000-ci-spike-kubernetes-hpa-1a2b",
+                           kubeconfig="/nonexistent", context="x")
+    assert p.namespace == "scalelab-153000-1a2b" and p._api is None  # nothing connects at construction
+    kinds = lambda evs: [(e["kind"], e["detail"].split()[0]) for e in evs]  # noqa: E731
+    assert kinds(p._pod_events([_view("a")])) == [("replica_start", "a")]
+    assert kinds(p._pod_events([_view("a", ready=True), _view("b")])) == [("replica_ready", "a"), ("replica_start", "b")]
+    assert kinds(p._pod_events([_view("a", ready=True), _view("b")])) == []
+    assert kinds(p._pod_events([_view("a", ready=True, deleting=True), _view("b", ready=True)])) == [("replica_stop", "a"), ("replica_ready", "b")]
+    assert kinds(p._pod_events([_view("b", ready=True)])) == []  # a already reported as stopping
+    assert kinds(p._pod_events([])) == [("replica_stop", "b")]
