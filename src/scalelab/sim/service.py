@@ -144,7 +144,8 @@ class Service:
         for _ in range(n - len(live)):
             self._pending.append(self._new(now))
         if n < len(live):
-            victims = sorted(live, key=lambda r: (r.joined_step >= 0, -r.created_s))
+            order = {id(r): i for i, r in enumerate(live)}
+            victims = sorted(live, key=lambda r: (r.joined_step >= 0, -r.created_s, -order[id(r)]))
             for r in victims[: len(live) - n]:
                 r.stopped_s = now
                 if r in self._pending:

@@ -1,0 +1,96 @@
+"""analysis, plots, calibrate and compare on run directories written by RunWriter (sim runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scalelab import analysis
+from scalelab.errors import RunFormatError
+from scalelab.plots import comparison_figure
+from scalelab.sim import prepare_scenario, run_arm
+from scalelab.sim.calibrate import calibrate, write_calibration
+from scalelab.telemetry import RunWriter, load_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("runs")
+    base = prepare_scenario("classroom-spike", seed=7)
+    slow = prepare_scenario("classroom-spike", seed=7, overrides=["arms.kubernetes-hpa.scaler.sync_period_s=15s", "arms.kubernetes-hpa.scaler.metric_resolution_s=60s", "workload.work_ms=60"])
+    return {
+        "compose": load_run(run_arm(base, "compose-manual", root)),
+        "hpa": load_run(run_arm(base, "kubernetes-hpa", root)),
+        "hpa_slow": load_run(run_arm(slow, "kubernetes-hpa", root)),
+    }
+
+
+def test_summarize_compose(runs: dict) -> None:
+    s = analysis.summarize(runs["compose"])
+    samples = runs["compose"].samples
+    assert s["peak_replicas"] == 8
+    assert s["first_scale_up_s"] == 30.0  # operator at 1:00, spike at 0:30
+    assert s["scale_down_s"] is None  # nobody scales back down
+    assert s["replica_hours"] == pytest.approx(samples["replicas_desired"].sum() / 3600)
+    assert s["cost_usd"] == pytest.approx(s["replica_hours"] * 1.0)
+    assert s["seconds_over_objective"] == float((samples["p95_ms"] > 500).sum())
+    assert s["errors"] == pytest.approx(samples["errors"].sum())
+    assert s["peak_p95_ms"] == pytest.approx(samples["p95_ms"].max())
+
+
+def test_summary_table_and_render(runs: dict) -> None:
+    table = analysis.summary_table([runs["compose"], runs["hpa"]])
+    assert list(table.index) == ["compose-manual (sim)", "kubernetes-hpa (sim)"]
+    text = analysis.render_summary(table)
+    assert "compose-manual (sim)" in text and "never" in text and "s over SLO" in text
+
+
+def test_daily_cost_scales_to_24_hours(runs: dict) -> None:
+    c = analysis.cost_per_day(runs["compose"])
+    assert c["usd_per_day"] == pytest.approx(c["cost_usd"] * 86400 / 240)
+    assert c["usd_per_year"] == pytest.approx(c["usd_per_day"] * 365)
+    assert "$/year" in analysis.render_daily_cost([runs["compose"], runs["hpa"]])
+
+
+def test_compare_identical_and_different_runs(runs: dict) -> None:
+    same = analysis.compare(runs["hpa"], runs["hpa"])
+    assert same["replicas_within_1_share"] == 1.0
+    assert same["first_scale_up_diff_s"] == 0.0 and same["cost_diff_usd"] == 0.0
+    diff = analysis.compare(runs["hpa"], runs["hpa_slow"])
+    assert diff["seconds_compared"] == 240
+    assert diff["replicas_within_1_share"] < 1.0
+    assert diff["first_scale_up_diff_s"] > 0  # 60 s metrics and a 15 s sync react later
+    s_fast, s_slow = analysis.summarize(runs["hpa"]), analysis.summarize(runs["hpa_slow"])
+    assert diff["cost_diff_usd"] == pytest.approx(s_slow["cost_usd"] - s_fast["cost_usd"])
+    vs_compose = analysis.compare(runs["hpa"], runs["compose"])
+    assert vs_compose["scale_down_diff_s"] is None  # compose never scales down
+
+
+def test_calibrate_recovers_the_model_settings(runs: dict, tmp_path: Path) -> None:
+    cal = calibrate(runs["compose"])
+    assert cal.work_ms == pytest.approx(50.0, rel=0.02)
+    assert cal.start_delay_s == pytest.approx(1.0)  # compose: scale -> container running
+    assert cal.warmup_s == pytest.approx(5.0)
+    slow = calibrate(runs["hpa_slow"])
+    assert slow.work_ms == pytest.approx(60.0, rel=0.02)
+    assert slow.start_delay_s == pytest.approx(2.0)  # kubernetes: scheduling + start
+    out = yaml.safe_load(write_calibration(slow, tmp_path / "cal.yaml").read_text())
+    assert out["set"][0] == "workload.work_ms=60.0"
+    # the overrides feed straight back into the simulator
+    assert prepare_scenario("classroom-spike", overrides=out["set"]).workload.work_ms == pytest.approx(60.0, rel=0.01)
+
+
+def test_calibrate_needs_load(tmp_path: Path) -> None:
+    sc = prepare_scenario("classroom-spike")
+    with RunWriter.create(tmp_path, scenario=sc, arm="compose-manual", platform="sim") as w:
+        w.sample(t_s=0, replicas_desired=3, replicas_ready=3, rps=0, cpu_cores_used=0.0)
+    with pytest.raises(RunFormatError, match="no second"):
+        calibrate(load_run(w.dir))
+
+
+def test_comparison_figure_is_written(runs: dict, tmp_path: Path) -> None:
+    path = comparison_figure([runs["compose"], runs["hpa"]], tmp_path / "fig.png")
+    assert path.stat().st_size > 50_000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

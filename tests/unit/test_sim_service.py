@@ -1,0 +1,71 @@
+"""The fluid service model: capacity, overload, timeouts, host budget, cold starts, spreading."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab.sim.service import Service, ServiceParams
+
+
+def params(**kw: object) -> ServiceParams:
+    return ServiceParams(**{"work_ms": 50.0, "cpu_limit": 0.5, "warmup_s": 5.0, "start_delay_s": 1.0, "timeout_s": 10.0, **kw})  # type: ignore[arg-type]
+
+
+def test_under_capacity_serves_everything_quickly() -> None:
+    svc = Service(params(), 3)
+    for t in range(20):
+        s = svc.step(t, 6.0)
+    assert s.served == 6.0 and s.errors == 0.0 and s.ready == 3
+    assert s.cpu_cores == pytest.approx(6 * 0.05 + 3 * 0.002)
+    assert 100.0 <= s.p50_ms <= s.p95_ms < 500.0  # 100 ms of service at half a core
+
+
+def test_overload_builds_a_queue_then_times_out() -> None:
+    svc = Service(params(), 3)  # capacity 30 requests/s
+    results = [svc.step(t, 45.0) for t in range(40)]
+    assert all(r.served == pytest.approx(30.0) for r in results)
+    assert results[5].p95_ms > results[1].p95_ms > 500.0
+    assert sum(r.errors for r in results[:15]) == 0.0
+    assert results[-1].errors == pytest.approx(15.0)  # the queue is at its 10 s bound: excess times out
+    assert results[-1].p95_ms == pytest.approx(10_000.0)
+
+
+def test_host_budget_saturates_replicas_together() -> None:
+    svc = Service(params(host_cores=2.0), 10)  # 10 x 0.5 cores wanted, 2 available
+    s = svc.step(0, 1000.0)
+    assert s.served == pytest.approx(40.0)  # 2 cores / 50 ms
+    free = Service(params(), 10).step(0, 1000.0)
+    assert free.served == pytest.approx(100.0)
+
+
+def test_new_replicas_are_cold() -> None:
+    svc = Service(params(), 1)
+    svc.step(0, 1.0)
+    svc.scale_to(3, 0.5)  # start at 1.5, ready at 6.5
+    ready = [svc.step(t, 1.0).ready for t in range(1, 9)]
+    assert ready == [1, 1, 1, 1, 1, 1, 3, 3]  # ready at 6.5: serves from second 7
+    kinds = [e.kind for e in svc.drain_events()]
+    assert kinds.count("replica_start") == 2 and kinds.count("replica_ready") == 2
+
+
+def test_scale_down_removes_not_ready_then_newest() -> None:
+    svc = Service(params(), 2)
+    svc.scale_to(4, 0.0)
+    svc.scale_to(3, 0.1)
+    assert [r.name for r in svc.live()] == ["ai-agent-1", "ai-agent-2", "ai-agent-3"]
+    assert svc.desired == 3
+
+
+def test_round_robin_waits_less_than_random_spreading() -> None:
+    rr = Service(params(spreading="round-robin"), 4)
+    rnd = Service(params(spreading="random"), 4)
+    for t in range(30):
+        a, b = rr.step(t, 32.0), rnd.step(t, 32.0)  # 80 % busy
+    assert a.p95_ms < b.p95_ms
+
+
+def test_no_ready_replica_means_errors() -> None:
+    svc = Service(params(), 1)
+    svc.scale_to(0, 0.0)
+    s = svc.step(0, 5.0)
+    assert s.errors == 5.0 and s.served == 0.0 and s.p95_ms is None
