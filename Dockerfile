@@ -1,8 +1,9 @@
 # The ai-agent workload image. One Dockerfile, two bases, selected with build args
-# (`scalelab image` picks them; it stages the build context with a wheels/ directory):
-#   online : BASE_IMAGE=python:3.11-slim-bookworm  PIP_INDEX=""          (pip from PyPI)
-#   offline: BASE_IMAGE=scalelab-base:bookworm-1   PIP_INDEX=--no-index  (wheelhouse only)
-# Built with the legacy builder (DOCKER_BUILDKIT=0), never with --pull.
+# (`scalelab image` picks them and stages the build context: wheels/ and app/):
+#   online : BASE_IMAGE=python:3.11-slim-bookworm  PIP_INDEX=""          (dependencies from PyPI)
+#   offline: BASE_IMAGE=scalelab-base:bookworm-1   PIP_INDEX=--no-index  (host wheelhouse only)
+# Built with the legacy builder (DOCKER_BUILDKIT=0), never with --pull. pip runs from its wheel,
+# so the image holds no pip, and the kit's code is the last layer (code changes rebuild fast).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -10,19 +11,27 @@ ARG PIP_INDEX=""
 ENV LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH \
     AGENT_HOST=0.0.0.0 \
     AGENT_PORT=8000
 
+# Dependencies: uvicorn and its pure-Python deps (requirements-agent.txt).
 COPY requirements-agent.txt /tmp/build/
 COPY wheels/ /tmp/build/wheels/
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_INDEX} \
-        --find-links=/tmp/build/wheels -r /tmp/build/requirements-agent.txt \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
-        /tmp/build/wheels/scalelab-*.whl \
- && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools \
+RUN python3 -m venv --without-pip /opt/venv \
+ && pip_whl=$(echo /tmp/build/wheels/pip-*.whl) \
+ && /opt/venv/bin/python "$pip_whl/pip" install ${PIP_INDEX} --find-links=/tmp/build/wheels \
+        -r /tmp/build/requirements-agent.txt \
  && rm -rf /tmp/build
+
+# The scalelab package itself, without its dependencies (the agent needs only uvicorn).
+COPY app/ /tmp/app/
+RUN pip_whl=$(echo /tmp/app/pip-*.whl) \
+ && /opt/venv/bin/python "$pip_whl/pip" install --no-deps --no-index /tmp/app/scalelab-*.whl \
+ && /opt/venv/bin/python -c "import scalelab.agent, uvicorn" \
+ && rm -rf /tmp/app
 
 USER 65532:65532
 WORKDIR /tmp

@@ -42,8 +42,10 @@ __all__ = [
 Say = Callable[[str], None]
 
 REQUIREMENTS_FILE = "requirements-agent.txt"
-#: Build-only wheels the host needs to turn the scalelab source into a wheel without PyPI.
-BUILD_BACKEND = ("setuptools>=77,<81", "wheel")
+#: Tool wheels: the build backend the host needs to turn the scalelab source into a wheel
+#: without PyPI, and pip, which the image runs from its wheel (so pip never lands in the image).
+BUILD_TOOLS = ("pip", "setuptools>=77,<81", "wheel")
+BUILD_TOOL_NAMES = frozenset({"pip", "setuptools", "wheel"})
 #: Debian packages of the offline bases (Python 3.11.2 on glibc 2.36, like python:3.11-slim-bookworm).
 AGENT_BASE_PACKAGES = ("python3", "python3-venv")
 LB_PACKAGES = ("nginx-light",)
@@ -297,7 +299,7 @@ def _wheelhouse_complete(cfg: ImageBuildConfig) -> bool:
         return False
     have = {p.name.split("-")[0].lower().replace("_", "-") + "==" + p.name.split("-")[1] for p in house.glob("*.whl")}
     names = {p.name.split("-")[0].lower().replace("_", "-") for p in house.glob("*.whl")}
-    if not {"setuptools", "wheel"} <= names:
+    if not BUILD_TOOL_NAMES <= names:
         return False
     return all(req.lower().replace("_", "-") in have for req in _requirements(cfg))
 
@@ -316,7 +318,7 @@ def ensure_wheelhouse(cfg: ImageBuildConfig, say: Say) -> bool:
         target += ["--platform", plat]
     fix = "check that PyPI is reachable (pip download), or copy a complete wheelhouse into " + str(house)
     _run.run([*pip, *target, "-r", cfg.repo_root / REQUIREMENTS_FILE], timeout_s=600, fix=fix)
-    _run.run([*pip, "--only-binary=:all:", *BUILD_BACKEND], timeout_s=600, fix=fix)
+    _run.run([*pip, "--only-binary=:all:", *BUILD_TOOLS], timeout_s=600, fix=fix)
     return True
 
 
@@ -324,13 +326,16 @@ def ensure_wheelhouse(cfg: ImageBuildConfig, say: Say) -> bool:
 
 
 def _stage_agent_context(cfg: ImageBuildConfig, ctx: Path) -> None:
-    """Build context: the Dockerfile inputs plus a wheels/ dir (all wheels offline, scalelab only online)."""
+    """Build context: Dockerfile, requirements, ``wheels/`` (dependencies: all of them offline,
+    none online) and ``app/`` (the scalelab wheel), each with the pip wheel that installs it.
+
+    Dependencies and the kit's own code are separate layers, so a code change rebuilds in seconds.
+    """
     if ctx.exists():
         shutil.rmtree(ctx)
-    wheels = ctx / "wheels"
-    wheels.mkdir(parents=True)
-    pkg = ctx / "pkg"
-    pkg.mkdir()
+    wheels, app, pkg = ctx / "wheels", ctx / "app", ctx / "pkg"
+    for d in (wheels, app, pkg):
+        d.mkdir(parents=True)
     shutil.copytree(
         cfg.repo_root / "src" / "scalelab", pkg / "src" / "scalelab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
@@ -339,18 +344,22 @@ def _stage_agent_context(cfg: ImageBuildConfig, ctx: Path) -> None:
     shutil.copy2(cfg.repo_root / REQUIREMENTS_FILE, ctx / REQUIREMENTS_FILE)
     shutil.copy2(cfg.repo_root / "Dockerfile", ctx / "Dockerfile")
     house = wheelhouse_dir(cfg)
-    # The scalelab wheel is built on the host from the staged copy, with the build backend taken
-    # from the wheelhouse (no PyPI needed once the wheelhouse is cached).
+    # Built on the host from the staged copy with the backend from the wheelhouse (no PyPI once
+    # cached); SOURCE_DATE_EPOCH makes the wheel byte-identical, so unchanged code hits the cache.
     _run.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--find-links", house, "-w", wheels, pkg],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--find-links", house, "-w", app, pkg],
+        env={"SOURCE_DATE_EPOCH": "315532800"},
         timeout_s=300,
         fix="run `scalelab image --no-cache` to refresh the wheelhouse (it needs setuptools and wheel)",
     )
     shutil.rmtree(pkg)
-    if cfg.offline:
-        for whl in house.glob("*.whl"):
-            if not whl.name.startswith(("setuptools-", "wheel-")):
-                shutil.copy2(whl, wheels / whl.name)
+    for whl in house.glob("*.whl"):
+        name = whl.name.split("-")[0].lower()
+        if name == "pip":
+            shutil.copy2(whl, wheels / whl.name)
+            shutil.copy2(whl, app / whl.name)
+        elif cfg.offline and name not in BUILD_TOOL_NAMES:
+            shutil.copy2(whl, wheels / whl.name)
 
 
 def build_agent_image(cfg: ImageBuildConfig, say: Say) -> None:

@@ -42,6 +42,8 @@ def test_wheelhouse_is_complete_only_with_every_pinned_wheel(tmp_path: Path) -> 
     assert not images._wheelhouse_complete(cfg)  # build backend still missing
     (house / "setuptools-80.0.0-py3-none-any.whl").touch()
     (house / "wheel-0.45.0-py3-none-any.whl").touch()
+    assert not images._wheelhouse_complete(cfg)  # pip still missing
+    (house / "pip-26.0-py3-none-any.whl").touch()
     assert images._wheelhouse_complete(cfg)
     name, version = pins[0]
     (house / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").unlink()
@@ -77,7 +79,7 @@ def test_dockerfile_is_non_root_with_healthcheck_and_both_bases() -> None:
     assert re.search(r"^USER 6553[24]", text, re.M)
     assert re.search(r"^HEALTHCHECK .*\n.*/readyz", text, re.M)
     assert re.search(r"^EXPOSE 8000$", text, re.M)
-    assert "--no-deps --no-index" in text and "${PIP_INDEX}" in text
+    assert "--no-deps --no-index" in text and "${PIP_INDEX}" in text and "--without-pip" in text
     assert ":latest" not in text
     for tag in (versions.AGENT_IMAGE, versions.LB_IMAGE, versions.BASE_IMAGE):
         assert not tag.endswith(":latest")
