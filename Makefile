@@ -10,6 +10,7 @@ SCENARIO ?= classroom-spike
 N        ?= 8
 RUNS     ?= runs
 PLATFORM ?= compose
+SEED     ?= 7
 
 STAMP := $(VENV)/.installed
 
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install the kit with its notebook and test extras
 
 demo: $(STAMP) ## Simulate the classroom spike on compose and on Kubernetes (no Docker needed) and compare
-	$(SCALELAB) demo
+	$(SCALELAB) demo --runs-dir $(RUNS)
 
 test: $(STAMP) ## Run unit and integration tests (integration tests skip without Docker/cluster, fail in CI)
 	$(PYTEST) tests -q
@@ -43,6 +44,9 @@ image: $(STAMP) ## Build the ai-agent and load-balancer images (offline path whe
 
 clean: $(STAMP) ## Remove everything the kit started (containers, namespaces, kind cluster) — keeps runs/
 	$(SCALELAB) clean
+
+sim: $(STAMP) ## Simulate a scenario without Docker: SCENARIO=classroom-spike|day|FILE.yaml, SEED=7
+	$(SCALELAB) sim $(SCENARIO) --seed $(SEED) --runs-dir $(RUNS) --figure
 
 ## ---------------------------------------------------------------- test infrastructure (developers, CI)
 test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests

@@ -79,7 +79,7 @@ def test_overrides_and_sizing() -> None:
     sc = prepare_scenario("classroom-spike", overrides=["arms.kubernetes-hpa.scaler.target_cpu_pct=70", "load.factor=20"], cpu_budget=2)
     assert sc.arms["kubernetes-hpa"].scaler.target_cpu_pct == 70
     assert sc.load.factor == 20
-    assert sc.workload.cpu_request == pytest.approx(0.25) and sc.load.baseline == pytest.approx(2.25)
+    assert sc.workload.cpu_request == pytest.approx(0.125) and sc.load.baseline == pytest.approx(2.25)
     assert prepare_scenario("classroom-spike").cpu_budget == load_scenario("classroom-spike", sized=False).reference_cpu_budget
     with pytest.raises(ScenarioError, match="no arm 'nope'"):
         prepare_scenario("classroom-spike", overrides=["arms.nope.replicas=2"])
