@@ -54,6 +54,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: Wheel platforms accepted for the image's CPython 3.11 / glibc 2.36.
 WHEEL_PLATFORMS = ("manylinux_2_36_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "linux_x86_64")
 LB_UID = 65532
+ONLINE_FIX = "if Docker Hub is not reachable from here, build without it: `sudo scalelab image --offline` (debootstrap)"
 #: Paths removed from a debootstrap rootfs before import: docs, man pages, locales, apt caches.
 ROOTFS_TRIM = (
     "usr/share/man",
@@ -376,7 +377,8 @@ def build_agent_image(cfg: ImageBuildConfig, say: Say) -> None:
         argv.append("--no-cache")
     argv += ["-f", ctx / "Dockerfile", ctx]
     say(f"building {versions.AGENT_IMAGE} from {build_args['BASE_IMAGE']} (legacy builder)")
-    _run.run(argv, env={"DOCKER_BUILDKIT": "0"}, timeout_s=cfg.build_timeout_s)
+    fix = "" if cfg.offline else ONLINE_FIX
+    _run.run(argv, env={"DOCKER_BUILDKIT": "0"}, timeout_s=cfg.build_timeout_s, fix=fix)
 
 
 # --- load balancer image --------------------------------------------------------------------
@@ -385,7 +387,7 @@ def build_agent_image(cfg: ImageBuildConfig, say: Say) -> None:
 def build_lb_image(cfg: ImageBuildConfig, say: Say) -> None:
     if not cfg.offline:
         say(f"pulling {versions.ONLINE_NGINX_IMAGE} and tagging it {versions.LB_IMAGE}")
-        _run.run(["docker", "pull", versions.ONLINE_NGINX_IMAGE], timeout_s=600)
+        _run.run(["docker", "pull", versions.ONLINE_NGINX_IMAGE], timeout_s=600, fix=ONLINE_FIX)
         _run.run(["docker", "tag", versions.ONLINE_NGINX_IMAGE, versions.LB_IMAGE], timeout_s=60)
         return
     say(f"debootstrap Debian {DEBIAN_SUITE} + nginx-light -> {versions.LB_IMAGE}")
