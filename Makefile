@@ -14,7 +14,7 @@ SEED     ?= 7
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test test-unit test-integration doctor image clean \
+.PHONY: help setup demo sim bench test test-unit test-integration doctor image clean \
         lab00-doctor lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
         lab04-report report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
 
@@ -47,6 +47,9 @@ clean: $(STAMP) ## Remove everything the kit started (containers, namespaces, ki
 
 sim: $(STAMP) ## Simulate a scenario without Docker: SCENARIO=classroom-spike|day|FILE.yaml, SEED=7
 	$(SCALELAB) sim $(SCENARIO) --seed $(SEED) --runs-dir $(RUNS) --figure
+
+bench: $(STAMP) ## Print the benchmark figures (agent overhead, simulator speed, sampler cost)
+	@for b in benchmarks/*.py; do echo "--- $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 ## ---------------------------------------------------------------- test infrastructure (developers, CI)
 test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests
