@@ -104,6 +104,9 @@ class Runner:
             check()
         describe = getattr(self.platform, "describe", None)
         writer.note(platform_info=describe() if describe else {}, up_s=round(time.monotonic() - started, 2), base_url=self.platform.base_url)
+        # The replicas that started before the load: their start/ready events belong at t = 0.
+        for ev in self.platform.observe().events:
+            writer.event(0.0, ev["kind"], replicas=ev.get("replicas"), source=ev.get("source", ""), detail=ev.get("detail", ""))
         self.view.message(f"{replicas}/{replicas} ready after {time.monotonic() - started:.1f} s at {self.platform.base_url}")
 
     # -- once a second -------------------------------------------------------------------------
