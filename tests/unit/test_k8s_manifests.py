@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,8 @@ def test_render_follows_the_sized_scenario(name: str, budget: float):
     dep = m.deployment
     assert dep["spec"]["replicas"] == arm.replicas
     (c,) = dep["spec"]["template"]["spec"]["containers"]
-    assert c["resources"]["requests"]["cpu"] == f"{round(s.workload.cpu_request * 1000)}m"
-    assert c["resources"]["limits"]["cpu"] == f"{round(s.workload.cpu_limit * 1000)}m"
+    assert c["resources"]["requests"]["cpu"] == f"{math.ceil(s.workload.cpu_request * 1000)}m"
+    assert c["resources"]["limits"]["cpu"] == f"{math.ceil(s.workload.cpu_limit * 1000)}m"
     assert c["resources"]["limits"]["memory"] == f"{s.workload.memory_mb}Mi"
     env = {e["name"]: e["value"] for e in c["env"]}
     assert float(env["AGENT_WORK_MS"]) == s.workload.work_ms and float(env["AGENT_WARMUP_S"]) == s.workload.warmup_s
@@ -177,9 +178,10 @@ def test_fixed_scaler_gets_no_hpa_and_no_behavior_means_legacy_path():
 def test_rendered_objects_validate_against_the_client_models():
     from kubernetes import client
 
-    m = km.render(load_scenario("classroom-spike", cpu_budget=1), "kubernetes-hpa", RUN_ID, k8s_dir=K8S)
+    s = load_scenario("classroom-spike", cpu_budget=1)
+    m = km.render(s, "kubernetes-hpa", RUN_ID, k8s_dir=K8S)
     dep = client.V1Deployment.from_dict(m.deployment)
-    assert dep.spec.template.spec.containers[0].resources.requests["cpu"] == "125m"
+    assert dep.spec.template.spec.containers[0].resources.requests["cpu"] == km.cpu_quantity(s.workload.cpu_request)
     hpa = client.V2HorizontalPodAutoscaler.from_dict(m.hpa)
     assert hpa.spec.behavior.scale_up.policies[0].period_seconds == 5
     client.V1Service.from_dict(m.service)
@@ -191,7 +193,7 @@ def test_names_and_quantities():
     assert km.namespace_for("Odd_ID").startswith("scalelab-")
     assert len(km.label_value("x" * 100)) == 63
     assert km.label_value("a/b:c-") == "a-b-c"
-    assert km.cpu_quantity(0.125) == "125m" and km.cpu_quantity(0.0001) == "1m" and km.cpu_quantity(2) == "2000m"
+    assert km.cpu_quantity(0.125) == "125m" and km.cpu_quantity(0.0625) == "63m" and km.cpu_quantity(0.3) == "300m" and km.cpu_quantity(0.0001) == "1m" and km.cpu_quantity(2) == "2000m"
     assert km.behavior_spec(None) is None
 
 

@@ -9,6 +9,7 @@ count, the sized CPU and memory, the workload's environment, and the HPA's bound
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -108,8 +109,9 @@ def label_value(text: str) -> str:
 
 
 def cpu_quantity(cores: float) -> str:
-    """Cores as a Kubernetes quantity in millicores: 0.25 -> ``250m`` (at least 1m)."""
-    return f"{max(1, round(cores * 1000))}m"
+    """Cores as a Kubernetes quantity in whole millicores, rounded up like the API server does:
+    0.25 -> ``250m``, 0.0625 -> ``63m`` (at least 1m)."""
+    return f"{max(1, math.ceil(round(cores * 1000, 6)))}m"
 
 
 def _rules(rules: ScalingRules) -> dict[str, Any]:

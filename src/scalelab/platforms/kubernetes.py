@@ -205,6 +205,7 @@ class KubernetesPlatform:
         self._last_desired: int | None = None
         self._own_scale: int | None = None
         self._samples = 0
+        self._last_ready = 0
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -370,7 +371,9 @@ class KubernetesPlatform:
             dep = raw(client.AppsV1Api(api).read_namespaced_deployment, "ai-agent", self.namespace, timeout_s=2.0)
             pods = raw(core.list_namespaced_pod, self.namespace, label_selector=_SELECTOR, timeout_s=2.0).get("items") or []
         except (ApiException, OSError, Exception) as exc:  # a missed second is recorded, not fatal
-            return Observation(0, 0, events=[{"kind": "note", "source": "sampler", "detail": f"API read failed: {exc!s:.200}"}])
+            # keep the last known counts for this second rather than recording zero replicas
+            last = self._last_desired or 0
+            return Observation(last, self._last_ready, events=[{"kind": "note", "source": "sampler", "detail": f"API read failed: {exc!s:.200}"}])
         desired = int((dep.get("spec") or {}).get("replicas") or 0)
         if self._last_desired is not None and desired != self._last_desired and not self.has_hpa and desired != self._own_scale:
             # someone typed `scalelab scale kubernetes N` (or kubectl scale) in another terminal
@@ -380,6 +383,7 @@ class KubernetesPlatform:
         events.extend(self._pod_events(views))
         live = [v for v in views if not v.deleting]
         ready = sum(1 for v in live if v.ready)
+        self._last_ready = ready
         placement = [{"pod": v.name, "node": v.node, "phase": "Terminating" if v.deleting else v.phase, "ready": v.ready} for v in views]
 
         obs = Observation(replicas_desired=desired, replicas_ready=ready, events=events, placement=placement)
