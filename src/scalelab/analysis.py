@@ -22,6 +22,7 @@ __all__ = [
     "summarize",
     "summary_table",
     "render_summary",
+    "summary_rows",
     "compare",
     "cost_per_day",
     "render_daily_cost",
@@ -116,20 +117,27 @@ def _fmt(value: Any, digits: int) -> str:
     return str(value)
 
 
+_DIGITS = {"peak_p95_ms": 0, "seconds_over_objective": 0, "errors": 0, "replica_hours": 3, "cost_usd": 3, "first_scale_up_s": 1, "scale_down_s": 1}
+
+
+def summary_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The summary's cells as text, one list per run in `SUMMARY_COLUMNS` order (terminal and HTML)."""
+    return [[_fmt(row.get(key), _DIGITS.get(key, 0)) for key in SUMMARY_COLUMNS] for _, row in table.iterrows()]
+
+
 def render_summary(table: pd.DataFrame, *, width: int = 120, title: str | None = None) -> str:
     """The summary as a plain-text rich table (what `scalelab sim` and `demo` print)."""
     from rich.console import Console
     from rich.table import Table
 
-    digits = {"peak_p95_ms": 0, "seconds_over_objective": 0, "errors": 0, "replica_hours": 3, "cost_usd": 3, "first_scale_up_s": 1, "scale_down_s": 1}
     rich_table = Table(title=title)
     for key, heading in SUMMARY_COLUMNS.items():
         if key == "label":
             rich_table.add_column(heading, no_wrap=True)
         else:
             rich_table.add_column(heading, justify="right", max_width=11)
-    for _, row in table.iterrows():
-        rich_table.add_row(*(_fmt(row.get(key), digits.get(key, 0)) for key in SUMMARY_COLUMNS))
+    for cells in summary_rows(table):
+        rich_table.add_row(*cells)
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False).print(rich_table)
     return buffer.getvalue().rstrip() + "\n"

@@ -298,6 +298,47 @@ def cluster_down_cmd() -> None:
 # --- report commands (report) ------------------------------------------------------------------
 
 
+@cli.command("report")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/latest"), show_default=True,
+              help="Where the charts, summary.csv and report.html go.")
+@RUNS_DIR
+def report_cmd(runs: tuple[Path, ...], out_dir: Path, runs_dir: Path) -> None:
+    """Compare runs: one chart per quantity, a self-contained report.html and the summary table.
+
+    RUNS are run directories; none: the newest completed run of each arm under --runs-dir.
+    """
+    from scalelab import report
+    from scalelab.telemetry import load_run
+
+    dirs = list(runs) or report.latest_runs(runs_dir)
+    result = report.build_report([load_run(d) for d in dirs], out_dir)
+    for d in dirs:
+        click.echo(f"run: {d}")
+    click.echo(result.text, nl=False)
+    click.echo(f"charts: {', '.join(p.name for p in result.figures.values())} in {result.out_dir}/")
+    click.echo(f"report: {result.html}  (one file, images inside: open it in any browser)")
+
+
+@cli.command("whatif")
+@click.argument("scenario", default="classroom-spike")
+@click.option("--arm", default="kubernetes-hpa", show_default=True, help="The arm whose settings vary.")
+@click.option("--vary", "vary", multiple=True, metavar="KEY=V1,V2,...", required=True,
+              help="Values to try: a field of the arm's scaler (target_cpu_pct, max_replicas, "
+              "behavior.scale_down.stabilization_window_s) or a scenario field (load.factor). Repeat for a grid.")
+@click.option("--compare-with", multiple=True, metavar="ARM", help="Also simulate this arm as written (e.g. compose-manual).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/whatif.png"), show_default=True,
+              help="Where the cost-against-latency chart goes.")
+def whatif_cmd(scenario: str, arm: str, vary: tuple[str, ...], compare_with: tuple[str, ...], seed: int | None, out_file: Path) -> None:
+    """What if: simulate an arm for each value (or grid) of settings; cost against the latency objective."""
+    from scalelab import whatif
+
+    table = whatif.sweep(scenario, arm, whatif.parse_vary(vary), seed=seed, compare_with=compare_with)
+    click.echo(whatif.render_sweep(table, title=f"what if: {scenario}, {arm} (simulated)"), nl=False)
+    click.echo(f"chart: {whatif.sweep_figure(table, out_file)}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,185 @@
+"""`scalelab report`: the comparison of recorded runs as charts and one self-contained HTML page.
+
+`build_report(runs, out_dir)` writes one PNG per quantity (`plots.QUANTITIES`), the stacked
+comparison PNG, ``summary.csv`` and ``report.html`` (every image embedded as base64: the page
+opens from a USB stick, an e-mail or a laptop without Wi-Fi). `latest_runs(root)` picks the
+newest usable run of each arm under ``runs/`` (recorded runs before simulated ones). Reads only
+run directories (`scalelab.telemetry`); the figures come from `analysis` and `plots`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, summary_table
+from scalelab.errors import RunFormatError
+from scalelab.plots import OKABE_ITO, QUANTITIES, comparison_figure, quantity_figure
+from scalelab.telemetry import Run, list_runs, load_run
+
+__all__ = ["Report", "build_report", "latest_runs", "DEFAULT_OUT", "USABLE_STATUSES"]
+
+DEFAULT_OUT = Path("reports") / "latest"
+#: Runs that recorded something worth charting (a `running` run is still being written).
+USABLE_STATUSES = ("completed", "interrupted")
+
+#: What to point at on each chart (shown under it in the HTML page).
+CAPTIONS: dict[str, str] = {
+    "replicas": "Who reacted, and when? Solid lines are what the scaler asked for, dashed what was ready to serve: "
+    "the gap between them is the cold start. Triangles are HPA decisions; dash-dot lines are the operator typing a command.",
+    "cpu": "CPU of the limit. At 100% the replicas are saturated and requests queue. "
+    "Dotted: what the HPA saw, as % of the CPU request, one metrics window late.",
+    "rps": "Served against offered load (dashed). While served stays below offered, requests wait or time out; "
+    "the burst after scaling is the queue draining.",
+    "p95": "Latency of the slowest 5% (log scale). Every second above the black dashed objective is a second of unhappy users.",
+    "errors": "Requests that failed or timed out. They happen while nobody has added capacity yet.",
+    "cost": "Replica-seconds times the price. The manual arm keeps paying for its peak after the spike; the HPA gives it back.",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    out_dir: Path
+    runs: tuple[Run, ...]
+    figures: dict[str, Path]
+    html: Path
+    csv: Path
+    table: pd.DataFrame
+    text: str
+
+
+def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
+    """The newest usable run of each arm under ``root``; a recorded run wins over a simulated one.
+
+    Run ids start with a UTC timestamp, so the newest is the last in name order.
+    """
+    newest: dict[str, tuple[tuple[bool, str], Path]] = {}
+    for path in list_runs(root):
+        try:
+            manifest = load_run(path).manifest
+        except RunFormatError:
+            continue
+        if manifest.get("status") not in USABLE_STATUSES:
+            continue
+        arm = str(manifest.get("arm", ""))
+        rank = (manifest.get("platform") != "sim", path.name)
+        if arm not in newest or rank > newest[arm][0]:
+            newest[arm] = (rank, path)
+    if not newest:
+        raise RunFormatError(
+            f"no completed run under {Path(root)}/",
+            fix="record one (make lab02-spike, make lab03-spike), simulate both arms (make demo), or pass run directories",
+            lab="04-compare-and-cost",
+        )
+    return [newest[arm][1] for arm in sorted(newest)]
+
+
+def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_OUT, *, title: str | None = None) -> Report:
+    """Write the charts, ``summary.csv`` and ``report.html`` of ``runs`` into ``out_dir``."""
+    if not runs:
+        raise RunFormatError("a report needs at least one run", fix="pass run directories, e.g. runs/<run-id>", lab="04-compare-and-cost")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {name: quantity_figure(runs, name, out / f"{name}.png") for name in QUANTITIES}
+    figures["comparison"] = comparison_figure(runs, out / "comparison.png", title=title)
+    table = summary_table(runs)
+    csv = out / "summary.csv"
+    table.to_csv(csv, index=False)
+    heading = title or _heading(runs)
+    text = render_summary(table, title=heading)
+    page = out / "report.html"
+    page.write_text(_html(runs, table, figures, heading), encoding="utf-8")
+    return Report(out, tuple(runs), figures, page, csv, table, text)
+
+
+def _heading(runs: Sequence[Run]) -> str:
+    scenarios = sorted({str(r.manifest.get("scenario", "")) for r in runs})
+    return f"{' + '.join(scenarios)}: " + " vs ".join(r.label for r in runs)
+
+
+# --- the HTML page -----------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 22px; margin: 1.5em auto; max-width: 1400px;
+       color: #111; background: #fff; padding: 0 1em; }
+h1 { font-size: 40px; margin-bottom: 0.2em; } h2 { font-size: 32px; margin-top: 1.6em; border-bottom: 3px solid #ddd; }
+p.meta { color: #444; font-size: 18px; }
+table { border-collapse: collapse; font-size: 22px; margin: 0.8em 0; }
+th, td { border: 1px solid #bbb; padding: 0.35em 0.7em; } th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } td.arm { font-weight: bold; white-space: nowrap; }
+span.swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.4em; vertical-align: -0.1em; border-radius: 2px; }
+figure { margin: 1em 0 2em 0; } figure img { width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: 22px; margin-top: 0.4em; }
+table.runs { font-size: 16px; } code { font-size: 0.9em; }
+"""
+
+
+def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], heading: str) -> str:
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>scalelab report: {e(heading)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{e(heading)}</h1>",
+        f'<p class="meta">Generated {e(dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} by <code>scalelab report</code> '
+        f"from {len(runs)} run director{'y' if len(runs) == 1 else 'ies'}. Latency objective: "
+        f"{e(_objective(runs))} ms (p95).</p>",
+        "<h2>Summary</h2>",
+        _summary_html(table),
+        "<h2>Charts</h2>",
+    ]
+    for name, (chart_title, _unit) in QUANTITIES.items():
+        parts.append(_figure_html(figures[name], chart_title, CAPTIONS[name]))
+    parts.append(_figure_html(figures["comparison"], "Everything on one time axis", "The same six charts stacked: read one moment top to bottom."))
+    parts += ["<h2>Runs</h2>", _runs_html(runs), "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _objective(runs: Sequence[Run]) -> str:
+    values = sorted({float(r.manifest.get("latency_objective_ms") or 0) for r in runs})
+    return " / ".join(f"{v:.0f}" for v in values)
+
+
+def _summary_html(table: pd.DataFrame) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in SUMMARY_COLUMNS.values())
+    rows = []
+    for i, cells in enumerate(summary_rows(table)):
+        color = OKABE_ITO[i % len(OKABE_ITO)]
+        first = f'<td class="arm"><span class="swatch" style="background:{color}"></span>{e(cells[0])}</td>'
+        rows.append("<tr>" + first + "".join(f'<td class="num">{e(c)}</td>' for c in cells[1:]) + "</tr>")
+    notes = (
+        "<p><b>s over SLO</b>: seconds whose p95 latency was above the objective. <b>replica-h</b>: desired replicas summed over the run. "
+        "<b>up after spike</b>: seconds from the spike start to the first added replica; <b>down after spike</b>: seconds from the spike end "
+        "to the first removed one (<i>never</i>: nobody scaled).</p>"
+    )
+    return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{notes}'
+
+
+def _figure_html(path: Path, title: str, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    e = html.escape
+    return f'<figure><img alt="{e(title)}" src="data:image/png;base64,{data}"><figcaption><b>{e(title)}.</b> {e(caption)}</figcaption></figure>'
+
+
+def _runs_html(runs: Sequence[Run]) -> str:
+    e = html.escape
+    rows = []
+    for r in runs:
+        m = r.manifest
+        host = m.get("host") or {}
+        where = f"{host.get('hostname', '?')} ({host.get('cpus', '?')} CPUs)"
+        cells = [r.label, m.get("run_id", r.path.name), m.get("platform", ""), m.get("status", ""), m.get("utc_start", ""), where,
+                 m.get("cpu_budget", ""), m.get("git_revision", "")]
+        rows.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("arm", "run id", "platform", "status", "started (UTC)", "host", "CPU budget", "git"))
+    return f'<table class="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
