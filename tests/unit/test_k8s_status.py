@@ -194,8 +194,55 @@ def test_event_log_reports_rescales_and_warnings_once():
     rows = log.new(evs)
     assert [(r["kind"], r["replicas"]) for r in rows] == [("hpa_rescale", 4), ("note", None)]
     assert log.new(evs) == []
-    evs[2]["count"] = 2  # the same warning again
-    assert [r["kind"] for r in log.new(evs)] == ["note"]
+    evs[0]["count"] = 2  # the same rescale again: a new decision
+    evs[2]["count"] = 2  # the same warning again: already reported
+    assert [r["kind"] for r in log.new(evs)] == ["hpa_rescale"]
+
+
+# --- recorded from the real test cluster (Kubernetes v1.34.4, metrics-server v0.9.0) --------------
+
+REC_NS = "scalelab-smoke-f94b26"
+
+
+def test_recorded_kubelet_text_gives_per_pod_cpu_and_memory():
+    u1 = st.container_usage(_text("kubelet-metrics-resource-1.txt"), REC_NS)
+    u2 = st.container_usage(_text("kubelet-metrics-resource-2.txt"), REC_NS)
+    key = ("ai-agent-98997b4cc-n94jb", "ai-agent")
+    assert set(u1) == set(u2) == {key}, "only the run namespace, not kube-system"
+    assert (u1[key].cpu_seconds, u1[key].cpu_timestamp_ms) == (0.688621921, 1795450757472)
+    assert u1[key].memory_bytes > 10 * 2**20
+    rates = st.CpuRates()
+    rates.update(u1, now_s=0)
+    pods = rates.update(u2, now_s=1)
+    # (0.928263551 - 0.688621921) core-s over 1.191 s of kubelet time
+    assert pods == {"ai-agent-98997b4cc-n94jb": pytest.approx(0.239641630 / 1.191)}
+    assert rates.intervals_s == [pytest.approx(1.191)], "the kubelet refreshed within about a second"
+    three = st.container_usage(_text("kubelet-metrics-resource-3.txt"), REC_NS)
+    assert len(three) == 3 and all(u.cpu_seconds and u.memory_bytes for u in three.values())
+
+
+def test_recorded_hpa_status_before_and_after_a_rescale():
+    calm, busy = st.hpa_status(_json("hpa-active.json")), st.hpa_status(_json("hpa-scaling.json"))
+    assert (calm.util_pct, calm.current_replicas, calm.desired_replicas) == (3, 1, 1)
+    assert (busy.util_pct, busy.current_replicas, busy.desired_replicas) == (150, 3, 3)
+    assert busy.conditions["ScalingActive"][:2] == ("True", "ValidMetricFound")
+    assert st.diagnose_hpa(_json("hpa-scaling.json")) is None
+
+
+def test_recorded_events_give_one_rescale_and_drop_dns_noise():
+    rows = st.EventLog().new(_json("events-rescale.json")["items"])
+    rescales = [r for r in rows if r["kind"] == "hpa_rescale"]
+    assert [(r["replicas"], r["source"]) for r in rescales] == [(3, "hpa")]
+    assert "above target" in rescales[0]["detail"]
+    notes = [r["detail"].split(":")[0] for r in rows if r["kind"] == "note"]
+    assert "FailedGetResourceMetric" in notes and "MissingClusterDNS" not in notes
+
+
+def test_recorded_pods_are_healthy_and_placed():
+    pods = _json("pods-scaling.json")["items"]
+    assert st.diagnose_pods(pods, image="scalelab-ai-agent:0.1.0") is None
+    views = [st.pod_view(p) for p in pods]
+    assert {v.node for v in views} == {"scalelab-node"} and all(v.phase == "Running" for v in views)
 
 
 # --- pod lifecycle events (KubernetesPlatform._pod_events; no cluster needed) --------------------

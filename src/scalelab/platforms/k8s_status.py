@@ -284,8 +284,13 @@ def diagnose_pods(pods: Iterable[Mapping[str, Any]], *, image: str, kind_cluster
 _NEW_SIZE = re.compile(r"New size:\s*(\d+)")
 
 
+#: Warnings that say nothing about scaling (the test cluster runs without cluster DNS).
+_QUIET_REASONS = frozenset({"MissingClusterDNS", "DNSConfigForming"})
+
+
 class EventLog:
-    """Turns repeated event lists into run events, reporting each (event, count) once."""
+    """Turns repeated event lists into run events: every ``SuccessfulRescale`` occurrence (by
+    count), each other Warning once (the first time its event object appears)."""
 
     def __init__(self) -> None:
         self._seen: set[tuple[str, int]] = set()
@@ -294,9 +299,11 @@ class EventLog:
         out = []
         ordered = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         for ev in ordered:
+            if ev.get("reason") in _QUIET_REASONS:
+                continue
             meta = ev.get("metadata") or {}
             count = int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
-            key = (str(meta.get("uid") or meta.get("name")), count)
+            key = (str(meta.get("uid") or meta.get("name")), count if ev.get("reason") == "SuccessfulRescale" else 1)
             if key in self._seen:
                 continue
             self._seen.add(key)
