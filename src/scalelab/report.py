@@ -24,7 +24,7 @@ from scalelab.errors import RunFormatError
 from scalelab.plots import OKABE_ITO, QUANTITIES, comparison_figure, quantity_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
-__all__ = ["Report", "build_report", "latest_runs", "DEFAULT_OUT", "USABLE_STATUSES"]
+__all__ = ["Report", "build_report", "latest_runs", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
 
 DEFAULT_OUT = Path("reports") / "latest"
 #: Runs that recorded something worth charting (a `running` run is still being written).
@@ -79,6 +79,14 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
             lab="04-compare-and-cost",
         )
     return [newest[arm][1] for arm in sorted(newest)]
+
+
+def scaling_events(run: Run) -> pd.DataFrame:
+    """Who changed the replica count, when: operator scale actions and HPA decisions (``at`` is m:ss)."""
+    ev = run.events
+    picked = ev[ev["kind"].isin(("scale", "hpa_rescale"))].copy()
+    picked.insert(0, "at", [f"{int(t) // 60}:{int(t) % 60:02d}" for t in picked["t_s"]])
+    return picked[["at", "t_s", "kind", "replicas", "source", "detail"]].reset_index(drop=True)
 
 
 def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_OUT, *, title: str | None = None) -> Report:
