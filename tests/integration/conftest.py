@@ -49,6 +49,21 @@ def docker_compose(docker_engine: str) -> str:
     return docker_engine
 
 
+# --- compose arm: the kit's images (owned by the compose-arm tests) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def scalelab_images(docker_compose: str) -> str:
+    """The ai-agent and nginx images are built (`make image`); skips (fails in CI) otherwise."""
+    from scalelab import versions
+
+    for image in (versions.AGENT_IMAGE, versions.LB_IMAGE):
+        proc = subprocess.run([docker_compose, "image", "inspect", image], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            require_or_skip(f"image {image} is not built (run `make image`)")
+    return docker_compose
+
+
 # --- test cluster (owned by tests/cluster/) ------------------------------------------------------
 
 
