@@ -82,19 +82,25 @@ gomod() { # [kubernetes|etcd|metrics-server]
   return 0
 }
 
+version_of() { # binary -> its version output (each command has its own way to print it)
+  case $1 in
+    kubectl) "$bin_dir/kubectl" version --client 2>/dev/null ;;
+    kubeadm) "$bin_dir/kubeadm" version -o short 2>/dev/null ;;
+    *) "$bin_dir/$1" --version 2>/dev/null ;;
+  esac
+}
+
 has_version() { # binary expected-substring
-  [[ -x $bin_dir/$1 ]] && "$bin_dir/$1" --version 2>/dev/null | grep -qF -- "$2"
+  local out
+  [[ -x $bin_dir/$1 ]] || return 1
+  out=$(version_of "$1") || return 1
+  [[ $out == *"$2"* ]]
 }
 
 build_kubernetes() {
   local missing=() c ld="-s -w -buildid=" p
   for c in "${k8s_cmds[@]}"; do
-    if [[ $c == kubectl ]]; then
-      [[ -x $bin_dir/kubectl ]] && "$bin_dir/kubectl" version --client 2>/dev/null | grep -qF "$K8S_VERSION" && continue
-    else
-      has_version "$c" "$K8S_VERSION" && continue
-    fi
-    missing+=("k8s.io/kubernetes/cmd/$c")
+    has_version "$c" "$K8S_VERSION" || missing+=("k8s.io/kubernetes/cmd/$c")
   done
   ((${#missing[@]})) || { log "kubernetes $K8S_VERSION: cached"; return 0; }
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}

@@ -139,6 +139,9 @@ make_certs() {
 }
 
 open_firewall() {
+  # kube-proxy turns on route_localnet for NodePorts on 127.0.0.1; 'down' restores the value.
+  [[ -f $state/saved-route_localnet ]] ||
+    sysctl -n net.ipv4.conf.all.route_localnet >"$state/saved-route_localnet"
   # Docker sets FORWARD DROP; let pod traffic on our bridge through (removed by 'down').
   local dir
   for dir in -i -o; do
@@ -347,6 +350,28 @@ remove_network_state() {
     done
   done
   ip link show "$cni_bridge" >/dev/null 2>&1 && ip link delete "$cni_bridge" || true
+  remove_kubelet_chains
+}
+
+# The kubelet's own chains (KUBE-FIREWALL guards route_localnet; canaries and the hint):
+# restore route_localnet first, then drop them, for IPv4 and IPv6.
+remove_kubelet_chains() {
+  if [[ -f $state/saved-route_localnet ]]; then
+    sysctl -qw net.ipv4.conf.all.route_localnet="$(<"$state/saved-route_localnet")"
+  fi
+  local ipt table chain
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    for table in filter nat mangle; do
+      for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        "$ipt" -t "$table" -S "$chain" >/dev/null 2>&1 || continue
+        while "$ipt" -t "$table" -D INPUT -j "$chain" 2>/dev/null; do :; done
+        while "$ipt" -t "$table" -D OUTPUT -j "$chain" 2>/dev/null; do :; done
+        "$ipt" -t "$table" -F "$chain" 2>/dev/null || true
+        "$ipt" -t "$table" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
 }
 
 unmount_ours() {

@@ -29,6 +29,7 @@ LOAD_THREADS = 8
 LOAD_MAX_S = 180  # load stops by itself after this, whatever happens
 LOAD_MAX_REQUESTS_PER_THREAD = 20_000
 SCALE_UP_TARGET = 3
+LOAD_SETTLE_S = 30  # once >= SCALE_UP_TARGET, keep loading until the count held this long
 SCALE_DOWN_TARGET = 2
 SCALE_DOWN_TIMEOUT_S = 240
 POLL_S = 2.0
@@ -121,21 +122,19 @@ def _pods_cpu(api_client, namespace: str) -> Decimal | None:
     )
 
 
-def _sample(api_client, namespace: str, timeline: Timeline) -> Sample:
+def _sample(api_client, namespace: str, t0: float) -> Sample:
     status = _hpa_status(api_client, namespace)
     try:
         pods_cpu = _pods_cpu(api_client, namespace)
     except Exception:  # metrics.k8s.io briefly unavailable: record a gap, keep sampling
         pods_cpu = None
-    sample = Sample(
-        t_s=time.monotonic() - timeline.t0,
+    return Sample(
+        t_s=time.monotonic() - t0,
         current=status.current_replicas or 0,
         desired=status.desired_replicas or 0,
         utilization=_cpu_utilization(status),
         pods_cpu=pods_cpu,
     )
-    timeline.samples.append(sample)
-    return sample
 
 
 def _wait(what: str, timeout_s: float, check) -> None:
@@ -255,7 +254,7 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
             lambda: _cpu_utilization(_hpa_status(api_client, namespace)) is not None,
         )
         _wait("pod metrics in metrics.k8s.io", 60, lambda: _pods_cpu(api_client, namespace) is not None)
-        baseline = _sample(api_client, namespace, timeline)
+        baseline = _sample(api_client, namespace, time.monotonic())
         assert baseline.current == 1, f"expected 1 replica before load, got {baseline.current}"
 
         # Bounded load: LOAD_THREADS threads, each stops at the deadline, on `stop`, or after
@@ -268,28 +267,35 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
         ]
         for thread in threads:
             thread.start()
+        max_replicas = _manifest("hpa.yaml", namespace)["spec"]["maxReplicas"]
+        last_change_s = 0.0
         while time.monotonic() < deadline:
-            s = _sample(api_client, namespace, timeline)
-            if s.current >= SCALE_UP_TARGET and s.current == s.desired:
+            s = _sample(api_client, namespace, timeline.t0)
+            timeline.samples.append(s)
+            if len(timeline.samples) > 1 and s.current != timeline.samples[-2].current:
+                last_change_s = s.t_s
+            settled = s.current == s.desired and s.t_s - last_change_s >= LOAD_SETTLE_S
+            if s.current >= SCALE_UP_TARGET and (s.current >= max_replicas or settled):
                 break
             time.sleep(POLL_S)
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
         load_stopped_s = time.monotonic() - timeline.t0
-        loaded = [s for s in timeline.samples if s.t_s >= 0 and s.t_s <= load_stopped_s]
+        loaded = list(timeline.samples)
 
         # After the load: back down within a bounded wait.
         down_deadline = time.monotonic() + SCALE_DOWN_TIMEOUT_S
         while time.monotonic() < down_deadline:
-            s = _sample(api_client, namespace, timeline)
+            s = _sample(api_client, namespace, timeline.t0)
+            timeline.samples.append(s)
             if s.current <= 1:
                 break
             time.sleep(POLL_S)
 
-        first_up = timeline.first(lambda s: s.t_s >= 0 and s.desired > 1)
+        first_up = timeline.first(lambda s: s.desired > 1)
         peak = max(s.current for s in loaded)
-        at_peak = timeline.first(lambda s: s.t_s >= 0 and s.current == peak)
+        at_peak = timeline.first(lambda s: s.current == peak)
         down = timeline.first(lambda s: s.t_s > load_stopped_s and s.current <= SCALE_DOWN_TARGET)
         at_min = timeline.first(lambda s: s.t_s > load_stopped_s and s.current <= 1)
         peak_util = max((s.utilization or 0) for s in loaded)

@@ -1,10 +1,18 @@
 # Writes the test cluster's configuration files (sourced by cluster.sh; uses its variables).
+# Files are only rewritten when their content changes: kube-proxy exits when its
+# configuration file is touched, and 'up' must be safe to re-run on a running cluster.
 # Everything lives under $state (kubeconfigs, certificates, component configs) or $var_dir
 # (containerd and kubelet data, CNI config); nothing is written to /etc.
 
+put() { # file <- stdin, replaced only if different
+  local tmp=$1.new
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv -f "$tmp" "$1"; fi
+}
+
 write_containerd_config() {
   mkdir -p "$var_dir/containerd" "$run_dir/containerd" "$cni_conf_dir" "$cni_ipam_dir"
-  cat >"$state/containerd.toml" <<EOF
+  put "$state/containerd.toml" <<EOF
 # containerd for the scalelab test cluster: its own root, state and socket, separate from the
 # containerd that dockerd runs. Nothing is ever pulled: images are imported with ctr.
 version = 2
@@ -16,10 +24,14 @@ state = "$run_dir/containerd"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:$PAUSE_TAG"
-  # cgroup v1 hosts here have no hugetlb controller mounted (kind sets this too).
-  tolerate_missing_hugepages_controller = true
+  # cgroup v1 hosts here have no hugetlb controller mounted (1.6's key name; default true).
+  tolerate_missing_hugetlb_controller = true
   # Pod network namespaces under our state dir, so 'down' finds and removes exactly ours.
   netns_mounts_under_state_dir = true
+  # Build machines may withhold CAP_SYS_RESOURCE even from root, so lowering oom_score_adj
+  # (pause: -998) fails in runc ("nsexec: failed to update /proc/self/oom_score_adj:
+  # Permission denied"). Clamp pod scores to containerd's own instead (harmless elsewhere).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -38,7 +50,7 @@ state = "$run_dir/containerd"
 EOF
   # cniVersion 1.0.0: Debian's containerd and plugins are built against libcni 1.1.x, which
   # does not know 1.1.0. Docker sets FORWARD DROP; cluster.sh adds ACCEPT rules for cni0.
-  cat >"$cni_conf_dir/10-scalelab.conflist" <<EOF
+  put "$cni_conf_dir/10-scalelab.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "scalelab-test",
@@ -63,7 +75,7 @@ EOF
 }
 
 write_kubeadm_config() {
-  cat >"$state/kubeadm.yaml" <<EOF
+  put "$state/kubeadm.yaml" <<EOF
 # Used only for 'kubeadm init phase certs/kubeconfig' (offline); no 'kubeadm init'.
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
@@ -94,7 +106,7 @@ EOF
 }
 
 write_kubelet_config() {
-  cat >"$state/kubelet.yaml" <<EOF
+  put "$state/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # No systemd on these machines; containerd 1.6 has no RuntimeConfig RPC, so say it explicitly.
@@ -122,7 +134,7 @@ resolvConf: /etc/resolv.conf
 rotateCertificates: false
 serializeImagePulls: false
 EOF
-  cat >"$state/kube-proxy.yaml" <<EOF
+  put "$state/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -133,6 +145,8 @@ clusterCIDR: $cluster_cidr
 hostnameOverride: $node_name
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+# NodePorts only on loopback: tests reach them at 127.0.0.1, nothing else on the network can.
+nodePortAddresses: [127.0.0.0/8]
 iptables:
   localhostNodePorts: true
 # No conntrack sysctl writes (they fail in some sandboxes and are not needed here).

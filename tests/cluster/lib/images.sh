@@ -18,7 +18,8 @@ USER $user
 ENTRYPOINT ["/$(basename "$binary")"]
 EOF
   # Legacy builder: buildx is absent here; FROM scratch never pulls.
-  DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" >"$ctx/build.log" 2>&1 ||
+    { cat "$ctx/build.log" >&2; die "docker build of $tag failed"; }
   rm -rf "$ctx"
 }
 
@@ -51,7 +52,7 @@ import_images() { # image...
       continue
     fi
     log "importing $img into the cluster's containerd"
-    docker save "$img" | ctr_ images import --all-platforms --digests - >/dev/null
+    docker save "$img" | ctr_ images import --all-platforms - >/dev/null
     grep -vF "$img " "$state/imported-images" >"$state/imported-images.new" 2>/dev/null || true
     echo "$img $id" >>"$state/imported-images.new"
     mv "$state/imported-images.new" "$state/imported-images"
