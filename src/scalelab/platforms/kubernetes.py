@@ -473,8 +473,17 @@ class KubernetesPlatform:
                 self._api = connect(self.target)
             except PreflightError:
                 return  # no cluster: nothing of ours can be left
-        _delete_namespace(self._api, self.namespace)
-        _wait_namespaces_gone(self._api, [self.namespace], 180.0)
+        try:
+            _delete_namespace(self._api, self.namespace)
+            _wait_namespaces_gone(self._api, [self.namespace], 180.0)
+        except (PlatformError, PreflightError):
+            raise
+        except Exception as exc:  # connection lost mid-teardown
+            raise PlatformError(
+                f"lost the cluster while deleting namespace {self.namespace} ({type(exc).__name__})",
+                fix="when the cluster answers again: `scalelab down kubernetes` (deletes every scalelab namespace)",
+                lab=LAB,
+            ) from None
 
 
 def up_standalone(
