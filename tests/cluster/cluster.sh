@@ -108,7 +108,6 @@ install_packages() {
 }
 
 preflight() {
-  [[ $(id -u) == 0 ]] || die "the test cluster needs root (containerd, kubelet, iptables)"
   docker info >/dev/null 2>&1 || bash "$here/../../.ci/docker.sh" >/dev/null
   node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
   [[ -n $node_ip ]] || node_ip=$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1)
@@ -263,6 +262,7 @@ rotate_logs() { # keep the previous cluster's logs as *.log.1 when starting from
 
 up() {
   local t0=$SECONDS build_s=0 b0 built
+  [[ $(id -u) == 0 ]] || die "the test cluster needs root (containerd, kubelet, iptables)"
   install_packages
   preflight
   b0=$SECONDS
