@@ -48,7 +48,8 @@ source "$here/lib/config.sh"
 # shellcheck source=tests/cluster/lib/images.sh
 source "$here/lib/images.sh"
 
-bin_dir=$(bash "$here/build.sh" bindir)
+# Empty when Go is missing: 'down' and 'status' still work, 'up' builds (and reports) first.
+bin_dir=$(bash "$here/build.sh" bindir 2>/dev/null) || bin_dir=
 
 kubectl_() { "$bin_dir/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
@@ -268,6 +269,7 @@ up() {
   b0=$SECONDS
   built=$(bash "$here/build.sh" all | tee /dev/stderr | grep -c 'building' || true)
   ((built == 0)) || build_s=$((SECONDS - b0))
+  bin_dir=$(bash "$here/build.sh" bindir)
   local t1=$SECONDS
   mkdir -p "$state" "$pki" "$pid_dir" "$log_dir" "$var_dir" "$run_dir"
   rotate_logs

@@ -99,14 +99,16 @@ def test_cluster() -> KubeCluster:
     if not kubeconfig.is_file():
         require_or_skip(f"no test cluster: {kubeconfig} is missing (run `bash tests/cluster/cluster.sh up`)")
     try:
+        import urllib3
         from kubernetes import client
+        from kubernetes.config import ConfigException
     except ImportError:
         require_or_skip("the `kubernetes` Python client is not installed (pip install 'kubernetes>=37,<38')")
     cluster = KubeCluster(kubeconfig=kubeconfig, context=context, logs_dir=home / "logs")
     try:
         with cluster.api_client() as api:
             version = client.VersionApi(api).get_code(_request_timeout=10)
-    except Exception as exc:  # any failure to reach the API server means "no cluster"
+    except (ConfigException, client.ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         require_or_skip(f"test cluster {context} in {kubeconfig} not reachable: {exc!s:.200}")
     print(f"test cluster: context {context}, Kubernetes {version.git_version}")
     return cluster

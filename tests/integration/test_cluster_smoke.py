@@ -1,8 +1,8 @@
 """Smoke test of a real cluster: the ai-agent Deployment scales out and back in with an HPA.
 
 Deploys k8s/deployment.yaml, service.yaml and hpa.yaml (patched in memory: namespace, image,
-a short scale-down window) into a fresh namespace, drives bounded load at the NodePort on
-127.0.0.1, and reads the HPA status and metrics.k8s.io through the `kubernetes` client.
+resources, a cluster-assigned NodePort, a short scale-down window) into a fresh namespace,
+drives bounded load at the NodePort on 127.0.0.1, and reads the HPA status and metrics.k8s.io through the `kubernetes` client.
 Run against the test cluster: `bash tests/cluster/cluster.sh up` first.
 """
 
@@ -22,8 +22,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("SCALELAB_TEST_IMAGE", "scalelab-ai-agent:0.1.0")
-NODE_PORT = 30080
-BASE_URL = f"http://127.0.0.1:{NODE_PORT}"  # the only address the test sends traffic to
+LOCALHOST = "127.0.0.1"  # the only address the test sends traffic to (the Service's NodePort)
 SCALE_DOWN_WINDOW_S = 20
 LOAD_THREADS = 8
 LOAD_MAX_S = 180  # load stops by itself after this, whatever happens
@@ -50,6 +49,11 @@ def _manifest(name: str, namespace: str) -> dict:
             "requests": {"cpu": "100m", "memory": "64Mi"},
             "limits": {"cpu": "200m", "memory": "256Mi"},
         }
+    if doc["kind"] == "Service":
+        # Let the cluster pick the NodePort, so a concurrent run (or a lab) holding 30080 does
+        # not collide with this test.
+        for port in doc["spec"]["ports"]:
+            port.pop("nodePort", None)
     if doc["kind"] == "HorizontalPodAutoscaler":
         doc["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = SCALE_DOWN_WINDOW_S
     return doc
@@ -99,9 +103,11 @@ class Timeline:
 def _hpa_status(api_client, namespace: str):
     from kubernetes import client
 
-    return client.AutoscalingV2Api(api_client).read_namespaced_horizontal_pod_autoscaler_status(
-        "ai-agent", namespace, _request_timeout=10
-    ).status
+    return (
+        client.AutoscalingV2Api(api_client)
+        .read_namespaced_horizontal_pod_autoscaler_status("ai-agent", namespace, _request_timeout=10)
+        .status
+    )
 
 
 def _cpu_utilization(status) -> int | None:
@@ -117,16 +123,14 @@ def _pods_cpu(api_client, namespace: str) -> Decimal | None:
     items = utils.get_pods_metrics(api_client, namespace, "app.kubernetes.io/name=ai-agent").get("items", [])
     if not items:
         return None
-    return sum(
-        (utils.parse_quantity(c["usage"]["cpu"]) for pod in items for c in pod["containers"]), Decimal(0)
-    )
+    return sum((utils.parse_quantity(c["usage"]["cpu"]) for pod in items for c in pod["containers"]), Decimal(0))
 
 
 def _sample(api_client, namespace: str, t0: float) -> Sample:
     status = _hpa_status(api_client, namespace)
     try:
         pods_cpu = _pods_cpu(api_client, namespace)
-    except Exception:  # metrics.k8s.io briefly unavailable: record a gap, keep sampling
+    except Exception:  # noqa: BLE001 -- metrics.k8s.io briefly unavailable: record a gap, keep sampling
         pods_cpu = None
     return Sample(
         t_s=time.monotonic() - t0,
@@ -144,7 +148,7 @@ def _wait(what: str, timeout_s: float, check) -> None:
         try:
             if check():
                 return
-        except Exception as exc:  # keep polling; report the last error on timeout
+        except Exception as exc:  # noqa: BLE001 -- keep polling; report the last error on timeout
             last_error = exc
         time.sleep(POLL_S)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last error: {last_error})", pytrace=False)
@@ -166,12 +170,19 @@ def _deployment_ready(api_client, namespace: str) -> bool:
     return (dep.status.available_replicas or 0) >= 1
 
 
-def _service_answers() -> bool:
+def _node_port_url(api_client, namespace: str) -> str:
+    from kubernetes import client
+
+    service = client.CoreV1Api(api_client).read_namespaced_service("ai-agent", namespace)
+    return f"http://{LOCALHOST}:{service.spec.ports[0].node_port}"
+
+
+def _service_answers(base_url: str) -> bool:
     import requests
 
     with requests.Session() as session:
         session.trust_env = False  # never through a proxy
-        return session.get(f"{BASE_URL}/healthz", timeout=3).status_code == 200
+        return session.get(f"{base_url}/healthz", timeout=3).status_code == 200
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -184,7 +195,7 @@ class LoadResult:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _load_worker(stop: threading.Event, deadline: float, result: LoadResult) -> None:
+def _load_worker(base_url: str, stop: threading.Event, deadline: float, result: LoadResult) -> None:
     import requests
 
     with requests.Session() as session:
@@ -193,7 +204,7 @@ def _load_worker(stop: threading.Event, deadline: float, result: LoadResult) -> 
             if stop.is_set() or time.monotonic() >= deadline:
                 return
             try:
-                ok = session.post(f"{BASE_URL}/chat", json={"message": "scale me"}, timeout=5).status_code == 200
+                ok = session.post(f"{base_url}/chat", json={"message": "scale me"}, timeout=5).status_code == 200
             except requests.RequestException:
                 ok = False
             with result.lock:
@@ -221,7 +232,7 @@ def _diagnostics(api_client, namespace: str, logs_dir: Path) -> str:
         status = _hpa_status(api_client, namespace)
         for cond in status.conditions or []:
             out.append(f"hpa condition {cond.type}={cond.status} {cond.reason}: {cond.message}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- diagnostics must never mask the real failure
         out.append(f"(could not read cluster state: {exc})")
     for log in sorted(logs_dir.glob("*.log")):
         tail = log.read_text(errors="replace").splitlines()[-15:]
@@ -247,7 +258,8 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
         for name in ("deployment.yaml", "service.yaml", "hpa.yaml"):
             _apply(dyn, _manifest(name, namespace))
         _wait("the ai-agent Deployment to be available", 180, lambda: _deployment_ready(api_client, namespace))
-        _wait(f"{BASE_URL}/healthz to answer", 60, _service_answers)
+        base_url = _node_port_url(api_client, namespace)
+        _wait(f"{base_url}/healthz to answer", 60, lambda: _service_answers(base_url))
         _wait(
             "the HPA to read CPU utilization (metrics.k8s.io pipeline)",
             180,
@@ -262,7 +274,7 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
         timeline.t0 = time.monotonic()
         deadline = timeline.t0 + LOAD_MAX_S
         threads = [
-            threading.Thread(target=_load_worker, args=(stop, deadline, load), daemon=True)
+            threading.Thread(target=_load_worker, args=(base_url, stop, deadline, load), daemon=True)
             for _ in range(LOAD_THREADS)
         ]
         for thread in threads:
@@ -331,14 +343,18 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
     except BaseException:
         stop.set()
         with capsys.disabled():
-            print(f"\n--- diagnostics for namespace {namespace}\n{_diagnostics(api_client, namespace, test_cluster.logs_dir)}")
+            print(
+                f"\n--- diagnostics for namespace {namespace}\n{_diagnostics(api_client, namespace, test_cluster.logs_dir)}"
+            )
         raise
     finally:
         stop.set()
         try:
-            # The Service first: it frees NodePort 30080 at once for the next run.
-            for delete in (lambda: core.delete_namespaced_service("ai-agent", namespace, _request_timeout=30),
-                           lambda: core.delete_namespace(namespace, _request_timeout=30)):
+            # The Service first: it frees its NodePort at once.
+            for delete in (
+                lambda: core.delete_namespaced_service("ai-agent", namespace, _request_timeout=30),
+                lambda: core.delete_namespace(namespace, _request_timeout=30),
+            ):
                 try:
                     delete()
                 except client.ApiException as exc:
