@@ -67,6 +67,21 @@ def doctor(platform_: str, port: tuple[int, ...]) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@cli.command("clean")
+@click.option("--cluster", is_flag=True, help="Also delete the kind cluster (lab 99).")
+@click.option("--kubeconfig", default=None, help="Kubeconfig of the cluster to clean (default: $KUBECONFIG or ~/.kube/config).")
+@click.option("--context", default=None, help="Context in that kubeconfig (default: kind-scalelab if present, else current).")
+def clean_cmd(cluster: bool, kubeconfig: str | None, context: str | None) -> None:
+    """Remove everything the kit started (compose projects, run namespaces; --cluster: kind). Keeps runs/."""
+    from scalelab.cleanup import clean
+
+    for step in clean(cluster=cluster, kubeconfig=kubeconfig, context=context, say=lambda m: click.echo(f"• {m}", err=True)):
+        if step.skipped:
+            click.echo(f"{step.name}: nothing to do ({step.skipped})")
+        else:
+            click.echo(f"{step.name}: " + (f"removed {', '.join(step.removed)}" if step.removed else "nothing was running"))
+
+
 # --- scenarios ----------------------------------------------------------------------------------
 
 
