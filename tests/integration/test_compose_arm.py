@@ -203,6 +203,13 @@ def test_ctrl_c_tears_down_and_keeps_the_record(images_built: str, tmp_path: Pat
             break
         time.sleep(0.5)
     assert samples is not None, "the run did not record 8 samples in time"
+    # The instructor scales by hand in another terminal: the run records it as a live event.
+    project = json.loads((samples.parent / schema.MANIFEST).read_text())["platform_info"]["compose_project"]
+    live = subprocess.run([*SCALELAB, "scale", "compose", "3", "--project", project], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert live.returncode == 0, live.stdout + live.stderr
+    n_rows = len(samples.read_text().splitlines())
+    while len(samples.read_text().splitlines()) < n_rows + 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     print(out[-2000:])
@@ -210,6 +217,9 @@ def test_ctrl_c_tears_down_and_keeps_the_record(images_built: str, tmp_path: Pat
     run = load_run(samples.parent)
     assert run.manifest["status"] == "interrupted"
     assert len(run.samples) >= 8 and len(run.requests) > 0
+    live_events = run.events[(run.events.kind == "scale") & (run.events.source == "live")]
+    assert list(live_events.replicas) == [3], run.events
+    assert run.samples.replicas_desired.iloc[-1] == 3 and run.samples.replicas_desired.iloc[0] == 2
     assert containers_of(images_built, run.manifest["platform_info"]["compose_project"]) == []
     assert not [p for p in running_projects() if run.manifest["run_id"] in p]
     locust = [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines() if str(tmp_path) in line]

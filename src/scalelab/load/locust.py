@@ -57,6 +57,7 @@ class LocustProcess:
 
     @classmethod
     def start(cls, plan: LoadPlan, *, host_url: str, run_dir: Path, scenario_file: Path, locustfile: Path | None = None) -> LocustProcess:
+        run_dir = run_dir.resolve()
         host = urlparse(host_url).hostname
         if host not in ("127.0.0.1", "localhost"):
             raise PlatformError(f"load goes only to 127.0.0.1, not {host_url}", fix="publish the service on 127.0.0.1")

@@ -46,15 +46,15 @@ class LoadPlan:
 
     # -- construction ------------------------------------------------------------------------
     def to_env(self, scenario_file: Path) -> dict[str, str]:
-        env = {
-            ENV_SCENARIO: str(scenario_file),
+        env = {  # absolute paths: Locust runs with the run directory as its cwd
+            ENV_SCENARIO: str(Path(scenario_file).resolve()),
             ENV_T0: repr(self.t0_epoch),
-            ENV_REQUESTS: str(self.requests_csv),
+            ENV_REQUESTS: str(self.requests_csv.resolve()),
             ENV_MAX_IN_FLIGHT: str(self.max_in_flight),
             ENV_DRAIN: repr(self.drain_s),
         }
         if self.status_file is not None:
-            env[ENV_STATUS] = str(self.status_file)
+            env[ENV_STATUS] = str(self.status_file.resolve())
         return env
 
     @classmethod
