@@ -77,7 +77,7 @@ def comparison_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, titl
     for ax, name in zip(axes, names):
         _draw(ax, runs, name, label_spike=ax is axes[0])
         ax.set_title(QUANTITIES[name][0], loc="left")
-    axes[-1].set_xlabel("time since start (min:s)")
+    axes[-1].set_xlabel(_time_label(runs))
     fig.suptitle(title or _title(runs), fontsize=22, fontweight="bold")
     return _save(fig, path, dpi=80)
 
@@ -91,7 +91,7 @@ def quantity_figure(runs: Sequence[Run], quantity: str, path: str | os.PathLike[
     plt = _pyplot(_FONT_SINGLE)
     fig, ax = plt.subplots(figsize=(16, 7.5), constrained_layout=True)
     _draw(ax, runs, quantity, label_spike=True, legend_below=True)
-    ax.set_xlabel("time since start (min:s)")
+    ax.set_xlabel(_time_label(runs))
     ax.set_title(title or f"{QUANTITIES[quantity][0]}\n{_title(runs)}", loc="left", fontweight="bold")
     return _save(fig, path, dpi=80)
 
@@ -195,11 +195,12 @@ _PANELS: dict[str, Callable[[Any, Sequence[Run], list[str]], None]] = {
 def _spike(ax: Any, window: tuple[float, float], *, label: bool) -> None:
     start, end = window
     ax.axvspan(start, end, color="0.9", zorder=0, label="spike window")
-    for x, text in ((start, f"spike starts {_mmss(start)}"), (end, f"spike ends {_mmss(end)}")):
+    for x, text, dy in ((start, f"spike starts {_mmss(start)}", -4), (end, f"spike ends {_mmss(end)}", -30)):
         ax.axvline(x, color="0.45", lw=1.5, zorder=1)
         if label:
-            ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -4), textcoords="offset points",
-                        va="top", fontsize="medium", color="0.25", fontweight="bold")
+            ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(4, dy), textcoords="offset points",
+                        va="top", fontsize="medium", color="0.25", fontweight="bold",
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
 
 def _mark_manual_actions(ax: Any, run: Run, color: str, *, text: bool) -> None:
@@ -232,7 +233,7 @@ def _mark_hpa_decisions(ax: Any, run: Run, color: str) -> None:
 def _time_axis(ax: Any, runs: Sequence[Run]) -> None:
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    span = max(float(r.samples["t_s"].max()) for r in runs if len(r.samples)) if any(len(r.samples) for r in runs) else 60.0
+    span = _span_s(runs)
     for step in (15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 10800):
         if span / step <= 12:
             break
@@ -241,7 +242,17 @@ def _time_axis(ax: Any, runs: Sequence[Run]) -> None:
     ax.set_xlim(left=0, right=span)
 
 
+def _span_s(runs: Sequence[Run]) -> float:
+    spans = [float(r.samples["t_s"].max()) for r in runs if len(r.samples)]
+    return max(spans) if spans else 60.0
+
+
+def _time_label(runs: Sequence[Run]) -> str:
+    return "time since start (h:mm)" if _span_s(runs) > 3 * 3600 else "time since start (min:s)"
+
+
 def _mmss(seconds: float) -> str:
+    """``1:30`` (min:s) below an hour, ``13:00h`` (h:mm) above."""
     total = int(round(seconds))
     if total >= 3600:
         return f"{total // 3600}:{total % 3600 // 60:02d}h"
@@ -249,8 +260,9 @@ def _mmss(seconds: float) -> str:
 
 
 def _smooth(series: pd.Series) -> pd.Series:
-    """A 5-second centred mean: per-second counts of a few requests are noisy to read."""
-    return pd.to_numeric(series, errors="coerce").rolling(5, center=True, min_periods=1).mean()
+    """A centred mean over 5 s (or 1/300 of a long run): per-second counts of a few requests are noisy to read."""
+    window = max(5, len(series) // 300)
+    return pd.to_numeric(series, errors="coerce").rolling(window, center=True, min_periods=1).mean()
 
 
 def _title(runs: Sequence[Run]) -> str:
