@@ -236,6 +236,10 @@ def test_recorded_events_give_one_rescale_and_drop_dns_noise():
     assert "above target" in rescales[0]["detail"]
     notes = [r["detail"].split(":")[0] for r in rows if r["kind"] == "note"]
     assert "FailedGetResourceMetric" in notes and "MissingClusterDNS" not in notes
+    assert "Unhealthy" not in notes, "readiness probes during the cold start are not news"
+    primed = st.EventLog()
+    primed.prime(_json("events-rescale.json")["items"])
+    assert primed.new(_json("events-rescale.json")["items"]) == []
 
 
 def test_recorded_pods_are_healthy_and_placed():

@@ -295,11 +295,15 @@ class EventLog:
     def __init__(self) -> None:
         self._seen: set[tuple[str, int]] = set()
 
+    def prime(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Mark ``events`` as seen (what happened while the platform came up)."""
+        self.new(events)
+
     def new(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out = []
         ordered = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         for ev in ordered:
-            if ev.get("reason") in _QUIET_REASONS:
+            if ev.get("reason") in _QUIET_REASONS or _readiness_during_start(ev):
                 continue
             meta = ev.get("metadata") or {}
             count = int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
@@ -311,6 +315,11 @@ class EventLog:
             if row is not None:
                 out.append(row)
         return out
+
+
+def _readiness_during_start(ev: Mapping[str, Any]) -> bool:
+    """Readiness probe failures: the cold start, already recorded as replica_start/replica_ready."""
+    return ev.get("reason") == "Unhealthy" and str(ev.get("message", "")).startswith("Readiness probe failed")
 
 
 def _event_row(ev: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -314,6 +314,8 @@ class KubernetesPlatform:
         self._wait_node_port(deadline)
         if self.has_hpa:
             self._wait_hpa_metrics(deadline)
+        # bring-up events (cold-start probes, the HPA's first "no metrics yet") are not the run's
+        self._events.prime(raw(core.list_namespaced_event, self.namespace).get("items") or [])
 
     def _wait_node_port(self, deadline: float) -> None:
         url = f"{self.base_url}/readyz"
