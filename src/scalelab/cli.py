@@ -255,12 +255,31 @@ def scale_cmd(platform: str, replicas: int, project: str | None, kubeconfig: str
 @PLATFORM_ARG
 @KUBECONFIG_OPT
 @CONTEXT_OPT
-def down_cmd(platform: str, kubeconfig: str | None, context: str | None) -> None:
+@click.option("--project", default=None, help="compose: remove only this project (default: every scalelab project).")
+def down_cmd(platform: str, kubeconfig: str | None, context: str | None, project: str | None) -> None:
     """Remove everything the kit started on PLATFORM (a no-op when nothing runs)."""
     from scalelab import operate
 
-    removed = operate.down(platform, kubeconfig=kubeconfig, context=context) if platform == "kubernetes" else operate.down(platform)
+    if platform == "kubernetes":
+        removed = operate.down(platform, kubeconfig=kubeconfig, context=context)
+    else:
+        removed = operate.down(platform, project=project)
     click.echo(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
+
+
+@cli.command("load")
+@PLATFORM_ARG
+@click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True, help="How long to send load.")
+@click.option("--rps", type=click.FloatRange(0.1, 500), default=None, help="Requests/s (default: the scenario's baseline, sized to this host).")
+@click.option("--scenario", default="classroom-spike", show_default=True, help="Scenario that sizes the baseline.")
+@CPU_BUDGET
+@RUNS_DIR
+def load_cmd(platform: str, seconds: float, rps: float | None, scenario: str, cpu_budget: float | None, runs_dir: Path) -> None:
+    """Send steady load to the service started with `scalelab up` and record it (the service keeps running)."""
+    from scalelab import operate
+
+    run_dir = operate.load(platform, seconds=seconds, rps=rps, scenario=scenario, cpu_budget=cpu_budget, runs_dir=str(runs_dir))
+    click.echo(f"run directory: {run_dir}")
 
 
 @cli.command("run")

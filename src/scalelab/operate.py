@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from scalelab.errors import ScalelabError
 from scalelab.scenario import load_scenario
 
-__all__ = ["UpResult", "up", "scale", "down", "LAB_RUN_ID"]
+__all__ = ["UpResult", "up", "scale", "down", "load", "LAB_RUN_ID"]
 
 #: The run id (hence compose project ``scalelab-lab``) of an environment started by hand.
 LAB_RUN_ID = "lab"
@@ -85,7 +85,7 @@ def scale(platform: str, replicas: int, *, project: str | None = None, timeout_s
     return UpResult(platform, replicas, plat.base_url, plat.settings.project)
 
 
-def down(platform: str, *, kubeconfig: str | None = None, context: str | None = None, say: Say = print) -> list[str]:
+def down(platform: str, *, kubeconfig: str | None = None, context: str | None = None, say: Say = print, project: str | None = None) -> list[str]:
     """Remove everything the kit started on ``platform``; returns what was removed."""
     if platform == "kubernetes":  # every namespace labelled app.kubernetes.io/managed-by=scalelab
         from scalelab.platforms.kubernetes import down_target
@@ -95,4 +95,32 @@ def down(platform: str, *, kubeconfig: str | None = None, context: str | None = 
         raise ScalelabError(f"`scalelab down {platform}` is not available yet")
     from scalelab.platforms.compose import down_all
 
-    return down_all()
+    return down_all(project)
+
+
+def load(platform: str, *, seconds: float = 60.0, rps: float | None = None, scenario: str = "classroom-spike",
+         cpu_budget: float | None = None, runs_dir: str = "runs") -> object:
+    """Steady open-loop load on the service started with `up` (recorded as a run); returns the run directory.
+
+    ``rps`` defaults to the scenario's baseline (sized to this host). The service keeps running.
+    """
+    if platform != "compose":
+        raise ScalelabError(f"`scalelab load {platform}` is not available yet", fix="use `scalelab run SCENARIO --arm ARM`")
+    from pathlib import Path
+
+    from scalelab import runner
+    from scalelab.platforms.compose import ComposePlatform
+    from scalelab.scenario import apply_overrides
+
+    plat = ComposePlatform.attach()
+    base = load_scenario(scenario, sized=False)
+    arm_name = _arm_for(base, platform)
+    sets = ["load.profile=steady", "load.mode=open", f"duration_s={seconds}", f"arms.{arm_name}.replicas={max(1, plat.desired)}",
+            f"arms.{arm_name}.scaler={{type: fixed}}"]
+    sized = apply_overrides(base, sets).sized(cpu_budget)
+    if rps is not None:
+        sized = sized.model_copy(update={"load": sized.load.model_copy(update={"baseline": float(rps)})})
+    opts = runner.RunOptions(runs_dir=Path(runs_dir), attach=True)
+    from scalelab.telemetry.store import new_run_id
+
+    return runner.Runner(sized, arm_name, plat, opts, run_id=new_run_id("load", arm_name)).run()

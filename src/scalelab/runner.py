@@ -52,6 +52,8 @@ class RunOptions:
     keep: bool = False
     ready_timeout_s: float = 180.0
     platform_options: dict[str, Any] = field(default_factory=dict)
+    #: Load a platform that is already up (`scalelab load`): no preflight, up or teardown.
+    attach: bool = False
 
 
 def run_arm(scenario: Scenario, arm: str | None, options: RunOptions, *, view: RunView | None = None) -> Path:
@@ -78,8 +80,10 @@ class Runner:
 
     # -- the whole run ------------------------------------------------------------------------
     def run(self) -> Path:
-        self.platform.preflight()  # raises before anything starts
+        if not self.options.attach:
+            self.platform.preflight()  # raises before anything starts
         writer = RunWriter.create(self.options.runs_dir, scenario=self.scenario, arm=self.arm_name, platform=self.arm.platform, run_id=self.run_id)
+        previous_term = _sigterm_as_interrupt()
         with self.view, writer:
             self.view.message(f"run directory: {writer.dir}")
             try:
@@ -91,13 +95,17 @@ class Runner:
                 raise
             finally:
                 self._teardown(writer)
+                _restore(signal.SIGTERM, previous_term)
         return writer.dir
 
     def _bring_up(self, writer: RunWriter) -> None:
         replicas = self.arm.replicas
-        self.view.message(f"starting {self.arm.platform}: {replicas} replicas ({self.scenario.workload.cpu_limit:g} CPU each) ...")
         started = time.monotonic()
-        self.platform.up(replicas)
+        if self.options.attach:
+            self.view.message(f"loading the running {self.arm.platform} service ({replicas} replicas)")
+        else:
+            self.view.message(f"starting {self.arm.platform}: {replicas} replicas ({self.scenario.workload.cpu_limit:g} CPU each) ...")
+            self.platform.up(replicas)
         self.platform.wait_ready(replicas, timeout_s=self.options.ready_timeout_s)
         check = getattr(self.platform, "check_limits", None)
         if check is not None:
@@ -231,7 +239,7 @@ class Runner:
         try:
             for thread in self._scale_threads:
                 thread.join(timeout=60)
-            if self.options.keep:
+            if self.options.keep or self.options.attach:
                 self.view.message(f"--keep: the replicas stay up at {self.platform.base_url}; remove them with `scalelab down {self.platform.name}`")
                 return
             self.view.message("tearing down ...")
@@ -251,8 +259,23 @@ def _ignore_sigint() -> Callable[..., Any] | int | None:
 
 
 def _restore_sigint(previous: Any) -> None:
+    _restore(signal.SIGINT, previous)
+
+
+def _sigterm_as_interrupt() -> Callable[..., Any] | int | None:
+    """A SIGTERM (e.g. `timeout`, a CI runner) stops the run like Ctrl-C: teardown, status interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore(signum: int, previous: Any) -> None:
     if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
 
 
 def _iso_epoch(epoch: float) -> str:

@@ -101,9 +101,8 @@ def test_down_on_nothing_is_a_no_op(images_built: str) -> None:
     platform.down()
     platform.down()
     assert containers_of(images_built, platform.settings.project) == []
-    proc = subprocess.run([*SCALELAB, "down", "compose"], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([*SCALELAB, "down", "compose"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    # `down compose` alone removes every scalelab project; --project keeps other runs on this machine alive.
+    proc = subprocess.run([*SCALELAB, "down", "compose", "--project", platform.settings.project], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0 and "nothing to remove" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -224,3 +223,26 @@ def test_ctrl_c_tears_down_and_keeps_the_record(images_built: str, tmp_path: Pat
     assert not [p for p in running_projects() if run.manifest["run_id"] in p]
     locust = [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines() if str(tmp_path) in line]
     assert locust == [], locust
+
+
+def test_lab_verbs_up_load_scale_down(images_built: str, tmp_path: Path) -> None:
+    """The lab-01 flow: `up`, `load` (recorded; the service stays up), `scale`, `down`."""
+    env = {**os.environ, "SCALELAB_PORT": str(free_port())}
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([*SCALELAB, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    try:
+        assert "2 replicas ready" in cli("up", "compose", "--replicas", "2", "--scenario", "ci-spike", "--cpu-budget", "1")
+        out = cli("load", "compose", "--seconds", "8", "--scenario", "ci-spike", "--cpu-budget", "1", "--runs-dir", str(tmp_path))
+        (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        run = load_run(run_dir)
+        assert run.manifest["status"] == "completed" and len(run.samples) >= 8 and len(run.requests) > 0, out
+        assert set(run.samples.replicas_ready) == {2}
+        assert "3 replicas ready" in cli("scale", "compose", "3")
+        assert len(containers_of(images_built, "scalelab-lab")) == 4  # 3 agents + nginx: `load` left them up
+    finally:
+        cli("down", "compose", "--project", "scalelab-lab")
+    assert containers_of(images_built, "scalelab-lab") == []

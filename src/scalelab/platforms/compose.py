@@ -40,7 +40,7 @@ PROJECT_PREFIX = "scalelab-"
 RUN_ID_LABEL = "scalelab.run-id"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-LAB = "02-the-spike-on-compose"
+LAB = "02-compose-spike-manual-scaling"
 DEFAULT_PORT = 8080
 #: How old a stats reading may be before it no longer counts as this second's.
 STATS_FRESH_S = 3.0
@@ -266,7 +266,7 @@ class ComposePlatform:
             raise PreflightError(
                 "the Docker Compose v2 plugin is missing (`docker compose version` fails)",
                 fix="install the compose plugin (Debian, no registry: `bash .ci/docker.sh`; Docker Desktop ships it)",
-                lab="00-setup",
+                lab="00-prerequisites",
             )
         import docker.errors
 
@@ -274,7 +274,7 @@ class ComposePlatform:
             try:
                 client.images.get(image)
             except docker.errors.ImageNotFound:
-                raise PreflightError(f"image {image} is not built on this machine", fix="build it: `make image` (or `scalelab image`)", lab="00-setup") from None
+                raise PreflightError(f"image {image} is not built on this machine", fix="build it: `make image` (or `scalelab image`)", lab="00-prerequisites") from None
         port_free_or_raise(self.settings.port)
 
     def up(self, replicas: int) -> None:
@@ -457,7 +457,7 @@ def _sdk_client() -> Any:
         raise PreflightError(
             f"the Docker engine is not reachable: {str(exc)[:200]}",
             fix="start Docker (Debian without systemd: `bash .ci/docker.sh`; a laptop: start Docker Desktop), then `docker info`",
-            lab="00-setup",
+            lab="00-prerequisites",
         ) from None
     return client
 
@@ -508,10 +508,10 @@ def running_projects() -> list[str]:
     return sorted(n for n in names if n.startswith(PROJECT_PREFIX))
 
 
-def down_all() -> list[str]:
-    """Remove every scalelab compose project (by label and name prefix); returns their names."""
+def down_all(project: str | None = None) -> list[str]:
+    """Remove every scalelab compose project (by label and name prefix), or only ``project``; returns their names."""
     removed = []
-    for project in running_projects():
+    for project in [p for p in running_projects() if project is None or p == project]:
         state = _state_root() / project
         settings = ComposeSettings.read(state) if (state / "settings.json").is_file() else ComposeSettings(project=project, run_id=project)
         ComposePlatform(settings).down()
