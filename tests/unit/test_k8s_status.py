@@ -125,6 +125,10 @@ def test_hpa_status_fields():
 
 
 def test_hpa_target_unknown_from_missing_cpu_requests_is_explained():
+    recorded = _json("hpa-missing-cpu-request.json")  # a Deployment without resources.requests
+    assert st.hpa_status(recorded).target_unknown
+    err = st.diagnose_hpa(recorded)
+    assert err is not None and "missing request for cpu in container ai-agent" in err.message
     err = st.diagnose_hpa(HPA_NO_REQUEST)
     assert err is not None and "<unknown>" in err.message and "resources.requests.cpu" in err.fix
     assert err.lab == "03-kind-cluster-and-hpa"
@@ -149,9 +153,9 @@ def test_condition_events_only_on_change():
 
 
 def test_image_not_loaded_says_kind_load():
-    pod = _json("pod-imagepullbackoff.handwritten.json")
+    (pod,) = _json("pods-errimagepull.json")["items"]  # recorded: an image the node does not have
     err = st.diagnose_pods([pod], image="scalelab-ai-agent:0.1.0", kind_cluster="scalelab")
-    assert err is not None and "ImagePullBackOff" in err.message
+    assert err is not None and "ErrImagePull" in err.message and "registry-1.docker.io" in err.message
     assert "kind load docker-image scalelab-ai-agent:0.1.0 --name scalelab" in err.fix
     other = st.diagnose_pods([pod], image="scalelab-ai-agent:0.1.0", kind_cluster=None)
     assert "kind load" not in other.fix and "ctr" in other.fix
