@@ -156,7 +156,8 @@ def test_image_not_loaded_says_kind_load():
     (pod,) = _json("pods-errimagepull.json")["items"]  # recorded: an image the node does not have
     err = st.diagnose_pods([pod], image="scalelab-ai-agent:0.1.0", kind_cluster="scalelab")
     assert err is not None and "ErrImagePull" in err.message and "registry-1.docker.io" in err.message
-    assert "kind load docker-image scalelab-ai-agent:0.1.0 --name scalelab" in err.fix
+    assert "no image scalelab-ai-agent:0.0.0-missing" in err.message, "names the image the pod asked for"
+    assert "kind load docker-image scalelab-ai-agent:0.0.0-missing --name scalelab" in err.fix
     other = st.diagnose_pods([pod], image="scalelab-ai-agent:0.1.0", kind_cluster=None)
     assert "kind load" not in other.fix and "ctr" in other.fix
 

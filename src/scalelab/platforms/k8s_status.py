@@ -254,12 +254,13 @@ def diagnose_pods(pods: Iterable[Mapping[str, Any]], *, image: str, kind_cluster
         view = pod_view(pod)
         for reason, message in view.waiting:
             if reason in _IMAGE_REASONS:
-                load = f"kind load docker-image {image} --name {kind_cluster}" if kind_cluster else (
-                    f"docker save {image} | ctr --namespace=k8s.io images import -   (on every node)"
+                wanted = _pod_image(pod) or image
+                load = f"kind load docker-image {wanted} --name {kind_cluster}" if kind_cluster else (
+                    f"docker save {wanted} | ctr --namespace=k8s.io images import -   (on every node; test cluster: tests/cluster/cluster.sh load {wanted})"
                 )
                 return PlatformError(
-                    f"pod {view.name} cannot start: {reason}: the node has no image {image} and cannot pull it ({message[:200]})",
-                    fix=f"build the image (`scalelab image build`), then load it into the cluster: {load}",
+                    f"pod {view.name} cannot start: {reason}: the node has no image {wanted} and cannot pull it (no registry, or not loaded); kubelet: {message[-160:]}",
+                    fix=f"build the image (`scalelab image`), then load it into the cluster: {load}",
                     lab=LAB,
                 )
             if reason == "CrashLoopBackOff":
@@ -277,6 +278,11 @@ def diagnose_pods(pods: Iterable[Mapping[str, Any]], *, image: str, kind_cluster
                 lab=LAB,
             )
     return None
+
+
+def _pod_image(pod: Mapping[str, Any]) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return str(containers[0].get("image", "")) if containers else ""
 
 
 # --- events --------------------------------------------------------------------------------------
