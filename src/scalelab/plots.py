@@ -157,7 +157,9 @@ def _rps(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
 def _p95(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
     objective = None
     for run, color in zip(runs, colors):
-        ax.plot(run.samples["t_s"], pd.to_numeric(run.samples["p95_ms"], errors="coerce"), color=color, label=run.label)
+        p95 = pd.to_numeric(run.samples["p95_ms"], errors="coerce")
+        seen = p95.notna()  # seconds with no completed request have no p95: join the line across them
+        ax.plot(run.samples["t_s"][seen], p95[seen], color=color, label=run.label)
         objective = objective or run.manifest.get("latency_objective_ms")
     if objective:
         ax.axhline(float(objective), color="#000000", lw=2.5, ls=(0, (6, 3)), label=f"objective {float(objective):.0f} ms")
