@@ -56,11 +56,12 @@ class Report:
 
 
 def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
-    """The newest usable run of each arm under ``root``; a recorded run wins over a simulated one.
+    """The newest usable run of each arm under ``root``, all of one scenario; recorded runs win over simulated ones.
 
-    Run ids start with a UTC timestamp, so the newest is the last in name order.
+    The scenario is the one of the newest run (recorded if any), so a lab-01 baseline run is
+    never compared with a lab-03 spike. Newest = latest ``utc_start`` in the manifest.
     """
-    newest: dict[str, tuple[tuple[bool, str], Path]] = {}
+    usable: list[tuple[tuple[bool, str, str], str, str, Path]] = []
     for path in list_runs(root):
         try:
             manifest = load_run(path).manifest
@@ -68,16 +69,19 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
             continue
         if manifest.get("status") not in USABLE_STATUSES:
             continue
-        arm = str(manifest.get("arm", ""))
-        rank = (manifest.get("platform") != "sim", path.name)
-        if arm not in newest or rank > newest[arm][0]:
-            newest[arm] = (rank, path)
-    if not newest:
+        rank = (manifest.get("platform") != "sim", str(manifest.get("utc_start") or ""), path.name)
+        usable.append((rank, str(manifest.get("scenario", "")), str(manifest.get("arm", "")), path))
+    if not usable:
         raise RunFormatError(
             f"no completed run under {Path(root)}/",
             fix="record one (make lab02-spike, make lab03-spike), simulate both arms (make demo), or pass run directories",
             lab="04-compare-and-cost",
         )
+    scenario = max(usable)[1]
+    newest: dict[str, tuple[tuple[bool, str, str], Path]] = {}
+    for rank, sc, arm, path in usable:
+        if sc == scenario and (arm not in newest or rank > newest[arm][0]):
+            newest[arm] = (rank, path)
     return [newest[arm][1] for arm in sorted(newest)]
 
 

@@ -129,3 +129,13 @@ def test_sweep_keys() -> None:
         whatif.parse_vary(["target_cpu_pct"])
     with pytest.raises(ScenarioError):  # a wrong key names the field
         whatif.sweep("ci-spike", "kubernetes-hpa", {"no_such_field": [1]})
+
+
+def test_latest_runs_keep_to_one_scenario(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    spike = prepare_scenario("ci-spike")
+    first = [run_arm(spike, arm, root) for arm in ("compose-manual", "kubernetes-hpa")]
+    other = run_arm(prepare_scenario("classroom-baseline"), "compose-manual", root)  # newest, another scenario
+    assert report.latest_runs(root) == [other]
+    newest_spike = run_arm(spike, "compose-manual", root)
+    assert report.latest_runs(root) == [newest_spike, first[1]]
