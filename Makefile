@@ -51,6 +51,22 @@ sim: $(STAMP) ## Simulate a scenario without Docker: SCENARIO=classroom-spike|da
 bench: $(STAMP) ## Print the benchmark figures (agent overhead, simulator speed, sampler cost)
 	@for b in benchmarks/*.py; do echo "--- $$b"; $(VENV)/bin/python $$b || exit 1; done
 
+## ---------------------------------------------------------------- labs 01-02: docker compose, scaled by hand
+lab01-up: $(STAMP) ## Lab 01: start 3 ai-agent replicas behind nginx on 127.0.0.1:8080 (compose)
+	$(SCALELAB) up compose --scenario $(SCENARIO)
+
+lab01-load: $(STAMP) ## Lab 01: one minute of steady load on the running service, recorded under runs/
+	$(SCALELAB) load compose --seconds 60 --scenario $(SCENARIO) --runs-dir $(RUNS)
+
+lab02-spike: $(STAMP) ## Lab 02: the classroom spike on compose, scaled by hand (about 4.5 minutes)
+	$(SCALELAB) run $(SCENARIO) --arm compose-manual --runs-dir $(RUNS)
+
+scale: $(STAMP) ## Scale the running service by hand: make scale N=8 [PLATFORM=kubernetes] (a live event during a run)
+	$(SCALELAB) scale $(PLATFORM) $(N)
+
+lab-down: $(STAMP) ## Remove the lab service (compose project or Kubernetes namespace; a no-op when nothing runs)
+	$(SCALELAB) down $(PLATFORM)
+
 ## ---------------------------------------------------------------- test infrastructure (developers, CI)
 test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests
 	bash tests/cluster/cluster.sh up

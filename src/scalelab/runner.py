@@ -174,8 +174,9 @@ class Runner:
     def _row(self, k: int, phase: str, obs: Any, stats: Any, status: dict[str, Any], cost: CostMeter) -> dict[str, Any]:
         limit = self.scenario.workload.cpu_limit
         util = None
-        if obs.cpu_cores_used is not None and obs.replicas_ready > 0:
-            util = obs.cpu_cores_used / (obs.replicas_ready * limit) * 100.0
+        measured = obs.replicas_measured if obs.replicas_measured else obs.replicas_ready
+        if obs.cpu_cores_used is not None and measured > 0:
+            util = obs.cpu_cores_used / (measured * limit) * 100.0
         offered = self.level(k - 0.5) if k - 0.5 < self.scenario.duration_s else 0.0
         users = status.get("in_flight") if self.scenario.load.mode == "open" else status.get("users")
         return {

@@ -21,6 +21,8 @@ class Observation:
     replicas_desired: int
     replicas_ready: int
     cpu_cores_used: float | None = None
+    #: how many replicas ``cpu_cores_used`` covers (running containers/pods, ready or not)
+    replicas_measured: int | None = None
     mem_mb: float | None = None
     hpa_util_pct: float | None = None
     hpa_desired: int | None = None

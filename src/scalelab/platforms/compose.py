@@ -334,7 +334,9 @@ class ComposePlatform:
                 events.append({"kind": "replica_stop", "replicas": len(running), "source": "docker", "detail": name})
         self._seen = _Seen(running=running, ready=ready)
         cores, mem = self._stats(running, now)
-        return Observation(replicas_desired=self.desired, replicas_ready=len(ready), cpu_cores_used=cores, mem_mb=mem, events=events)
+        return Observation(
+            replicas_desired=self.desired, replicas_ready=len(ready), cpu_cores_used=cores, replicas_measured=len(running), mem_mb=mem, events=events
+        )
 
     def down(self) -> None:
         """Remove the project's containers and network; a no-op when nothing runs."""

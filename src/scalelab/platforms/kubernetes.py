@@ -454,6 +454,7 @@ class KubernetesPlatform:
             obs.events.append({"kind": "note", "source": "sampler", "detail": f"kubelet CPU counters refresh every {res:.1f} s (median)" if res else "kubelet CPU counters never refreshed"})
         if per_pod:
             obs.cpu_cores_used = sum(per_pod.values())
+            obs.replicas_measured = len(per_pod)
         mem = [u.memory_bytes for u in usage.values() if u.memory_bytes is not None]
         if mem:
             obs.mem_mb = sum(mem) / 2**20

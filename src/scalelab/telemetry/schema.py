@@ -51,7 +51,7 @@ COLUMN_DOCS: dict[str, str] = {
     "replicas_desired": "replicas the scaler asked for (compose --scale, Deployment spec.replicas)",
     "replicas_ready": "replicas running and passing readiness",
     "cpu_cores_used": "CPU used by all replicas in this second, in cores",
-    "cpu_util_pct": "cpu_cores_used / (ready replicas x CPU limit) x 100: average utilisation of the limit",
+    "cpu_util_pct": "cpu_cores_used / (running replicas x CPU limit) x 100: average utilisation of the limit",
     "hpa_util_pct": "the CPU utilisation (% of request) the HPA last saw; empty without an HPA",
     "mem_mb": "memory used by all replicas, MiB",
     "offered_load": "load the profile asked for: requests/s (open loop) or users (closed loop)",
