@@ -58,8 +58,8 @@ class Report:
 def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
     """The newest usable run of each arm under ``root``, all of one scenario; recorded runs win over simulated ones.
 
-    The scenario is the one of the newest run (recorded if any), so a lab-01 baseline run is
-    never compared with a lab-03 spike. Newest = latest ``utc_start`` in the manifest.
+    The scenario and load profile are those of the newest run (recorded if any), so a lab-01
+    steady-load run is never compared with a lab-03 spike. Newest = latest ``utc_start`` in the manifest.
     """
     usable: list[tuple[tuple[bool, str, str], str, str, Path]] = []
     for path in list_runs(root):
@@ -70,19 +70,28 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
         if manifest.get("status") not in USABLE_STATUSES:
             continue
         rank = (manifest.get("platform") != "sim", str(manifest.get("utc_start") or ""), path.name)
-        usable.append((rank, str(manifest.get("scenario", "")), str(manifest.get("arm", "")), path))
+        usable.append((rank, _story(path, manifest), str(manifest.get("arm", "")), path))
     if not usable:
         raise RunFormatError(
             f"no completed run under {Path(root)}/",
             fix="record one (make lab02-spike, make lab03-spike), simulate both arms (make demo), or pass run directories",
             lab="04-compare-and-cost",
         )
-    scenario = max(usable)[1]
+    story = max(usable)[1]
     newest: dict[str, tuple[tuple[bool, str, str], Path]] = {}
     for rank, sc, arm, path in usable:
-        if sc == scenario and (arm not in newest or rank > newest[arm][0]):
+        if sc == story and (arm not in newest or rank > newest[arm][0]):
             newest[arm] = (rank, path)
     return [newest[arm][1] for arm in sorted(newest)]
+
+
+def _story(path: Path, manifest: dict) -> str:
+    """Runs compare when they share a scenario name and a load profile (``scalelab load`` runs are steady)."""
+    try:
+        profile = load_run(path).scenario.load.profile
+    except Exception:  # an old or partial run: compare by name only
+        profile = "?"
+    return f"{manifest.get('scenario', '')}/{profile}"
 
 
 def scaling_events(run: Run) -> pd.DataFrame:

@@ -135,7 +135,17 @@ def test_latest_runs_keep_to_one_scenario(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     spike = prepare_scenario("ci-spike")
     first = [run_arm(spike, arm, root) for arm in ("compose-manual", "kubernetes-hpa")]
-    other = run_arm(prepare_scenario("classroom-baseline"), "compose-manual", root)  # newest, another scenario
+    other = run_arm(prepare_scenario("classroom-spike"), "compose-manual", root)  # newest, another scenario
     assert report.latest_runs(root) == [other]
     newest_spike = run_arm(spike, "compose-manual", root)
     assert report.latest_runs(root) == [newest_spike, first[1]]
+
+
+def test_latest_runs_skip_steady_load_runs_of_the_same_scenario(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    spike = prepare_scenario("ci-spike")
+    both = [run_arm(spike, arm, root) for arm in ("compose-manual", "kubernetes-hpa")]
+    steady = run_arm(prepare_scenario("ci-spike", overrides=["load.profile=steady"]), "compose-manual", root)
+    assert report.latest_runs(root) == [steady]  # the newest run alone: nothing else was steady
+    newer = run_arm(spike, "kubernetes-hpa", root)
+    assert report.latest_runs(root) == [both[0], newer]
