@@ -162,3 +162,29 @@ def test_sigterm_lets_an_inflight_chat_finish_then_exits() -> None:
         assert agent.proc.wait(timeout=10) in (0, -signal.SIGTERM)
         with pytest.raises(OSError):
             agent.get("/healthz", timeout_s=1)
+
+
+def test_work_is_abandoned_when_the_client_disconnects() -> None:
+    """A client that gives up (timeout, closed connection) does not keep the replica busy."""
+    app = create_app(AgentConfig(work_ms=3000, warmup_s=0))
+    sent: list[dict] = []
+    calls = 0
+
+    async def receive() -> dict:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": b'{"message": "slow"}', "more_body": False}
+        await asyncio.sleep(0.1)  # the client waits a little, then hangs up
+        return {"type": "http.disconnect"}
+
+    async def send(event: dict) -> None:
+        sent.append(event)
+
+    start = time.perf_counter()
+    asyncio.run(app({"type": "http", "method": "POST", "path": "/chat", "headers": []}, receive, send))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.5, f"work went on for {elapsed:.2f} s after the client left"
+    assert sent[0]["status"] == 499
+    assert app.metrics.abandoned == 1
+    assert "agent_abandoned_requests_total 1" in app.metrics.render()

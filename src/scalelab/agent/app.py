@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -122,12 +123,31 @@ class AgentApp:
         try:
             message = _parse_message(await _read_body(receive, self.config.max_body_bytes))
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.pool, do_work, message, self.config.work_ms)
+            gone = threading.Event()
+            watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
+            try:
+                result = await loop.run_in_executor(self.pool, do_work, message, self.config.work_ms, gone.is_set)
+            finally:
+                watcher.cancel()
             self.metrics.work_cpu_s += result.cpu_ms / 1000
+            if result.abandoned:
+                self.metrics.abandoned += 1
+                raise _BadRequest(499, "client disconnected; work abandoned")
             body = {"reply": result.reply, "hostname": self.hostname, "work_ms": self.config.work_ms, "cpu_ms": round(result.cpu_ms, 3)}
             return 200, _json(body), "application/json"
         finally:
             self.metrics.inflight -= 1
+
+
+async def _watch_disconnect(receive: Receive, gone: threading.Event) -> None:
+    """Set ``gone`` when the client closes the connection before its answer is ready.
+
+    Once the body is read, an ASGI server's ``receive`` blocks until the client disconnects; a
+    server that answers anything else cannot tell us, so watching stops there.
+    """
+    event = await receive()
+    if event["type"] == "http.disconnect":
+        gone.set()
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -33,6 +33,7 @@ class Metrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.inflight = 0
         self.work_cpu_s = 0.0
+        self.abandoned = 0
         self.ready = 0
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
@@ -72,6 +73,9 @@ class Metrics:
             "# HELP agent_work_cpu_seconds_total CPU spent in the chat work function.",
             "# TYPE agent_work_cpu_seconds_total counter",
             f"agent_work_cpu_seconds_total {self.work_cpu_s!r}",
+            "# HELP agent_abandoned_requests_total Chat requests dropped because the client disconnected first.",
+            "# TYPE agent_abandoned_requests_total counter",
+            f"agent_abandoned_requests_total {self.abandoned}",
             "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
             "# TYPE process_cpu_seconds_total counter",
             f"process_cpu_seconds_total {time.process_time()!r}",
