@@ -55,5 +55,6 @@ def test_wrong_context_lists_the_contexts_that_exist(tmp_path: Path):
     with pytest.raises(PreflightError) as err:
         new_api_client(Target(str(kc), KIND_CONTEXT))
     assert "kind-scalelab" in err.value.message and "scalelab-test, other" in err.value.message
+    assert Target(str(kc), None).describe() == f"context 'scalelab-test' in {kc}"
     api = new_api_client(Target(str(kc), "other"))
     assert api.configuration.host == "https://127.0.0.1:1"

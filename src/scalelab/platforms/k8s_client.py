@@ -38,7 +38,17 @@ class Target:
         return None
 
     def describe(self) -> str:
-        return f"context '{self.context or '(current)'}' in {self.kubeconfig}"
+        return f"context '{self.context or _current_context(self.kubeconfig)}' in {self.kubeconfig}"
+
+
+def _current_context(path: str) -> str:
+    """The file's current-context, for messages ("(current)" when unreadable)."""
+    try:
+        import yaml
+
+        return str(yaml.safe_load(Path(path).read_text(encoding="utf-8")).get("current-context") or "(current)")
+    except Exception:  # noqa: BLE001 - a message helper must not fail
+        return "(current)"
 
 
 def resolve_target(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None, environ: Mapping[str, str] | None = None) -> Target:
