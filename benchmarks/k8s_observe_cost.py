@@ -10,6 +10,7 @@ figures and removes the namespace.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -24,6 +25,14 @@ def main() -> None:
     ap.add_argument("--context")
     ap.add_argument("--samples", type=int, default=30)
     args = ap.parse_args()
+    if args.kubeconfig is None and args.context is None:
+        # CI (.ci/run) runs benchmarks without arguments: use the test cluster when there is one
+        from pathlib import Path
+
+        test_kc = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scalelab" / "test-cluster" / "kubeconfig"
+        if test_kc.is_file():
+            args.kubeconfig, args.context = str(test_kc), "scalelab-test"
+    print(f"cluster: {args.kubeconfig or '~/.kube/config'} context {args.context or 'kind-scalelab'}")
 
     scenario = load_scenario("ci-spike")
     p = KubernetesPlatform(scenario, "kubernetes-hpa", run_id=new_run_id(scenario.name, "bench"), kubeconfig=args.kubeconfig, context=args.context)
