@@ -11,12 +11,15 @@ N        ?= 8
 RUNS     ?= runs
 PLATFORM ?= compose
 SEED     ?= 7
+# Another cluster than kind's: KUBECONFIG=... (read by scalelab) and KUBE_CONTEXT=...
+KUBE_CONTEXT ?=
+KUBEFLAGS := $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT))
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo sim bench test test-unit test-integration doctor image clean \
+.PHONY: help setup demo sim bench test test-unit doctor image clean \
         lab00-doctor lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
-        lab04-report report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
+        report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,8 +45,8 @@ doctor: $(STAMP) ## Check this machine for a lab path: PLATFORM=sim|compose|kube
 image: $(STAMP) ## Build the ai-agent and load-balancer images (offline path when no registry is reachable)
 	$(SCALELAB) image
 
-clean: $(STAMP) ## Remove everything the kit started (containers, namespaces, kind cluster) — keeps runs/
-	$(SCALELAB) clean
+clean: $(STAMP) ## Remove what the kit started (compose projects, run namespaces); keeps runs/ and the kind cluster
+	$(SCALELAB) clean $(KUBEFLAGS)
 
 sim: $(STAMP) ## Simulate a scenario without Docker: SCENARIO=classroom-spike|day|FILE.yaml, SEED=7
 	$(SCALELAB) sim $(SCENARIO) --seed $(SEED) --runs-dir $(RUNS) --figure
@@ -64,8 +67,28 @@ lab02-spike: $(STAMP) ## Lab 02: the classroom spike on compose, scaled by hand 
 scale: $(STAMP) ## Scale the running service by hand: make scale N=8 [PLATFORM=kubernetes] (a live event during a run)
 	$(SCALELAB) scale $(PLATFORM) $(N)
 
-lab-down: $(STAMP) ## Remove the lab service (compose project or Kubernetes namespace; a no-op when nothing runs)
-	$(SCALELAB) down $(PLATFORM)
+lab-down: $(STAMP) ## Remove the lab services on compose and Kubernetes (a no-op when nothing runs)
+	$(SCALELAB) clean $(KUBEFLAGS)
+
+## ---------------------------------------------------------------- lab 03: Kubernetes + HPA
+lab03-cluster: $(STAMP) ## Lab 03: create the kind cluster (1 control plane + 2 workers), load the image, install metrics-server
+	$(SCALELAB) cluster up
+
+lab03-deploy: $(STAMP) ## Lab 03: deploy the ai-agent with its HPA into a fresh namespace
+	$(SCALELAB) up kubernetes --scenario $(SCENARIO) $(KUBEFLAGS)
+
+lab03-spike: $(STAMP) ## Lab 03: the classroom spike on Kubernetes + HPA, recorded under runs/ (replaces the lab03-deploy namespace)
+	$(SCALELAB) down kubernetes $(KUBEFLAGS) && $(SCALELAB) run $(SCENARIO) --arm kubernetes-hpa --runs-dir $(RUNS) $(KUBEFLAGS)
+
+## ---------------------------------------------------------------- labs 04-05 and 99
+report: $(STAMP) ## Lab 04: compare the latest run of each arm: charts, reports/latest/report.html, summary table
+	$(SCALELAB) report --runs-dir $(RUNS) --out reports/latest
+
+lab05-whatif: $(STAMP) ## Lab 05: what if the HPA target were 30/50/70/90%? (simulated, seconds)
+	$(SCALELAB) whatif $(SCENARIO) --arm kubernetes-hpa --vary target_cpu_pct=30,50,70,90 --compare-with compose-manual
+
+lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
+	$(SCALELAB) clean --cluster $(KUBEFLAGS)
 
 ## ---------------------------------------------------------------- test infrastructure (developers, CI)
 test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests
