@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalelab import _run, versions
+from scalelab.checkout import find_repo_root
 from scalelab.errors import CommandError, PreflightError
 
 __all__ = [
@@ -124,20 +125,6 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "scalelab"
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The checkout holding the Dockerfile and src/scalelab (searched from cwd, then this file)."""
-    candidates = [start or Path.cwd(), Path(__file__).resolve().parent]
-    for origin in candidates:
-        for path in (origin, *origin.parents):
-            if (path / "Dockerfile").is_file() and (path / "src" / "scalelab").is_dir():
-                return path
-    raise PreflightError(
-        "cannot find the scalelab checkout (a directory with Dockerfile and src/scalelab)",
-        fix="run `scalelab image` from the root of your scalelab clone",
-        lab="01-setup",
-    )
 
 
 # --- docker queries -------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from scalelab.errors import PlatformError, PreflightError
+from scalelab.checkout import kit_path
+from scalelab.errors import PlatformError
 from scalelab.load.plan import LoadPlan
 
 __all__ = ["LocustProcess", "locustfile_path", "USER_CLASS"]
@@ -30,20 +31,7 @@ LOG_FILE = "locust.log"
 
 def locustfile_path() -> Path:
     """``loadgen/locustfile.py`` of the checkout (or ``$SCALELAB_LOCUSTFILE``)."""
-    explicit = os.environ.get("SCALELAB_LOCUSTFILE")
-    if explicit:
-        path = Path(explicit)
-    else:
-        from scalelab.errors import ScalelabError
-        from scalelab.images import find_repo_root
-
-        try:
-            path = find_repo_root() / "loadgen" / "locustfile.py"
-        except ScalelabError:
-            path = Path("loadgen/locustfile.py")
-    if not path.is_file():
-        raise PreflightError(f"{path} is missing", fix="run from the scalelab checkout or set SCALELAB_LOCUSTFILE")
-    return path.resolve()
+    return kit_path("loadgen/locustfile.py", "SCALELAB_LOCUSTFILE")
 
 
 class LocustProcess:

@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab.checkout import kit_path
 from scalelab import versions
-from scalelab.errors import PlatformError, PreflightError, ScalelabError
+from scalelab.errors import PlatformError, PreflightError
 from scalelab.platforms.base import Observation
 from scalelab.telemetry import sampler
 
@@ -48,23 +49,7 @@ STATS_FRESH_S = 3.0
 
 def compose_dir() -> Path:
     """The folder holding compose.yaml and nginx.conf (``$SCALELAB_COMPOSE_DIR`` or the checkout's)."""
-    explicit = os.environ.get("SCALELAB_COMPOSE_DIR")
-    if explicit:
-        folder = Path(explicit)
-    else:
-        from scalelab.images import find_repo_root
-
-        try:
-            folder = find_repo_root() / "compose"
-        except ScalelabError as exc:
-            raise PreflightError(
-                "cannot find compose/compose.yaml: not inside a scalelab checkout",
-                fix="run from the scalelab repository, or set SCALELAB_COMPOSE_DIR to its compose/ folder",
-                lab=LAB,
-            ) from exc
-    if not (folder / "compose.yaml").is_file():
-        raise PreflightError(f"{folder}/compose.yaml is missing", fix="set SCALELAB_COMPOSE_DIR to the kit's compose/ folder", lab=LAB)
-    return folder
+    return kit_path("compose", "SCALELAB_COMPOSE_DIR", must_contain="compose.yaml", lab=LAB)
 
 
 def _state_root() -> Path:

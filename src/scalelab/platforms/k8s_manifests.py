@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from scalelab.checkout import kit_path
 from scalelab.errors import PreflightError
 from scalelab.scenario import Behavior, HPAScaler, Scenario, ScalingRules
 from scalelab.versions import AGENT_IMAGE
@@ -68,16 +69,8 @@ class Manifests:
 
 
 def find_k8s_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``k8s/`` of the kit: the argument, ``$SCALELAB_K8S_DIR``, ``./k8s`` or the repository's."""
-    candidates = [explicit, os.environ.get("SCALELAB_K8S_DIR"), Path.cwd() / "k8s", Path(__file__).resolve().parents[3] / "k8s"]
-    for cand in candidates:
-        if cand and (Path(cand) / "deployment.yaml").is_file():
-            return Path(cand)
-    raise PreflightError(
-        "cannot find the kit's k8s/ folder (deployment.yaml, service.yaml, hpa.yaml)",
-        fix="run scalelab from the repository root, or set SCALELAB_K8S_DIR=/path/to/scalelab/k8s",
-        lab=LAB,
-    )
+    """``k8s/`` of the kit: the argument, ``$SCALELAB_K8S_DIR`` or the checkout's."""
+    return kit_path("k8s", "SCALELAB_K8S_DIR", must_contain="deployment.yaml", explicit=explicit, lab=LAB)
 
 
 def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
