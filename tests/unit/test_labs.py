@@ -131,3 +131,20 @@ def test_the_parser_rejects_what_the_cli_rejects() -> None:
     with pytest.raises(click.UsageError):
         _parse(["cluster", "sideways"])
     assert _parse(["whatif", "--vary", "target_cpu_pct=30,50"]).params["vary"] == ("target_cpu_pct=30,50",)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+@pytest.mark.parametrize("name", LAB_FILES)
+def test_shown_output_starts_with_the_recipe_make_runs(name: str) -> None:
+    """Where a lab shows what `make X` prints, its first line is the command make really runs."""
+    text = (LABS / name).read_text(encoding="utf-8")
+    pattern = re.compile(r"^```bash\n(make [^\n]+)\n```\n+You should see something similar to:\n+```text\n([^\n]*)\n", re.M)
+    checked = 0
+    for command, first in pattern.findall(text):
+        if "scalelab" not in first:
+            continue
+        proc = subprocess.run(["make", "-n", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        recipe = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        assert " ".join(first.split()) == " ".join(recipe.split()), f"{name}: `{command}` runs `{recipe}`, the lab shows `{first}`"
+        checked += 1
+    assert checked or name == "99-cleanup.md" or "make" not in text
