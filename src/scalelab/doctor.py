@@ -10,13 +10,13 @@ import os
 import platform as host_platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalelab.netcheck import port_free
 from scalelab.scenario import detect_cpu_budget
 from scalelab.versions import AGENT_IMAGE, LB_IMAGE, component_versions
 
@@ -66,16 +66,6 @@ def _version(argv: list[str], pattern: str = r"v?(\d+\.\d+[\w.+-]*)", timeout_s:
         return False, text.splitlines()[-1] if text else f"exit {proc.returncode}"
     match = re.search(pattern, text)
     return True, match.group(0) if match else text.splitlines()[0]
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _mem_available_gib() -> float | None:

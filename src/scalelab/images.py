@@ -143,7 +143,7 @@ def require_docker(timeout_s: float = 15.0) -> None:
         raise PreflightError(
             "no Docker engine answers (`docker version` failed)",
             fix="start Docker (Docker Desktop, or `sudo dockerd &` / `bash .ci/docker.sh` on Debian) and retry",
-            lab="01-setup",
+            lab="00-prerequisites",
         )
 
 
@@ -200,13 +200,13 @@ def _require_debootstrap() -> str:
         raise PreflightError(
             "debootstrap is not installed (needed to make the offline base images)",
             fix="sudo apt-get install -y debootstrap   (or use `scalelab image --online` on a machine with registry access)",
-            lab="01-setup",
+            lab="00-prerequisites",
         )
     if os.geteuid() != 0:
         raise PreflightError(
             "debootstrap needs root to build the offline base images",
             fix="run `sudo scalelab image --offline`, or `scalelab image --online` where Docker Hub is reachable",
-            lab="01-setup",
+            lab="00-prerequisites",
         )
     return path
 

@@ -19,10 +19,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from scalelab import versions
 from scalelab.errors import PreflightError
 from scalelab.platforms.compose import PROJECT_LABEL, ComposePlatform, ComposeSettings, running_projects
 from scalelab.scenario import load_scenario

@@ -81,16 +81,22 @@ def test_image_not_loaded_is_explained(test_cluster):
         p.down()
 
 
-@pytest.mark.slow
-def test_ci_spike_on_kubernetes_hpa(test_cluster, tmp_path: Path):
-    """`scalelab run ci-spike --arm kubernetes-hpa` against the cluster: the HPA scales up and back down."""
-    runs = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def ci_spike_run(test_cluster, tmp_path_factory):
+    """One real `scalelab run ci-spike --arm kubernetes-hpa` against the cluster, shared by the tests below."""
+    runs = tmp_path_factory.mktemp("runs")
     cmd = [sys.executable, "-m", "scalelab", "run", "ci-spike", "--arm", "kubernetes-hpa",
            "--kubeconfig", str(test_cluster.kubeconfig), "--context", test_cluster.context, "--runs-dir", str(runs)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    run = load_run(run_dir)
+    return load_run(run_dir)
+
+
+@pytest.mark.slow
+def test_ci_spike_on_kubernetes_hpa(test_cluster, ci_spike_run):
+    """`scalelab run ci-spike --arm kubernetes-hpa` against the cluster: the HPA scales up and back down."""
+    run = ci_spike_run
     assert run.manifest["status"] == "completed" and run.manifest["platform"] == "kubernetes"
     s, load = run.samples, run.scenario.load
     start, end = load.start_s, load.start_s + load.length_s
@@ -113,3 +119,19 @@ def test_ci_spike_on_kubernetes_hpa(test_cluster, tmp_path: Path):
     placement = run.placement
     assert len(placement) > 0 and placement.node.notna().all()
     assert not _scalelab_namespaces(test_cluster), "the run left a namespace behind"
+
+
+@pytest.mark.slow
+def test_simulator_agrees_with_the_real_run(ci_spike_run, tmp_path: Path):
+    """The simulator, given the same sized scenario, follows the real HPA (issue targets)."""
+    from scalelab.analysis import compare
+    from scalelab.sim.engine import run_arm
+
+    real = ci_spike_run
+    sim = load_run(run_arm(real.scenario, real.arm, tmp_path))
+    result = compare(real, sim)
+    print(f"\nsim vs real: {result}")
+    assert result["seconds_compared"] >= real.scenario.duration_s * 0.8
+    assert result["replicas_within_1_share"] >= 0.90, result
+    assert result["first_scale_up_diff_s"] is not None and abs(result["first_scale_up_diff_s"]) <= 15, result
+    assert abs(result["cost_diff_usd"]) <= 0.10 * result["cost_real_usd"], result

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -30,6 +29,7 @@ from typing import Any
 from scalelab.checkout import kit_path
 from scalelab import versions
 from scalelab.errors import PlatformError, PreflightError
+from scalelab.netcheck import port_free
 from scalelab.platforms.base import Observation
 from scalelab.telemetry import sampler
 
@@ -450,18 +450,13 @@ def _sdk_client() -> Any:
 
 
 def port_free_or_raise(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR: connections lingering in TIME_WAIT do not count, a listener does.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            raise PreflightError(
-                f"port {port} on 127.0.0.1 is already in use",
-                fix=f"stop what uses it (`scalelab down compose` if it is an earlier run; `ss -ltnp 'sport = :{port}'` shows the process) "
-                "or pick another port with SCALELAB_PORT=8081",
-                lab=LAB,
-            ) from None
+    if not port_free(port):
+        raise PreflightError(
+            f"port {port} on 127.0.0.1 is already in use",
+            fix=f"stop what uses it (`scalelab down compose` if it is an earlier run; `ss -ltnp 'sport = :{port}'` shows the process) "
+            "or pick another port with SCALELAB_PORT=8081",
+            lab=LAB,
+        )
 
 
 def _http_ok(url: str, *, timeout_s: float) -> bool:
