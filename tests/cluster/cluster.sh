@@ -267,7 +267,7 @@ up() {
   install_packages
   preflight
   b0=$SECONDS
-  built=$(bash "$here/build.sh" all | tee /dev/stderr | grep -c 'building' || true)
+  built=$(bash "$here/build.sh" all | tee -a /dev/stderr | grep -c 'building' || true)
   ((built == 0)) || build_s=$((SECONDS - b0))
   bin_dir=$(bash "$here/build.sh" bindir)
   local t1=$SECONDS
