@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -30,6 +31,8 @@ LAB_FILES = [
     "99-cleanup.md",
 ]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+#: A clean environment for `make -n`: under `make test` the parent make exports MAKEFLAGS/MAKELEVEL.
+MAKE_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 INLINE = re.compile(r"(?<!`)`((?:\.venv/bin/)?scalelab [^`]+)`(?!`)")
 
 
@@ -86,7 +89,7 @@ def test_labs_use_the_makefile_targets() -> None:
 @pytest.mark.parametrize("name", LAB_FILES + ["instructor-guide.md"])
 def test_every_make_target_in_a_lab_exists(name: str) -> None:
     for args in _make_commands((LABS / name).read_text(encoding="utf-8")):
-        proc = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=MAKE_ENV)
         assert proc.returncode == 0, f"{name}: `make {' '.join(args)}` is not a target of the Makefile:\n{proc.stderr}"
         assert "scalelab" in proc.stdout or args[0] == "setup", f"`make {' '.join(args)}` has no recipe calling scalelab:\n{proc.stdout}"
 
@@ -143,7 +146,7 @@ def test_shown_output_starts_with_the_recipe_make_runs(name: str) -> None:
     for command, first in pattern.findall(text):
         if "scalelab" not in first:
             continue
-        proc = subprocess.run(["make", "-n", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["make", "-n", "--no-print-directory", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60, env=MAKE_ENV)
         recipe = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         assert " ".join(first.split()) == " ".join(recipe.split()), f"{name}: `{command}` runs `{recipe}`, the lab shows `{first}`"
         checked += 1
