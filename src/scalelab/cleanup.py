@@ -23,19 +23,10 @@ class Step:
     skipped: str = ""  # why nothing was done (not an error)
 
 
-def _docker_reachable() -> bool:
-    from scalelab._run import run
-    from scalelab.errors import CommandError
-
-    try:
-        run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout_s=20)
-    except CommandError:
-        return False
-    return True
-
-
 def _compose_step(say: Say) -> Step:
-    if not _docker_reachable():
+    from scalelab.images import docker_available
+
+    if not docker_available(timeout_s=20):
         return Step("compose", skipped="Docker engine not reachable: no compose projects to remove")
     from scalelab import operate
 

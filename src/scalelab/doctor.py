@@ -10,12 +10,14 @@ import os
 import platform as host_platform
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalelab._run import run
+from scalelab.errors import CommandError
+from scalelab.images import image_exists
 from scalelab.netcheck import port_free
 from scalelab.scenario import detect_cpu_budget
 from scalelab.versions import AGENT_IMAGE, LB_IMAGE, component_versions
@@ -54,13 +56,12 @@ class Report:
 
 
 def _version(argv: list[str], pattern: str = r"v?(\d+\.\d+[\w.+-]*)", timeout_s: float = 15) -> tuple[bool, str]:
-    exe = shutil.which(argv[0])
-    if exe is None:
+    if shutil.which(argv[0]) is None:
         return False, "not found"
     try:
-        proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return False, str(exc)
+        proc = run(argv, check=False, timeout_s=timeout_s)
+    except CommandError as exc:
+        return False, exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else str(exc)
     text = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
         return False, text.splitlines()[-1] if text else f"exit {proc.returncode}"
@@ -108,7 +109,7 @@ def _checks(platform: str, ports: Iterable[int]) -> Iterable[Check]:
         yield Check("engine", "Docker engine reachable", False, "no Docker CLI", "install Docker first")
         yield Check("compose", "Compose v2 plugin", False, "no Docker CLI", "install Docker first")
     if engine_ok:
-        absent = [img for img in (AGENT_IMAGE, LB_IMAGE) if subprocess.run(["docker", "image", "inspect", img], capture_output=True).returncode != 0]
+        absent = [img for img in (AGENT_IMAGE, LB_IMAGE) if not image_exists(img)]
         yield Check("images", "kit images built", not absent, "present" if not absent else "missing: " + ", ".join(absent), "run `make image`")
     else:
         yield Check("images", "kit images built", False, "engine not reachable", "start Docker, then `make image`")

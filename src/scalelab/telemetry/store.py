@@ -12,7 +12,6 @@ import json
 import os
 import platform as host_platform
 import secrets
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +38,18 @@ def new_run_id(scenario: str, arm: str, *, when: dt.datetime | None = None) -> s
 
 
 def git_revision(cwd: str | os.PathLike[str] | None = None) -> str:
+    """``<short sha>[-dirty]`` of the checkout, or ``unknown`` outside one (or without git)."""
+    from scalelab._run import run
+    from scalelab.errors import CommandError
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
+        rev = run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, timeout_s=5, check=False).stdout.strip()
+        if not rev:
+            return "unknown"
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, timeout_s=10, check=False).stdout.strip()
+    except CommandError:
         return "unknown"
-    rev = out.stdout.strip()
-    if not rev:
-        return "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, check=False)
-    return rev + ("-dirty" if dirty.stdout.strip() else "")
+    return rev + ("-dirty" if dirty else "")
 
 
 class _CsvAppender:
