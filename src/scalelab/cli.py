@@ -122,14 +122,13 @@ def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
 def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float | None, runs_dir: Path, settings: tuple[str, ...], figure: bool) -> None:
     """Simulate a scenario (built-in name or YAML path) without Docker; write run directories."""
     from scalelab import analysis
-    from scalelab.sim import prepare_scenario, run_scenario
-    from scalelab.telemetry import load_run
+    from scalelab.sim import prepare_scenario, simulate_runs
 
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=settings)
-    dirs = run_scenario(sc, runs_dir, arms=[arm] if arm else None, seed=seed)
+    runs = simulate_runs(sc, runs_dir, arms=[arm] if arm else None, seed=seed)
+    dirs = [r.path for r in runs]
     for d in dirs:
         click.echo(f"run: {d}")
-    runs = [load_run(d) for d in dirs]
     click.echo(analysis.render_summary(analysis.summary_table(runs), title=f"{sc.name} (simulated, seed {sc.seed})"), nl=False)
     if sc.load.profile == "day" or sc.duration_s >= 86400:
         click.echo(analysis.render_daily_cost(runs), nl=False)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from scalelab.analysis import render_summary, summary_table
 from scalelab.plots import comparison_figure
-from scalelab.sim.engine import prepare_scenario, run_scenario
-from scalelab.telemetry import load_run
+from scalelab.sim.engine import prepare_scenario, simulate_runs
 
 __all__ = ["DemoResult", "run_demo", "DEMO_SCENARIO"]
 
@@ -30,7 +29,7 @@ class DemoResult:
 def run_demo(runs_root: str | os.PathLike[str] = "runs", *, scenario: str = DEMO_SCENARIO, seed: int | None = None,
              cpu_budget: float | None = None) -> DemoResult:
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed)
-    dirs = run_scenario(sc, runs_root, seed=seed)
-    runs = [load_run(d) for d in dirs]
+    runs = simulate_runs(sc, runs_root, seed=seed)
+    dirs = [r.path for r in runs]
     figure = comparison_figure(runs, Path(runs_root) / f"{dirs[0].name[:15]}-{sc.name}-comparison.png")
     return DemoResult(dirs, figure, render_summary(summary_table(runs), title=f"{sc.name} (simulated, seed {sc.seed})"))

@@ -23,8 +23,7 @@ import pandas as pd
 from scalelab.analysis import summarize
 from scalelab.errors import ScenarioError
 from scalelab.scenario import Scenario
-from scalelab.sim import prepare_scenario, run_arm
-from scalelab.telemetry import load_run
+from scalelab.sim import prepare_scenario, simulate_runs
 
 __all__ = ["sweep", "parse_vary", "full_key", "sweep_figure", "render_sweep", "SWEEP_COLUMNS"]
 
@@ -95,7 +94,7 @@ def _short(key: str) -> str:
 def _one(scenario: str | os.PathLike[str], arm: str, overrides: list[str], setting: str, tmp: str,
          seed: int | None, cpu_budget: float | None) -> dict[str, Any]:
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=overrides)
-    summary = summarize(load_run(run_arm(sc, arm, tmp, seed=seed)))
+    summary = summarize(simulate_runs(sc, tmp, arms=[arm], seed=seed)[0])
     return {"setting": setting, "arm": arm, **{k: v for k, v in summary.items() if k not in ("run_id", "label", "arm", "platform")}}
 
 

@@ -73,3 +73,17 @@ def test_classroom_spike_on_a_one_core_budget() -> None:
     assert f(60) > capacity(3) * 1.3  # the spike overloads 3 replicas
     assert f(60) < capacity(8) * 0.6  # and 8 carry it
     assert 8 * sc.workload.cpu_limit == pytest.approx(1.0)
+
+
+def test_a_profile_over_an_array_of_times_equals_it_second_by_second() -> None:
+    import numpy as np
+
+    from scalelab.load.profiles import profile_for
+    from scalelab.scenario import load_scenario
+
+    for name in ("day", "classroom-spike", "ci-spike"):
+        sc = load_scenario(name)
+        profile = profile_for(sc.load, sc.duration_s)
+        times = np.arange(int(sc.duration_s), dtype=float)
+        assert np.array_equal(profile(times), [profile(float(t)) for t in times.tolist()]), name
+        assert isinstance(profile(3.0), float)

@@ -1,7 +1,8 @@
 """Load profiles: pure functions of time shared by the Locust shape and the simulator.
 
 Each returns the offered load level at ``t`` seconds: requests/s in open-loop mode, users in
-closed-loop mode (the unit is the scenario's, the shape is the same).
+closed-loop mode (the unit is the scenario's, the shape is the same). ``t`` may also be a numpy
+array of times (the simulator computes a whole day at once); a float gives a float.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
+
+import numpy as np
 
 from scalelab.scenario import Load
 
@@ -21,6 +24,8 @@ def steady(t: float, *, baseline: float) -> float:
 
 def _ramp(t: float, edge: float, ramp_s: float) -> float:
     """0 before ``edge``, 1 after ``edge + ramp_s``, linear in between."""
+    if isinstance(t, np.ndarray):
+        return (t >= edge).astype(float) if ramp_s <= 0 else np.clip((t - edge) / ramp_s, 0.0, 1.0)
     if ramp_s <= 0:
         return 1.0 if t >= edge else 0.0
     return min(1.0, max(0.0, (t - edge) / ramp_s))
@@ -35,7 +40,8 @@ def spike(t: float, *, baseline: float, factor: float, start_s: float, length_s:
 
 def wave(t: float, *, baseline: float, factor: float, period_s: float) -> float:
     """A sine between baseline and factor x baseline, starting at baseline."""
-    phase = (1.0 - math.cos(2.0 * math.pi * t / period_s)) / 2.0
+    cos = np.cos if isinstance(t, np.ndarray) else math.cos
+    phase = (1.0 - cos(2.0 * math.pi * t / period_s)) / 2.0
     return baseline * (1.0 + (factor - 1.0) * phase)
 
 

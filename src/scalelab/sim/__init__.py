@@ -6,6 +6,6 @@ an arm and writes its run directory, `calibrate` fits the model to a recorded re
 Never imports `scalelab.platforms` (and vice versa).
 """
 
-from scalelab.sim.engine import SimResult, prepare_scenario, run_arm, run_scenario, simulate
+from scalelab.sim.engine import SimResult, prepare_scenario, run_arm, run_scenario, simulate, simulate_runs
 
-__all__ = ["SimResult", "prepare_scenario", "simulate", "run_arm", "run_scenario"]
+__all__ = ["SimResult", "prepare_scenario", "simulate", "run_arm", "run_scenario", "simulate_runs"]

@@ -23,10 +23,10 @@ from scalelab.cost import cost_usd
 from scalelab.load.profiles import profile_for
 from scalelab.scenario import HPAScaler, Load, Scenario, apply_overrides, load_scenario
 from scalelab.sim.scalers import ScalerEvent, make_scaler
-from scalelab.sim.service import Service, ServiceParams
-from scalelab.telemetry import RunWriter
+from scalelab.sim.service import Service, ServiceParams, StepResult
+from scalelab.telemetry import Run, RunWriter
 
-__all__ = ["SimResult", "prepare_scenario", "simulate", "run_arm", "run_scenario"]
+__all__ = ["SimResult", "prepare_scenario", "simulate", "run_arm", "run_scenario", "simulate_runs"]
 
 #: Column order of `SimResult.samples` rows (a subset of telemetry.SAMPLE_COLUMNS, without utc/arm).
 ROW_COLUMNS = (
@@ -48,17 +48,41 @@ ROW_COLUMNS = (
 )
 
 
+#: Whole-number columns (the HPA's utilisation may be missing); every other numeric column is a float.
+INT_COLUMNS = ("t_s", "replicas_desired", "replicas_ready", "hpa_util_pct")
+
+
 @dataclass
 class SimResult:
+    """One simulated arm: a column (numpy array) per sample column, and the events."""
+
     scenario: Scenario
     arm: str
     seed: int
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
     events: list[ScalerEvent] = field(default_factory=list)
 
     @property
+    def n(self) -> int:
+        return len(self.columns.get("t_s", ()))
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The samples as row tuples in `ROW_COLUMNS` order (missing values None)."""
+        cols = []
+        for name in ROW_COLUMNS:
+            values = self.columns[name]
+            if isinstance(values, str):
+                cols.append([values] * self.n)
+            elif name in INT_COLUMNS:
+                cols.append([None if v != v else int(v) for v in np.asarray(values).tolist()])
+            else:
+                cols.append([None if v != v else v for v in np.asarray(values).tolist()])
+        return list(zip(*cols))
+
+    @property
     def cost_usd(self) -> float:
-        return float(self.rows[-1][-1]) if self.rows else 0.0
+        return float(self.columns["cost_usd_cum"][-1]) if self.n else 0.0
 
 
 def prepare_scenario(
@@ -92,60 +116,70 @@ def simulate(scenario: Scenario, arm_name: str, *, seed: int | None = None, serv
     open_loop = load.mode == "open"
     arrivals_open = _open_arrivals(load, scenario.duration_s, seed) if open_loop else ()
     rng = np.random.default_rng(seed)
-    limit = params.cpu_limit
     result = SimResult(scenario, name, seed)
-    rows = result.rows
     events = result.events
     events.append(ScalerEvent(0.0, "phase", None, "sim", "load"))
     desired_col: list[int] = []
-    step = service.step
+    seen_col: list[int | None] = []
+    out: list[tuple[Any, ...]] = []
+    step = service.advance
     act = scaler.act
     for t in range(steps):
-        level = levels[t]
         if open_loop:
             arrivals = arrivals_open[t]
         else:
             per_user = 1.0 / max(1.0 / load.user_rps, service.mean_latency_s)
-            arrivals = float(rng.poisson(level * per_user))
-        s = step(t, arrivals)
+            arrivals = float(rng.poisson(levels[t] * per_user))
+        out.append(step(t, arrivals))
         new_events = act(t, t + 1.0, service)
         if new_events:
             events.extend(new_events)
-        desired = service.desired
-        desired_col.append(desired)
-        ready = s.ready
-        rows.append(
-            (
-                t,
-                "load",
-                desired,
-                ready,
-                s.cpu_cores,
-                100.0 * s.cpu_cores / (ready * limit) if ready else None,
-                scaler.seen_util_pct,
-                s.mem_mb,
-                level,
-                s.served,
-                s.p50_ms,
-                s.p95_ms,
-                s.errors,
-                s.in_flight if open_loop else level,
-            )
-        )
-    # cumulative cost from desired replica-seconds, as CostMeter accumulates it
-    cost = cost_usd(np.cumsum(np.asarray(desired_col, dtype=float)), scenario.price_per_replica_hour).tolist()
-    result.rows = [row + (c,) for row, c in zip(rows, cost)]
+        desired_col.append(service.desired)
+        seen_col.append(scaler.seen_util_pct)
+    result.columns = _columns(out, desired_col, seen_col, levels, params.cpu_limit, open_loop, scenario.price_per_replica_hour)
     for e in service.drain_events():
         events.append(ScalerEvent(e.t_s, e.kind, e.replicas, "sim", e.detail))
     events.sort(key=lambda e: e.t_s)
     return result
 
 
+def _columns(out: list[tuple[Any, ...]], desired: list[int], seen: list[int | None], levels: Sequence[float], limit: float,
+             open_loop: bool, price: float) -> dict[str, Any]:
+    """The per-second `StepResult`s and scaler state as sample columns (numpy arrays)."""
+    n = len(out)
+    steps = np.array(out, dtype=np.float64).reshape(n, len(StepResult._fields))
+    col = {f: steps[:, i] for i, f in enumerate(StepResult._fields)}
+    ready = col["ready"].astype(np.int64)
+    desired_arr = np.asarray(desired, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(ready > 0, 100.0 * col["cpu_cores"] / (ready * limit), np.nan)
+    offered = np.asarray(levels[:n], dtype=np.float64)
+    return {
+        "t_s": np.arange(n, dtype=np.int64),
+        "phase": "load",
+        "replicas_desired": desired_arr,
+        "replicas_ready": ready,
+        "cpu_cores_used": col["cpu_cores"],
+        "cpu_util_pct": util,
+        "hpa_util_pct": np.array(seen, dtype=np.float64),
+        "mem_mb": col["mem_mb"],
+        "offered_load": offered,
+        "rps": col["served"],
+        "p50_ms": col["p50_ms"],
+        "p95_ms": col["p95_ms"],
+        "errors": col["errors"],
+        "users": col["in_flight"] if open_loop else offered,
+        # cumulative cost from desired replica-seconds, as CostMeter accumulates it
+        "cost_usd_cum": np.asarray(cost_usd(np.cumsum(desired_arr.astype(np.float64)), price), dtype=np.float64),
+    }
+
+
 @lru_cache(maxsize=8)
 def _levels(load: Load, duration_s: float) -> tuple[float, ...]:
     """The profile at each whole second (the same for every arm, so computed once)."""
-    profile = profile_for(load, duration_s)
-    return tuple(profile(float(t)) for t in range(int(duration_s)))
+    times = np.arange(int(duration_s), dtype=np.float64)
+    levels = np.broadcast_to(np.asarray(profile_for(load, duration_s)(times), dtype=np.float64), times.shape)
+    return tuple(levels.tolist())
 
 
 @lru_cache(maxsize=8)
@@ -159,14 +193,20 @@ def run_arm(
     scenario: Scenario, arm_name: str, runs_root: str | os.PathLike[str], *, seed: int | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
     """Simulate one arm and write its run directory; returns the directory."""
+    return _write_arm(scenario, arm_name, runs_root, seed=seed, extra=extra).dir
+
+
+def _write_arm(
+    scenario: Scenario, arm_name: str, runs_root: str | os.PathLike[str], *, seed: int | None = None, extra: dict[str, Any] | None = None
+) -> RunWriter:
     result = simulate(scenario, arm_name, seed=seed)
     writer = RunWriter.create(runs_root, scenario=scenario, arm=arm_name, platform="sim", seed=result.seed, extra=extra)
     with writer:
         start = dt.datetime.fromisoformat(writer.manifest["utc_start"].replace("Z", "+00:00"))
-        writer.samples(_sample_dicts(result.rows, start))
+        writer.sample_columns(_sample_columns(result, start), result.n, integers=INT_COLUMNS)
         for e in result.events:
             writer.event(round(e.t_s, 3), e.kind, replicas=e.replicas, source=e.source, detail=e.detail, utc=_utc(start, e.t_s))
-    return writer.dir
+    return writer
 
 
 def run_scenario(
@@ -179,12 +219,24 @@ def run_scenario(
     return [run_arm(scenario, name, runs_root, seed=seed) for name in names]
 
 
+def simulate_runs(
+    scenario: Scenario, runs_root: str | os.PathLike[str], *, arms: Iterable[str] | None = None, seed: int | None = None
+) -> list[Run]:
+    """Like `run_scenario`, returning the runs as `load_run` reads them, without reading them back."""
+    names = list(arms) if arms else list(scenario.arms)
+    for name in names:
+        scenario.arm(name)
+    return [_write_arm(scenario, name, runs_root, seed=seed).as_run() for name in names]
+
+
 def _utc(start: dt.datetime, t_s: float) -> str:
     return (start + dt.timedelta(seconds=t_s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _sample_dicts(rows: list[tuple[Any, ...]], start: dt.datetime) -> Iterable[dict[str, Any]]:
-    for row in rows:
-        d = dict(zip(ROW_COLUMNS, row))
-        d["utc"] = _utc(start, row[0])
-        yield d
+def _sample_columns(result: SimResult, start: dt.datetime) -> dict[str, Any]:
+    """The result's columns for `RunWriter.sample_columns`, with the UTC time of each second."""
+    data = dict(result.columns)
+    t0 = np.datetime64(start.replace(tzinfo=None), "ms")
+    stamps = t0 + (np.asarray(data["t_s"], dtype=np.int64) * 1000).astype("timedelta64[ms]")
+    data["utc"] = [iso + "Z" for iso in np.datetime_as_string(stamps, unit="ms").tolist()]
+    return data

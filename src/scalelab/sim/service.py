@@ -33,6 +33,7 @@ START_DELAY_S = {"compose": 1.0, "kubernetes": 2.0}
 LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
 #: Weight of the newest second in the smoothed arrival rate (a time constant of ~5 s).
 RATE_SMOOTHING = 0.2
+_NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,11 @@ class Service:
 
     def step(self, t: int, arrivals: float) -> StepResult:
         """Serve second ``[t, t+1)`` with ``arrivals`` new requests."""
+        r = self.advance(t, arrivals)
+        return StepResult(r[0], r[1], None if r[2] != r[2] else r[2], None if r[3] != r[3] else r[3], *r[4:])
+
+    def advance(self, t: int, arrivals: float) -> tuple[float, ...]:
+        """`step` as a plain tuple in `StepResult` order, NaN for a missing latency: the engine's fast path."""
         p = self.p
         if self._pending:
             self._lifecycle(t)
@@ -202,7 +208,7 @@ class Service:
             self.backlog = 0.0
             self._busy.append(0.0)
             self._pool_cum.append(self._pool_cum[-1])
-            return StepResult(0.0, errors, None, None, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running)
+            return (0.0, errors, _NAN, _NAN, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running)
         mu, service_ms, variability, idle = self._pool(n, running)
         self.rate += RATE_SMOOTHING * (arrivals - self.rate)
         before = self.backlog
@@ -234,12 +240,12 @@ class Service:
         in_flight = after + served * service_ms / 1000.0
         mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
         if served <= 0.0:
-            return StepResult(0.0, errors, None, None, busy + idle, in_flight, mem, n, running)
+            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running)
         cap_ms = 1000.0 * p.timeout_s  # slower requests are errors, not completions
         p50 = service_ms + 1000.0 * (f50 + wait50)
         p95 = service_ms + 1000.0 * (f95 + wait95)
         self.mean_latency_s = p50 / 1000.0
-        return StepResult(served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running)
+        return (served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running)
 
     # -- what kubelet / metrics-server and the HPA see -----------------------------------------
     def cumulative_cpu_s(self, r: Replica, at: float) -> float:

@@ -57,7 +57,8 @@ class _CsvAppender:
 
     def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        self._fh: IO[str] = path.open("a", newline="", encoding="utf-8")
+        self.fh: IO[str] = path.open("a", newline="", encoding="utf-8")
+        self._fh = self.fh
         self._writer = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise", restval="")
         if path.stat().st_size == 0:
             self._writer.writeheader()
@@ -113,6 +114,7 @@ class RunWriter:
         self._requests: _CsvAppender | None = None
         self._placement: _CsvAppender | None = None
         self.arm = str(self.manifest.get("arm", ""))
+        self._written_columns: tuple[dict[str, Any], int, tuple[str, ...]] | None | bool = None
 
     @classmethod
     def create(
@@ -166,15 +168,43 @@ class RunWriter:
 
     # -- rows ------------------------------------------------------------------------------
     def sample(self, **row: Any) -> None:
+        self._written_columns = False
         row.setdefault("arm", self.arm)
         self._samples.write(row)
 
     def samples(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append many sample rows at once (one flush): the simulator writes a day in one go."""
+        self._written_columns = False
         rows = [dict(row) for row in rows]
         for row in rows:
             row.setdefault("arm", self.arm)
         self._samples.write_many(rows)
+
+    def sample_columns(self, data: Mapping[str, Any], n: int, *, integers: Iterable[str] = ()) -> None:
+        """Append ``n`` sample rows given as columns (arrays or scalars), formatted a column at a time.
+
+        The simulator's fast path (`telemetry.columns`); real runs use `sample`, one flushed row each.
+        """
+        from scalelab.telemetry.columns import write_columns
+
+        data = dict(data)
+        data.setdefault("arm", self.arm)
+        ints = tuple(integers)
+        write_columns(self._samples.fh, self._samples.columns, data, n, integers=ints)
+        # as_run can rebuild the frame only when these columns are all the file holds
+        self._written_columns = (data, n, ints) if self._written_columns is None else False
+
+    def as_run(self) -> Run:
+        """The finished run as `load_run` would read it back; without re-reading samples written as columns."""
+        written = self._written_columns
+        if not written or self.manifest.get("status") == "running":
+            return load_run(self.dir)
+        from scalelab.telemetry.columns import read_back
+
+        data, n, ints = written
+        samples = read_back(schema.SAMPLE_COLUMNS, data, n, integers=ints)
+        events = _read_csv(self.dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
+        return Run(path=self.dir, manifest=dict(self.manifest), samples=samples, events=events)
 
     def event(self, t_s: float, kind: str, *, replicas: int | None = None, source: str = "", detail: str = "", utc: str | None = None) -> None:
         self._events.write(

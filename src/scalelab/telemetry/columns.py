@@ -1,0 +1,145 @@
+"""Writing a whole CSV table at once from columns: the simulator's fast path.
+
+A real run writes row by row and flushes each row (`store._CsvAppender`), so a crash keeps what
+was recorded. A simulated run has nothing to lose: it computes a day in a second and writes it
+in one go. The cells are the same as the row writer's (`store._cell`): floats rounded to 4
+decimals in Python's shortest form (``3.0``, ``0.25``), ints as ints, booleans as 0/1, missing
+values (None, NaN) as empty cells. Formatting is done a column at a time: numpy rounds
+(``rint(x·10⁴)/10⁴`` is the double nearest to the rounded decimal, as ``round(x, 4)`` returns;
+near-ties are left to Python's correctly rounded ``round``) and ``repr`` prints each value, so
+the cells are byte for byte what the row writer writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = ["format_column", "write_columns", "round4"]
+
+
+def round4(values: np.ndarray) -> np.ndarray:
+    """``round(x, 4)`` for every element (NaN stays NaN), exactly as Python rounds."""
+    missing = np.isnan(values)
+    clean = np.where(missing, 0.0, values)
+    raw = clean * 1e4
+    rounded = np.rint(raw) / 1e4  # the double nearest to k / 10⁴, as round(x, 4) returns
+    # Near a tie the product's rounding error decides: let Python's correctly rounded round() do those.
+    for i in np.flatnonzero(np.abs(raw - np.floor(raw) - 0.5) < 1e-5).tolist():
+        rounded[i] = round(float(clean[i]), 4)
+    rounded[missing] = np.nan
+    return rounded
+
+
+def _format_float(values: np.ndarray) -> list[str]:
+    rounded = round4(values)
+    distinct, index = np.unique(rounded, return_inverse=True)
+    if len(distinct) * 4 < len(rounded):  # few distinct values (replicas, load levels): print each once
+        texts = np.array(["" if v != v else repr(v) for v in distinct.tolist()], dtype=object)
+        return texts[index.reshape(-1)].tolist()
+    cells = list(map(repr, rounded.tolist()))
+    for i in np.flatnonzero(np.isnan(rounded)).tolist():
+        cells[i] = ""
+    return cells
+
+
+def format_column(values: Any, n: int, *, integer: bool = False) -> list[str]:
+    """``n`` CSV cells for one column: a scalar (repeated), a numpy array or a sequence.
+
+    ``integer``: whole numbers with gaps (NaN or None -> empty), e.g. the HPA's last utilisation.
+    """
+    from scalelab.telemetry.store import _cell
+
+    if values is None or isinstance(values, (str, int, float, bool)):
+        return _plain([str(_cell(values))]) * n
+    if isinstance(values, list) and values and all(type(v) is str for v in values):
+        if len(values) != n:
+            raise ValueError(f"column of {len(values)} values, expected {n}")
+        return _plain(values)
+    arr = np.asarray(values)
+    if len(arr) != n:
+        raise ValueError(f"column of {len(arr)} values, expected {n}")
+    if arr.dtype.kind == "b":
+        return list(map(str, arr.astype(np.int8).tolist()))
+    if arr.dtype.kind in "iu":
+        distinct, index = np.unique(arr, return_inverse=True)
+        if len(distinct) * 4 < len(arr):
+            return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist()
+        return list(map(str, arr.tolist()))
+    if integer and arr.dtype.kind in "fO":
+        arr = np.asarray(values, dtype=np.float64)
+        missing = np.isnan(arr)
+        cells = list(map(str, np.where(missing, 0, arr).astype(np.int64).tolist()))
+        for i in np.flatnonzero(missing).tolist():
+            cells[i] = ""
+        return cells
+    if arr.dtype.kind == "f":
+        return _format_float(arr.astype(np.float64))
+    if arr.dtype.kind in "UT":  # text, e.g. ISO times
+        return _plain(arr.tolist())
+    # mixed (e.g. ints and None): one cell at a time
+    return _plain([str(_cell(v)) for v in (values.tolist() if isinstance(values, np.ndarray) else values)])
+
+
+def _plain(cells: list[str]) -> list[str]:
+    """Text cells that need no CSV quoting; one that would is refused (use the row writer)."""
+    joined = "\x00".join(cells)
+    if "," in joined or '"' in joined or "\n" in joined or "\r" in joined:
+        raise ValueError("write_columns: a cell needs CSV quoting; write it with the row writer")
+    return cells
+
+
+def write_columns(fh: IO[str], columns: Sequence[str], data: Mapping[str, Any], n: int, *, integers: Sequence[str] = ()) -> None:
+    """Append ``n`` rows to an open CSV file whose header is ``columns``; absent columns stay empty.
+
+    Cells never contain a comma, quote or newline here (numbers, ISO times, names), so no quoting;
+    a cell that would need it is refused.
+    """
+    unknown = set(data) - set(columns)
+    if unknown:
+        from scalelab.errors import RunFormatError
+
+        raise RunFormatError(f"unknown column(s) {sorted(unknown)}; allowed: {', '.join(columns)}")
+    cells = [format_column(data.get(c), n, integer=c in integers) for c in columns]
+    if n:
+        fh.write("\r\n".join(map(",".join, zip(*cells))))
+        fh.write("\r\n")  # the csv module's line ending, as the row writer's
+    fh.flush()
+
+
+def read_back(columns: Sequence[str], data: Mapping[str, Any], n: int, *, integers: Sequence[str] = ()) -> Any:
+    """The pandas frame `pandas.read_csv` would return for what `write_columns` wrote, without reading.
+
+    Numeric and text columns only (what the simulator writes); a unit test checks the two agree.
+    """
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for c in columns:
+        values = data.get(c)
+        if values is None:
+            out[c] = np.full(n, np.nan)
+        elif isinstance(values, str):
+            out[c] = np.full(n, values, dtype=object)
+        elif isinstance(values, (bool, int, float)):
+            out[c] = np.full(n, int(values) if isinstance(values, bool) else values)
+        elif isinstance(values, list) and values and all(type(v) is str for v in values):
+            out[c] = np.array(values, dtype=object)
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind == "b":
+                out[c] = arr.astype(np.int64)
+            elif arr.dtype.kind in "iu":
+                out[c] = arr.astype(np.int64)
+            elif c in integers:
+                arr = np.asarray(values, dtype=np.float64)
+                out[c] = arr if np.isnan(arr).any() else arr.astype(np.int64)
+            elif arr.dtype.kind == "f":
+                out[c] = round4(arr.astype(np.float64))
+            elif arr.dtype.kind in "UT":
+                out[c] = np.asarray(arr.tolist(), dtype=object)
+            else:
+                raise ValueError(f"read_back: column {c} is neither numeric nor text")
+    return pd.DataFrame(out, columns=list(columns))
