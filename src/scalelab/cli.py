@@ -154,18 +154,20 @@ def demo_cmd(runs_dir: Path, seed: int | None) -> None:
 
 @cli.command("calibrate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the overrides YAML (default: RUN_DIR/calibration.yaml).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the overrides YAML (default: reports/calibration/<run-id>.yaml; never inside the run).")
 def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
     """Fit CPU per request, start and readiness delays from a recorded run; write --set overrides."""
-    from scalelab.sim.calibrate import calibrate, write_calibration
+    from scalelab.sim.calibrate import calibrate, calibration_path, write_calibration
     from scalelab.telemetry import load_run
 
+    target = calibration_path(run_dir, out)  # checked before any work: never inside the run
     cal = calibrate(load_run(run_dir))
     fmt = lambda v, unit: "unknown (no events)" if v is None else f"{v:.2f} {unit}"  # noqa: E731
     click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (from {cal.seconds_used} s with load)")
     click.echo(f"start delay:      {fmt(cal.start_delay_s, 's')} (scale decision -> container running)")
     click.echo(f"readiness delay:  {fmt(cal.warmup_s, 's')} (running -> ready, {cal.replicas_timed} replicas)")
-    path = write_calibration(cal, out or run_dir / "calibration.yaml")
+    path = write_calibration(cal, target)
     click.echo(f"wrote {path}; apply with: scalelab sim SCENARIO " + " ".join(f"--set {o}" for o in cal.overrides()))
 
 
@@ -339,12 +341,13 @@ def cluster_down_cmd() -> None:
 def report_cmd(runs: tuple[Path, ...], out_dir: Path, runs_dir: Path) -> None:
     """Compare runs: one chart per quantity, a self-contained report.html and the summary table.
 
-    RUNS are run directories; none: the newest completed run of each arm under --runs-dir.
+    RUNS are run directories, or folders of runs (the newest completed run of each arm in it, e.g.
+    tests/fixtures/runs); none: the newest completed run of each arm under --runs-dir.
     """
     from scalelab import report
     from scalelab.telemetry import load_run
 
-    dirs = list(runs) or report.latest_runs(runs_dir)
+    dirs = report.expand_run_dirs(runs) or report.latest_runs(runs_dir)
     result = report.build_report([load_run(d) for d in dirs], out_dir)
     for d in dirs:
         click.echo(f"run: {d}")
@@ -391,3 +394,8 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+
+
+from scalelab import cli_help  # noqa: E402  (one line each in `scalelab --help`, set once every command exists)
+
+cli_help.apply(cli)

@@ -2,18 +2,20 @@
 
 One panel per quantity, drawn on a shared time axis (m:ss since the run started):
 
-- ``replicas``: desired (solid) and ready (dashed) per arm, operator scale actions and HPA
-  decisions marked;
-- ``cpu``: CPU utilisation of the limit (and, dotted, what the HPA saw as % of the request);
+- ``replicas``: desired (solid) and ready (dashed) per arm, operator scale actions (dash-dot,
+  labelled above the data) and HPA decisions (triangles);
+- ``cpu``: CPU as % of the limit of the *running* replicas, ready or not (`scalelab.cpuview`),
+  what the HPA saw (dotted) and its target (thin dashed), both on that same denominator;
 - ``rps``: requests served per second against the offered load;
 - ``p95``: p95 latency (log scale) with the latency objective;
 - ``errors``: failed or timed-out requests per second (total in the legend);
 - ``cost``: cumulative cost.
 
-`comparison_figure(runs, path)` stacks every panel; `quantity_figure(runs, quantity, path)` draws
-one panel alone, big enough for a projector. The spike window is shaded with its start and end
-labelled. Okabe-Ito colours (colour-blind safe), large fonts, units on every axis. Reads only
-`scalelab.telemetry.Run` objects.
+`quantity_figure(runs, quantity, path)` draws one panel alone as a 1920 x 1080 image;
+`comparison_figure(runs, path)` puts all six on one 1920 x 1080 image; `story_slide` (in
+`scalelab.slides`) draws the projector slide. The spike window is shaded, and its start and end
+are labelled on the top edge, outside the data. Colours come from the arm's role
+(`scalelab.figstyle`), the same in every figure of the kit. Reads only `scalelab.telemetry.Run` objects.
 """
 
 from __future__ import annotations
@@ -25,30 +27,100 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab import cpuview, figstyle
 from scalelab.telemetry import Run
 
-__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "OKABE_ITO", "arm_colors"]
+__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "arm_colors", "arm_labels", "draw_panel", "time_axis_label"]
 
-#: Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
-OKABE_ITO = ("#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-
-#: Quantity -> (chart title, y-axis label with its unit).
-QUANTITIES: dict[str, tuple[str, str]] = {
-    "replicas": ("Replicas over time (solid: desired, dashed: ready)", "replicas"),
-    "cpu": ("CPU utilisation of the replicas", "CPU utilisation (% of limit)"),
-    "rps": ("Requests served per second", "requests/s"),
-    "p95": ("p95 latency against the objective", "p95 latency (ms, log scale)"),
-    "errors": ("Failed or timed-out requests", "errors/s"),
-    "cost": ("Cumulative cost (desired replica-seconds x price)", "cumulative cost ($)"),
+#: Quantity -> (chart title, y-axis label with its unit, short y-axis label for small panels).
+QUANTITIES: dict[str, tuple[str, str, str]] = {
+    "replicas": ("Replicas (solid: desired, dashed: ready)", "replicas", "replicas"),
+    "cpu": ("CPU of the running replicas, ready or not", cpuview.AXIS_LABEL, "% of limit"),
+    "rps": ("Requests served per second", "requests/s", "requests/s"),
+    "p95": ("p95 latency against the objective", "p95 latency (ms, log scale)", "p95 (ms)"),
+    "errors": ("Failed or timed-out requests", "errors/s", "errors/s"),
+    "cost": ("Cumulative cost (desired replica-seconds x price)", "cumulative cost ($)", "cost ($)"),
 }
 
-_FONT_SINGLE = {"font.size": 18, "axes.titlesize": 21, "axes.labelsize": 19, "legend.fontsize": 15, "xtick.labelsize": 16, "ytick.labelsize": 16}
-_FONT_STACK = {"font.size": 16, "axes.titlesize": 18, "axes.labelsize": 17, "legend.fontsize": 14, "xtick.labelsize": 15, "ytick.labelsize": 15}
+#: Panel titles on the one-screen comparison (the full titles do not fit a third of 1920 px).
+_GRID_TITLES = {"replicas": "Replicas (solid: desired)", "cpu": "CPU (% of limit, running)", "rps": "Requests served/s",
+                "p95": "p95 latency (ms)", "errors": "Errors/s", "cost": "Cumulative cost ($)"}
+_GRID_FONTS = {"font.size": 16, "axes.titlesize": 18, "axes.labelsize": 16, "legend.fontsize": 16, "xtick.labelsize": 15, "ytick.labelsize": 15}
 
 
 def arm_colors(runs: Sequence[Run]) -> list[str]:
-    """One Okabe-Ito colour per run, in order (the same in every chart of a report)."""
-    return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(runs))]
+    """One colour per run, by its arm's role (the same in every chart of the kit)."""
+    return figstyle.run_colors(runs)
+
+
+def arm_labels(runs: Sequence[Run]) -> list[str]:
+    """Legend names: the run label, without " (sim)" when every run is simulated (the title says it once)."""
+    all_sim = all(r.manifest.get("platform") == "sim" for r in runs)
+    return [r.arm if all_sim else r.label for r in runs]
+
+
+def comparison_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Write all six quantities of ``runs`` on one 16:9 image (PNG, or SVG/PDF by suffix); returns the path."""
+    if not runs:
+        raise ValueError("comparison_figure needs at least one run")
+    plt = figstyle.pyplot(_GRID_FONTS)
+    fig, axes = plt.subplots(2, 3, figsize=figstyle.SLIDE_INCHES, sharex=True, layout="constrained")
+    for i, (ax, name) in enumerate(zip(axes.flat, QUANTITIES)):
+        draw_panel(ax, runs, name, label_spike=False, legend=False, short=True)
+        ax.set_title(_GRID_TITLES[name], loc="left", fontweight="bold")
+        if i >= 3:
+            ax.set_xlabel(time_axis_label(runs))
+    _figure_legend(fig, runs)
+    fig.suptitle(title or _title(runs), fontweight="bold")
+    return figstyle.save_figure(fig, path)
+
+
+def quantity_figure(runs: Sequence[Run], quantity: str, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Write one quantity (a key of `QUANTITIES`) of ``runs`` as a 1920 x 1080 chart; returns the path."""
+    if quantity not in QUANTITIES:
+        raise ValueError(f"unknown quantity '{quantity}'; allowed: {', '.join(QUANTITIES)}")
+    if not runs:
+        raise ValueError("quantity_figure needs at least one run")
+    plt = figstyle.pyplot()
+    fig, ax = plt.subplots(figsize=figstyle.SLIDE_INCHES, layout="constrained")
+    draw_panel(ax, runs, quantity, label_spike=True, legend=True)
+    ax.set_xlabel(time_axis_label(runs))
+    ax.set_title(title or f"{QUANTITIES[quantity][0]}\n{_title(runs)}", loc="left", fontweight="bold")
+    return figstyle.save_figure(fig, path)
+
+
+def _figure_legend(fig: Any, runs: Sequence[Run]) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Line2D([], [], color=c, lw=4, label=name) for c, name in zip(arm_colors(runs), arm_labels(runs))]
+    handles.append(Line2D([], [], color="0.3", lw=2, ls="--", label="offered load"))
+    handles.append(Line2D([], [], color="#000000", lw=2.5, ls=(0, (6, 3)), label="latency objective"))
+    if any(cpuview.hpa_target_pct_of_limit(r) for r in runs):
+        handles.append(Line2D([], [], color="0.2", lw=2, ls=(0, (2, 2)), label="HPA target"))
+    if _window(runs[0]) is not None:
+        handles.append(Patch(color="0.9", label="spike window"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False)
+
+
+# --- panels ------------------------------------------------------------------------------------
+
+
+def draw_panel(ax: Any, runs: Sequence[Run], quantity: str, *, label_spike: bool, legend: bool, short: bool = False) -> None:
+    """Draw one quantity of ``runs`` on ``ax`` (used by every figure of the kit, slides included)."""
+    colors = arm_colors(runs)
+    labels = arm_labels(runs)
+    window = _window(runs[0])
+    if window is not None:
+        _spike(ax, window, label=label_spike)
+    _PANELS[quantity](ax, runs, colors, labels)
+    for run, color in zip(runs, colors):
+        _mark_manual_actions(ax, run, color, text=quantity == "replicas" and not short)
+    _time_axis(ax, runs, max_ticks=4 if short else 8)
+    ax.set_ylabel(QUANTITIES[quantity][2 if short else 1])
+    ax.grid(True, alpha=0.35)
+    if legend:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.95, borderaxespad=0.0)
 
 
 def _window(run: Run) -> tuple[float, float] | None:
@@ -57,131 +129,69 @@ def _window(run: Run) -> tuple[float, float] | None:
     return spike_window_of(run)
 
 
-def _pyplot(fonts: dict[str, Any]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({**fonts, "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 3})
-    return plt
-
-
-def comparison_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-    """Write the comparison PNG (or SVG/PDF by suffix) of ``runs``, every quantity stacked; returns the path."""
-    if not runs:
-        raise ValueError("comparison_figure needs at least one run")
-    plt = _pyplot(_FONT_STACK)
-    names = list(QUANTITIES)
-    fig, axes = plt.subplots(len(names), 1, figsize=(18, 4.2 * len(names)), sharex=True, constrained_layout=True)
-    for ax, name in zip(axes, names):
-        _draw(ax, runs, name, label_spike=ax is axes[0])
-        ax.set_title(QUANTITIES[name][0], loc="left")
-    axes[-1].set_xlabel(_time_label(runs))
-    fig.suptitle(title or _title(runs), fontsize=22, fontweight="bold")
-    return _save(fig, path, dpi=80)
-
-
-def quantity_figure(runs: Sequence[Run], quantity: str, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-    """Write one quantity (a key of `QUANTITIES`) of ``runs`` as its own chart; returns the path."""
-    if quantity not in QUANTITIES:
-        raise ValueError(f"unknown quantity '{quantity}'; allowed: {', '.join(QUANTITIES)}")
-    if not runs:
-        raise ValueError("quantity_figure needs at least one run")
-    plt = _pyplot(_FONT_SINGLE)
-    fig, ax = plt.subplots(figsize=(16, 7.5), constrained_layout=True)
-    _draw(ax, runs, quantity, label_spike=True, legend_below=True)
-    ax.set_xlabel(_time_label(runs))
-    ax.set_title(title or f"{QUANTITIES[quantity][0]}\n{_title(runs)}", loc="left", fontweight="bold")
-    return _save(fig, path, dpi=80)
-
-
-def _save(fig: Any, path: str | os.PathLike[str], *, dpi: int) -> Path:
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
-
-
-# --- panels ------------------------------------------------------------------------------------
-
-
-def _draw(ax: Any, runs: Sequence[Run], quantity: str, *, label_spike: bool, legend_below: bool = False) -> None:
-    colors = arm_colors(runs)
-    window = _window(runs[0])
-    if window is not None:
-        _spike(ax, window, label=label_spike)
-    _PANELS[quantity](ax, runs, colors)
-    for run, color in zip(runs, colors):
-        _mark_manual_actions(ax, run, color, text=quantity == "replicas")
-    _time_axis(ax, runs)
-    ax.set_ylabel(QUANTITIES[quantity][1])
-    ax.grid(True, alpha=0.35)
-    if legend_below:
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2 if len(runs) > 1 else 3, framealpha=0.95)
-    else:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.95)
-
-
-def _replicas(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
-    for run, color in zip(runs, colors):
+def _replicas(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
+    for run, color, name in zip(runs, colors, labels):
         s = run.samples
-        ax.step(s["t_s"], s["replicas_desired"], where="post", color=color, lw=3.5, label=f"{run.label}: desired")
-        ax.step(s["t_s"], s["replicas_ready"], where="post", color=color, lw=2.5, ls="--", label=f"{run.label}: ready")
-        _mark_hpa_decisions(ax, run, color)
-    ax.set_ylim(bottom=0, top=max(float(r.samples["replicas_desired"].max()) for r in runs) * 1.3 + 0.5)
+        ax.step(s["t_s"], s["replicas_desired"], where="post", color=color, lw=3.5, label=f"{name}: desired")
+        ax.step(s["t_s"], s["replicas_ready"], where="post", color=color, lw=2.5, ls="--", label=f"{name}: ready")
+        _mark_hpa_decisions(ax, run, color, name)
+    top = max(float(r.samples["replicas_desired"].max()) for r in runs)
+    ax.set_ylim(bottom=0, top=top * 1.6 + 1)  # headroom: the operator's labels live above the data
     ax.yaxis.get_major_locator().set_params(integer=True)
 
 
-def _cpu(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
-    for run, color in zip(runs, colors):
-        s = run.samples
-        ax.plot(s["t_s"], _smooth(s["cpu_util_pct"]), color=color, label=run.label)
-        hpa = pd.to_numeric(s["hpa_util_pct"], errors="coerce")
-        if hpa.notna().any():
-            ax.step(s["t_s"], hpa, where="post", color=color, lw=2, ls=":", label=f"{run.label}: HPA saw (% of request)")
+def _cpu(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
+    targets: set[tuple[float, float]] = set()
+    for run, color, name in zip(runs, colors, labels):
+        ax.plot(run.samples["t_s"], _smooth(cpuview.cpu_pct_of_running_limit(run)), color=color, label=name)
+        seen = cpuview.hpa_seen_pct_of_limit(run)
+        if seen.notna().any():
+            ax.step(run.samples["t_s"], seen, where="post", color=color, lw=2, ls=":", label=f"{name}: what the HPA saw")
+        target = cpuview.hpa_target_pct_of_limit(run)
+        if target:
+            targets.add(target)
+    for of_limit, of_request in sorted(targets):
+        ax.axhline(of_limit, color="0.2", lw=2, ls=(0, (2, 2)), zorder=1,
+                   label=f"HPA target {of_request:.0f}% of request = {of_limit:.0f}% of limit")
     ax.set_ylim(bottom=0)
 
 
-def _rps(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
+def _rps(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
     first = runs[0].samples
     ax.plot(first["t_s"], pd.to_numeric(first["offered_load"], errors="coerce"), color="0.3", lw=2, ls="--", label="offered load")
-    for run, color in zip(runs, colors):
-        ax.plot(run.samples["t_s"], _smooth(run.samples["rps"]), color=color, label=f"{run.label}: served")
+    for run, color, name in zip(runs, colors, labels):
+        ax.plot(run.samples["t_s"], _smooth(run.samples["rps"]), color=color, label=f"{name}: served")
     ax.set_ylim(bottom=0)
 
 
-def _p95(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
+def _p95(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
     objective = None
-    for run, color in zip(runs, colors):
+    for run, color, name in zip(runs, colors, labels):
         p95 = pd.to_numeric(run.samples["p95_ms"], errors="coerce")
         seen = p95.notna()  # seconds with no completed request have no p95: join the line across them
-        ax.plot(run.samples["t_s"][seen], p95[seen], color=color, label=run.label)
+        ax.plot(run.samples["t_s"][seen], p95[seen], color=color, label=name)
         objective = objective or run.manifest.get("latency_objective_ms")
     if objective:
         ax.axhline(float(objective), color="#000000", lw=2.5, ls=(0, (6, 3)), label=f"objective {float(objective):.0f} ms")
     ax.set_yscale("log")
 
 
-def _errors(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
-    for run, color in zip(runs, colors):
+def _errors(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
+    for run, color, name in zip(runs, colors, labels):
         errors = pd.to_numeric(run.samples["errors"], errors="coerce").fillna(0)
-        ax.plot(run.samples["t_s"], _smooth(errors), color=color, label=f"{run.label}: {errors.sum():,.0f} in total")
+        ax.plot(run.samples["t_s"], _smooth(errors), color=color, label=f"{name}: {errors.sum():,.0f} in total")
     ax.set_ylim(bottom=0)
 
 
-def _cost(ax: Any, runs: Sequence[Run], colors: list[str]) -> None:
-    for run, color in zip(runs, colors):
+def _cost(ax: Any, runs: Sequence[Run], colors: list[str], labels: list[str]) -> None:
+    for run, color, name in zip(runs, colors, labels):
         cost = pd.to_numeric(run.samples["cost_usd_cum"], errors="coerce")
         final = cost.dropna().iloc[-1] if cost.notna().any() else 0.0
-        ax.plot(run.samples["t_s"], cost, color=color, label=f"{run.label}: ${final:,.3f}")
+        ax.plot(run.samples["t_s"], cost, color=color, label=f"{name}: ${final:,.3f}")
     ax.set_ylim(bottom=0)
 
 
-_PANELS: dict[str, Callable[[Any, Sequence[Run], list[str]], None]] = {
+_PANELS: dict[str, Callable[[Any, Sequence[Run], list[str], list[str]], None]] = {
     "replicas": _replicas,
     "cpu": _cpu,
     "rps": _rps,
@@ -195,49 +205,57 @@ _PANELS: dict[str, Callable[[Any, Sequence[Run], list[str]], None]] = {
 
 
 def _spike(ax: Any, window: tuple[float, float], *, label: bool) -> None:
+    """Shade the spike; name its start and end as ticks on the top edge, where no data is."""
     start, end = window
     ax.axvspan(start, end, color="0.9", zorder=0, label="spike window")
-    for x, text, dy in ((start, f"spike starts {_mmss(start)}", -4), (end, f"spike ends {_mmss(end)}", -30)):
+    for x in (start, end):
         ax.axvline(x, color="0.45", lw=1.5, zorder=1)
-        if label:
-            ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(4, dy), textcoords="offset points",
-                        va="top", fontsize="medium", color="0.25", fontweight="bold",
-                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    if label:
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([start, end], [f"spike {_mmss(start)}", f"ends {_mmss(end)}"])
+        top.tick_params(length=0, labelcolor="0.25")
 
 
 def _mark_manual_actions(ax: Any, run: Run, color: str, *, text: bool) -> None:
     ev = run.events
     if ev is None or len(ev) == 0:
         return
-    for _, row in ev[ev["kind"] == "scale"].iterrows():
+    span = _span_s([run])
+    last_x, row_no = None, 0
+    for _, row in ev[ev["kind"] == "scale"].sort_values("t_s").iterrows():
         x = float(row["t_s"])
         ax.axvline(x, color=color, lw=2, ls="-.", zorder=2)
-        if text:
-            who = "operator" if str(row.get("source", "")) in ("manual-plan", "live", "") else str(row["source"])
-            ax.annotate(f"{who}: scale to {int(row['replicas'])} at {_mmss(x)}", (x, float(row["replicas"])), xytext=(8, 10),
-                        textcoords="offset points", color=color, fontsize="medium", fontweight="bold")
+        if not text:
+            continue
+        # in the headroom band above every data line (see _replicas); close actions stack, never overlap
+        row_no = row_no + 1 if last_x is not None and x - last_x < 0.3 * span else 0
+        last_x = x
+        right = x > 0.6 * span
+        who = "operator" if str(row.get("source", "")) in ("manual-plan", "live", "") else str(row["source"])
+        ax.annotate(f"{who}: scale to {int(row['replicas'])} at {_mmss(x)}", (x, 0.97 - 0.09 * row_no), xycoords=("data", "axes fraction"),
+                    xytext=(-8 if right else 8, 0), textcoords="offset points", va="top", ha="right" if right else "left",
+                    color=color, fontweight="bold",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})
 
 
-def _mark_hpa_decisions(ax: Any, run: Run, color: str) -> None:
+def _mark_hpa_decisions(ax: Any, run: Run, color: str, name: str) -> None:
+    """Triangles where the HPA changed the count (no text next to them: the y axis says the size)."""
     ev = run.events
     if ev is None or len(ev) == 0:
         return
     hpa = ev[ev["kind"] == "hpa_rescale"].dropna(subset=["replicas"])
     if hpa.empty:
         return
-    ax.scatter(hpa["t_s"], hpa["replicas"], marker="v", s=160, color=color, edgecolors="black", zorder=5,
-               label=f"{run.label}: HPA decision ({len(hpa)})")
-    for i, (_, row) in enumerate(hpa.head(8).iterrows()):
-        ax.annotate(f"HPA→{int(row['replicas'])}", (float(row["t_s"]), float(row["replicas"])), xytext=(-10, 8),
-                    textcoords="offset points", ha="right", color=color, fontsize="small", fontweight="bold")
+    ax.scatter(hpa["t_s"], hpa["replicas"], marker="v", s=170, color=color, edgecolors="black", zorder=5,
+               label=f"{name}: HPA decision ({len(hpa)})")
 
 
-def _time_axis(ax: Any, runs: Sequence[Run]) -> None:
+def _time_axis(ax: Any, runs: Sequence[Run], *, max_ticks: int = 8) -> None:
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     span = _span_s(runs)
-    for step in (15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 10800):
-        if span / step <= 12:
+    for step in (15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 10800, 21600):
+        if span / step <= max_ticks:
             break
     ax.xaxis.set_major_locator(MultipleLocator(step))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _mmss(x)))
@@ -249,7 +267,7 @@ def _span_s(runs: Sequence[Run]) -> float:
     return max(spans) if spans else 60.0
 
 
-def _time_label(runs: Sequence[Run]) -> str:
+def time_axis_label(runs: Sequence[Run]) -> str:
     return "time since start (h:mm)" if _span_s(runs) > 3 * 3600 else "time since start (min:s)"
 
 
@@ -257,7 +275,7 @@ def _mmss(seconds: float) -> str:
     """``1:30`` (min:s) below an hour, ``13:00h`` (h:mm) above."""
     total = int(round(seconds))
     if total >= 3600:
-        return f"{total // 3600}:{total % 3600 // 60:02d}h"
+        return f"{total // 3600}h" if total % 3600 == 0 else f"{total // 3600}:{total % 3600 // 60:02d}h"
     return f"{total // 60}:{total % 60:02d}"
 
 
@@ -270,4 +288,4 @@ def _smooth(series: pd.Series) -> pd.Series:
 def _title(runs: Sequence[Run]) -> str:
     scenario = runs[0].manifest.get("scenario", "")
     kinds = {r.manifest.get("platform") for r in runs}
-    return f"{scenario}: " + " vs ".join(r.label for r in runs) + (" (simulated)" if kinds == {"sim"} else "")
+    return f"{scenario}: " + " vs ".join(arm_labels(runs)) + (" (simulated)" if kinds == {"sim"} else "")

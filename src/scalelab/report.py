@@ -21,10 +21,10 @@ import pandas as pd
 
 from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, summary_table
 from scalelab.errors import RunFormatError
-from scalelab.plots import OKABE_ITO, QUANTITIES, comparison_figure, quantity_figure
+from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
-__all__ = ["Report", "build_report", "latest_runs", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
+__all__ = ["Report", "build_report", "latest_runs", "expand_run_dirs", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
 
 DEFAULT_OUT = Path("reports") / "latest"
 #: Runs that recorded something worth charting (a `running` run is still being written).
@@ -34,12 +34,14 @@ USABLE_STATUSES = ("completed", "interrupted")
 CAPTIONS: dict[str, str] = {
     "replicas": "Who reacted, and when? Solid lines are what the scaler asked for, dashed what was ready to serve: "
     "the gap between them is the cold start. Triangles are HPA decisions; dash-dot lines are the operator typing a command.",
-    "cpu": "CPU of the limit. At 100% the replicas are saturated and requests queue. "
-    "Dotted: what the HPA saw, as % of the CPU request, one metrics window late.",
+    "cpu": "CPU used as % of the CPU limit of every running replica, ready or not (starting replicas burn CPU too). "
+    "At 100% the replicas are saturated and requests queue. Dotted: what the HPA saw, one metrics window late; thin dashed: "
+    "the HPA's target. The HPA counts in % of the CPU request; both are converted to this chart's denominator.",
     "rps": "Served against offered load (dashed). While served stays below offered, requests wait or time out; "
     "the burst after scaling is the queue draining.",
     "p95": "Latency of the slowest 5% (log scale). Every second above the black dashed objective is a second of unhappy users.",
-    "errors": "Requests that failed or timed out. They happen while nobody has added capacity yet.",
+    "errors": "Requests that failed or timed out. They start once requests have queued for the client's timeout, and last until "
+    "the queue has drained: on compose that is well after the new replicas are ready.",
     "cost": "Replica-seconds times the price. The manual arm keeps paying for its peak after the spike; the HPA gives it back.",
 }
 
@@ -83,6 +85,16 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
         if sc == story and (arm not in newest or rank > newest[arm][0]):
             newest[arm] = (rank, path)
     return [newest[arm][1] for arm in sorted(newest)]
+
+
+def expand_run_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Run directories as given; a folder *of* runs (no ``manifest.json`` of its own, e.g.
+    ``tests/fixtures/runs``) stands for the newest completed run of each arm in it (`latest_runs`)."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        out.extend([path] if (path / "manifest.json").is_file() or not path.is_dir() else latest_runs(path))
+    return out
 
 
 def _story(path: Path, manifest: dict) -> str:
@@ -155,12 +167,12 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
         f"from {len(runs)} run director{'y' if len(runs) == 1 else 'ies'}. Latency objective: "
         f"{e(_objective(runs))} ms (p95).</p>",
         "<h2>Summary</h2>",
-        _summary_html(table),
+        _summary_html(table, arm_colors(runs)),
         "<h2>Charts</h2>",
     ]
-    for name, (chart_title, _unit) in QUANTITIES.items():
+    for name, (chart_title, *_units) in QUANTITIES.items():
         parts.append(_figure_html(figures[name], chart_title, CAPTIONS[name]))
-    parts.append(_figure_html(figures["comparison"], "Everything on one time axis", "The same six charts stacked: read one moment top to bottom."))
+    parts.append(_figure_html(figures["comparison"], "Everything on one time axis", "The same six charts on one screen: read one moment across them."))
     parts += ["<h2>Runs</h2>", _runs_html(runs), "</body></html>"]
     return "\n".join(parts) + "\n"
 
@@ -170,12 +182,12 @@ def _objective(runs: Sequence[Run]) -> str:
     return " / ".join(f"{v:.0f}" for v in values)
 
 
-def _summary_html(table: pd.DataFrame) -> str:
+def _summary_html(table: pd.DataFrame, colors: Sequence[str]) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in SUMMARY_COLUMNS.values())
     rows = []
     for i, cells in enumerate(summary_rows(table)):
-        color = OKABE_ITO[i % len(OKABE_ITO)]
+        color = colors[i % len(colors)]
         first = f'<td class="arm"><span class="swatch" style="background:{color}"></span>{e(cells[0])}</td>'
         rows.append("<tr>" + first + "".join(f'<td class="num">{e(c)}</td>' for c in cells[1:]) + "</tr>")
     notes = (

@@ -110,6 +110,9 @@ class Runner:
         check = getattr(self.platform, "check_limits", None)
         if check is not None:
             check()
+        save_rendered = getattr(self.platform, "save_rendered", None)  # what was applied, kept with the run
+        if save_rendered:
+            save_rendered(writer.dir)
         describe = getattr(self.platform, "describe", None)
         writer.note(platform_info=describe() if describe else {}, up_s=round(time.monotonic() - started, 2), base_url=self.platform.base_url)
         # The replicas that started before the load: their start/ready events belong at t = 0.

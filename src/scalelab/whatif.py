@@ -22,6 +22,7 @@ import pandas as pd
 
 from scalelab.analysis import summarize
 from scalelab.errors import ScenarioError
+from scalelab.figstyle import arm_color, pyplot, role_of, save_figure
 from scalelab.scenario import Scenario
 from scalelab.sim import prepare_scenario, simulate_runs
 
@@ -94,8 +95,10 @@ def _short(key: str) -> str:
 def _one(scenario: str | os.PathLike[str], arm: str, overrides: list[str], setting: str, tmp: str,
          seed: int | None, cpu_budget: float | None) -> dict[str, Any]:
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=overrides)
-    summary = summarize(simulate_runs(sc, tmp, arms=[arm], seed=seed)[0])
-    return {"setting": setting, "arm": arm, **{k: v for k, v in summary.items() if k not in ("run_id", "label", "arm", "platform")}}
+    run = simulate_runs(sc, tmp, arms=[arm], seed=seed)[0]
+    summary = summarize(run)
+    return {"setting": setting, "arm": arm, "role": role_of(run),
+            **{k: v for k, v in summary.items() if k not in ("run_id", "label", "arm", "platform")}}
 
 
 def render_sweep(table: pd.DataFrame, *, title: str | None = None, width: int = 120) -> str:
@@ -125,36 +128,44 @@ def _cell(value: Any, digits: int) -> str:
 
 
 def sweep_figure(table: pd.DataFrame, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-    """The trade-off chart of a sweep: cost ($) across, seconds over the latency objective up."""
-    import matplotlib
+    """The trade-off chart of a sweep: cost ($) across, seconds over the latency objective up.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    from scalelab.plots import OKABE_ITO
-
-    plt.rcParams.update({"font.size": 18, "axes.titlesize": 21, "axes.labelsize": 19, "legend.fontsize": 15})
-    fig, ax = plt.subplots(figsize=(16, 8.5), constrained_layout=True)
+    Every point is simulated, so every colour is its arm role's lighter shade (`scalelab.figstyle`).
+    When the swept setting does not change the cost (e.g. ``load.factor`` for a fixed plan), the
+    points would sit on one vertical line: the chart then puts the setting itself across.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(16, 9), layout="constrained")
     swept = table[~table["setting"].str.endswith("as written")]
     others = table[table["setting"].str.endswith("as written")]
-    ax.plot(swept["cost_usd"], swept["seconds_over_objective"], "-o", color=OKABE_ITO[1], lw=3, ms=14,
-            label=f"{swept['arm'].iloc[0] if len(swept) else ''}: each setting")
-    for _, row in swept.iterrows():
-        ax.annotate(f"{row['setting']}\n{row['errors']:,.0f} errors", (row["cost_usd"], row["seconds_over_objective"]), xytext=(10, 8), textcoords="offset points",
-                    fontsize=15, color="#000000")
-    for i, (_, row) in enumerate(others.iterrows()):
-        color = OKABE_ITO[(0, 3, 2, 4)[i % 4]]
-        ax.plot([row["cost_usd"]], [row["seconds_over_objective"]], marker="*", ms=30, mec="black", color=color, ls="none",
-                label=f"{row['setting']} ({row['errors']:,.0f} errors)")
-    ax.set_xlabel("cost of the run ($, desired replica-seconds x price)")
+    costs = table["cost_usd"].astype(float)
+    flat_cost = len(swept) > 1 and float(costs.max() - costs.min()) < 0.0005
+    xs = list(range(len(swept))) if flat_cost else list(swept["cost_usd"].astype(float))
+    role = str(swept["role"].iloc[0]) if len(swept) and "role" in swept else "other"
+    ax.plot(xs, swept["seconds_over_objective"], "-o", color=arm_color(role, simulated=True), lw=3, ms=16, mec="black",
+            label=f"{swept['arm'].iloc[0] if len(swept) else ''}: each setting (label: setting, errors)")
+    span = (max(xs) - min(xs)) if xs else 0.0
+    for x, (_, row) in zip(xs, swept.iterrows()):
+        right_half = span > 0 and x > min(xs) + span / 2
+        ax.annotate(f"{row['setting']}\n{row['errors']:,.0f} errors", (x, row["seconds_over_objective"]),
+                    xytext=(-14 if right_half else 14, 12), textcoords="offset points", ha="right" if right_half else "left",
+                    va="bottom", color="#000000", fontsize=16)
+    if not flat_cost:
+        for _, row in others.iterrows():
+            ax.plot([row["cost_usd"]], [row["seconds_over_objective"]], marker="*", ms=34, mec="black", ls="none",
+                    color=arm_color(str(row.get("role", "other")), simulated=True),
+                    label=f"{row['setting']} ({row['errors']:,.0f} errors)")
+        ax.set_xlabel("cost of the run ($, desired replica-seconds x price)")
+    else:
+        ax.set_xticks(xs, [str(s).split("=")[-1] for s in swept["setting"]])
+        ax.set_xlabel(f"{str(swept['setting'].iloc[0]).split('=')[0]} (every setting costs ${float(costs.iloc[0]):.3f})")
     ax.set_ylabel("seconds over the latency objective (s)")
-    ax.set_ylim(bottom=0, top=max(1.0, float(table["seconds_over_objective"].max())) * 1.35)
-    ax.margins(x=0.15)
+    ax.set_ylim(bottom=0, top=max(1.0, float(table["seconds_over_objective"].max())) * 1.45)
+    ax.margins(x=0.12)
     ax.grid(True, alpha=0.35)
-    ax.legend(loc="lower left", framealpha=0.95)
-    ax.set_title(title or "What if: cost against time over the latency objective (lower left is better)", loc="left", fontweight="bold")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    ax.legend(loc="upper left", framealpha=0.95)
+    default = "What if: cost against time over the latency objective (lower left is better)"
+    if flat_cost:
+        default = "What if: the setting against time over the latency objective (lower is better)"
+    ax.set_title(title or default, loc="left", fontweight="bold")
+    return save_figure(fig, path)

@@ -118,6 +118,13 @@ def test_ci_spike_on_kubernetes_hpa(test_cluster, ci_spike_run):
     assert (ev.kind == "replica_start").sum() >= peak
     placement = run.placement
     assert len(placement) > 0 and placement.node.notna().all()
+    import yaml
+
+    rendered = [d for d in yaml.safe_load_all((run.path / "k8s-rendered.yaml").read_text()) if d]
+    (hpa,) = [d for d in rendered if d["kind"] == "HorizontalPodAutoscaler"]
+    scaler = run.scenario.arm(run.arm)[1].scaler
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (scaler.min_replicas, scaler.max_replicas)
+    assert hpa["metadata"]["namespace"] == run.manifest["platform_info"]["namespace"]
     assert not _scalelab_namespaces(test_cluster), "the run left a namespace behind"
 
 

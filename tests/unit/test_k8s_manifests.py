@@ -205,3 +205,24 @@ def test_unreadable_or_ambiguous_manifest_is_a_preflight_error(tmp_path):
     (tmp_path / "two.yaml").write_text("kind: Deployment\n---\nkind: Deployment\n")
     with pytest.raises(PreflightError, match="exactly one Deployment, found 2"):
         km._one(tmp_path / "two.yaml", "Deployment")
+
+
+def test_the_students_hpa_yaml_is_the_one_the_classroom_run_uses():
+    """k8s/hpa.yaml (what lab 03 applies by hand) has the bounds, target and behaviour of the recorded run."""
+    (hpa,) = _docs("hpa.yaml")
+    rendered = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261123-164454-classroom-spike-kubernetes-hpa-4e3d").hpa
+    assert rendered is not None
+    for key in ("minReplicas", "maxReplicas", "metrics", "behavior"):
+        assert hpa["spec"][key] == rendered["spec"][key], key
+    run = ROOT / "tests" / "fixtures" / "runs" / "20261123-164454-classroom-spike-kubernetes-hpa-4e3d" / "scenario.yaml"
+    recorded = yaml.safe_load(run.read_text())["arms"]["kubernetes-hpa"]["scaler"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (recorded["min_replicas"], recorded["max_replicas"])
+
+
+def test_rendered_manifests_are_saved_as_applied(tmp_path: Path):
+    m = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261123-164454-classroom-spike-kubernetes-hpa-4e3d")
+    path = km.write_rendered(m, tmp_path)
+    assert path == tmp_path / km.RENDERED_FILE
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert docs == m.documents()
+    assert [d["kind"] for d in docs] == ["Namespace", "Deployment", "Service", "HorizontalPodAutoscaler"]

@@ -36,7 +36,12 @@ __all__ = [
     "cpu_quantity",
     "behavior_spec",
     "render",
+    "write_rendered",
+    "RENDERED_FILE",
 ]
+
+#: The manifests a run applied, saved in its run directory.
+RENDERED_FILE = "k8s-rendered.yaml"
 
 LAB = "03-kind-cluster-and-hpa"
 APP_LABEL = {"app.kubernetes.io/name": "ai-agent"}
@@ -196,3 +201,11 @@ def render(
         else:
             hspec["behavior"] = behavior
     return Manifests(namespace=namespace, deployment=deployment, service=service, hpa=hpa)
+
+
+def write_rendered(manifests: Manifests, run_dir: str | os.PathLike[str]) -> Path:
+    """Save what a run applies (Namespace, Deployment, Service, HPA) as one YAML file in the run directory."""
+    path = Path(run_dir) / RENDERED_FILE
+    header = f"# Applied by scalelab into namespace {manifests.ns}; rendered from k8s/*.yaml with the run's scenario.\n"
+    path.write_text(header + yaml.safe_dump_all(manifests.documents(), sort_keys=False), encoding="utf-8")
+    return path

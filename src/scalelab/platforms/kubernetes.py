@@ -12,6 +12,7 @@ without a state file.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from scalelab.errors import PlatformError, PreflightError
 from scalelab.platforms import k8s_status as st
 from scalelab.platforms.base import Observation
 from scalelab.platforms.k8s_client import KIND_CONTEXT, Target, check_reachable, new_api_client, raw, resolve_target
-from scalelab.platforms.k8s_manifests import APP_LABEL, SCALELAB_SELECTOR, Manifests, namespace_for, render
+from scalelab.platforms.k8s_manifests import APP_LABEL, SCALELAB_SELECTOR, Manifests, namespace_for, render, write_rendered
 from scalelab.scenario import HPAScaler, Scenario
 from scalelab.versions import AGENT_IMAGE
 
@@ -292,6 +293,10 @@ class KubernetesPlatform:
             raise PlatformError(f"creating the run's objects in namespace {m.ns} failed: {exc.status} {exc.reason}: {str(exc.body)[:400]}", fix="read the message; `kubectl apply --dry-run=server -f k8s/` shows the same check", lab=LAB) from None
         self.base_url = f"http://127.0.0.1:{m.node_port}"
         self.info.update(base_url=self.base_url, hpa=m.hpa is not None)
+
+    def save_rendered(self, run_dir: Path) -> Path:
+        """Write the manifests this run applied into its run directory (``k8s-rendered.yaml``)."""
+        return write_rendered(self.manifests(), run_dir)
 
     def wait_ready(self, replicas: int, timeout_s: float) -> None:
         """Pods ready, NodePort answering on 127.0.0.1 and (HPA arms) the HPA seeing CPU."""

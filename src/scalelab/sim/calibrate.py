@@ -21,7 +21,23 @@ from scalelab.errors import RunFormatError
 from scalelab.sim.service import ServiceParams
 from scalelab.telemetry import Run
 
-__all__ = ["Calibration", "calibrate", "write_calibration"]
+__all__ = ["Calibration", "calibrate", "write_calibration", "calibration_path", "DEFAULT_DIR"]
+
+#: Where `scalelab calibrate` writes by default: runs are immutable, so never into the run it reads.
+DEFAULT_DIR = Path("reports") / "calibration"
+
+
+def calibration_path(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """``out``, or ``reports/calibration/<run-id>.yaml``; refuses a path inside the run directory."""
+    run = Path(run_dir).resolve()
+    path = Path(out) if out is not None else DEFAULT_DIR / f"{run.name}.yaml"
+    if path.resolve().is_relative_to(run):
+        raise RunFormatError(
+            f"--out {path} is inside the run directory {run_dir}: a run is written once and never changed afterwards",
+            fix=f"write the calibration elsewhere, e.g. --out {DEFAULT_DIR / (run.name + '.yaml')} (the default)",
+            lab="05-what-if-with-the-simulator",
+        )
+    return path
 
 
 @dataclass(frozen=True)
