@@ -25,6 +25,7 @@ __all__ = [
     "summary_rows",
     "compare",
     "cost_per_day",
+    "is_day_run",
     "render_daily_cost",
     "spike_window_of",
     "SUMMARY_COLUMNS",
@@ -179,8 +180,26 @@ def compare(real: Run, sim: Run) -> dict[str, Any]:
     }
 
 
+def is_day_run(run: Run) -> bool:
+    """A run of the ``day`` load profile: a whole day, simulated at one-second steps or compressed."""
+    return run.scenario.load.profile == "day"
+
+
 def cost_per_day(run: Run) -> dict[str, Any]:
-    """The run's cost scaled to 24 hours (and a year): replica-seconds x price, from the samples."""
+    """$/day (and $/year) of a run of the ``day`` profile: its replica-seconds x price, scaled from the
+    run's length to 24 hours (1 for a simulated day, more for a recorded compressed day).
+
+    A spike run is refused: multiplying a 4-minute spike up to 24 hours prices a day in which the
+    spike repeats hundreds of times. Per-day figures come from a day (`scalelab sim day`).
+    """
+    if not is_day_run(run):
+        from scalelab.errors import RunFormatError
+
+        raise RunFormatError(
+            f"{run.label} is a '{run.scenario.load.profile}' run of {run.scenario.duration_s:.0f} s: its cost does not scale to a day",
+            fix="compute per-day cost from a day: `scalelab sim day` (or a recorded run of a scenario with load.profile: day)",
+            lab="04-compare-and-cost",
+        )
     summary = summarize(run)
     duration = summary["duration_s"] or 1.0
     per_day = summary["cost_usd"] * 86400.0 / duration
@@ -188,7 +207,7 @@ def cost_per_day(run: Run) -> dict[str, Any]:
 
 
 def render_daily_cost(runs: Sequence[Run], *, width: int = 120) -> str:
-    """$/day and $/year per run, and each one's saving against the most expensive."""
+    """$/day and $/year per run of the ``day`` profile (see `cost_per_day`), and each one's saving against the most expensive."""
     from rich.console import Console
     from rich.table import Table
 

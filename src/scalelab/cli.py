@@ -338,7 +338,8 @@ def cluster_down_cmd() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/latest"), show_default=True,
               help="Where the charts, summary.csv and report.html go.")
 @RUNS_DIR
-def report_cmd(runs: tuple[Path, ...], out_dir: Path, runs_dir: Path) -> None:
+@click.option("--slides", is_flag=True, help="Also write one 16:9 projector slide per story (replicas, p95, cost) into OUT/slides/.")
+def report_cmd(runs: tuple[Path, ...], out_dir: Path, runs_dir: Path, slides: bool) -> None:
     """Compare runs: one chart per quantity, a self-contained report.html and the summary table.
 
     RUNS are run directories, or folders of runs (the newest completed run of each arm in it, e.g.
@@ -354,6 +355,21 @@ def report_cmd(runs: tuple[Path, ...], out_dir: Path, runs_dir: Path) -> None:
     click.echo(result.text, nl=False)
     click.echo(f"charts: {', '.join(p.name for p in result.figures.values())} in {result.out_dir}/")
     click.echo(f"report: {result.html}  (one file, images inside: open it in any browser)")
+    if slides:
+        from scalelab.slides import write_slides
+
+        for path in write_slides(result.runs, out_dir / "slides"):
+            click.echo(f"slide: {path}")
+
+
+@cli.command("explain")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def explain_cmd(run_dir: Path) -> None:
+    """The HPA's decisions of a run worked out by hand: n, u, ceil(n x u / t), policies, bounds, condition."""
+    from scalelab.hpa_math import render_decisions
+    from scalelab.telemetry import load_run
+
+    click.echo(render_decisions(load_run(run_dir)), nl=False)
 
 
 @cli.command("whatif")

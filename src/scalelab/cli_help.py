@@ -16,6 +16,7 @@ SHORT_HELP: dict[str, str] = {
     "demo": "Simulate the classroom spike on both arms.",
     "doctor": "Check this machine for a lab path, with fixes.",
     "down": "Remove what the kit started on a platform.",
+    "explain": "The HPA's decisions of a run, worked out by hand.",
     "image": "Build the ai-agent and load-balancer images.",
     "load": "Record steady load on a running service.",
     "report": "Charts, slides and a summary of recorded runs.",

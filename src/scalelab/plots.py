@@ -30,7 +30,7 @@ import pandas as pd
 from scalelab import cpuview, figstyle
 from scalelab.telemetry import Run
 
-__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "arm_colors", "arm_labels", "draw_panel", "time_axis_label"]
+__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "arm_colors", "arm_labels", "draw_panel", "figure_legend", "time_axis_label"]
 
 #: Quantity -> (chart title, y-axis label with its unit, short y-axis label for small panels).
 QUANTITIES: dict[str, tuple[str, str, str]] = {
@@ -70,7 +70,7 @@ def comparison_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, titl
         ax.set_title(_GRID_TITLES[name], loc="left", fontweight="bold")
         if i >= 3:
             ax.set_xlabel(time_axis_label(runs))
-    _figure_legend(fig, runs)
+    figure_legend(fig, runs)
     fig.suptitle(title or _title(runs), fontweight="bold")
     return figstyle.save_figure(fig, path)
 
@@ -89,15 +89,20 @@ def quantity_figure(runs: Sequence[Run], quantity: str, path: str | os.PathLike[
     return figstyle.save_figure(fig, path)
 
 
-def _figure_legend(fig: Any, runs: Sequence[Run]) -> None:
+def figure_legend(fig: Any, runs: Sequence[Run], *, quantities: Sequence[str] = tuple(QUANTITIES)) -> None:
+    """One legend for a whole figure: a coloured line per arm, then the reference lines the panels draw."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles: list[Any] = [Line2D([], [], color=c, lw=4, label=name) for c, name in zip(arm_colors(runs), arm_labels(runs))]
-    handles.append(Line2D([], [], color="0.3", lw=2, ls="--", label="offered load"))
-    handles.append(Line2D([], [], color="#000000", lw=2.5, ls=(0, (6, 3)), label="latency objective"))
-    if any(cpuview.hpa_target_pct_of_limit(r) for r in runs):
+    if "rps" in quantities:
+        handles.append(Line2D([], [], color="0.3", lw=2, ls="--", label="offered load"))
+    if "p95" in quantities:
+        handles.append(Line2D([], [], color="#000000", lw=2.5, ls=(0, (6, 3)), label="latency objective"))
+    if "cpu" in quantities and any(cpuview.hpa_target_pct_of_limit(r) for r in runs):
         handles.append(Line2D([], [], color="0.2", lw=2, ls=(0, (2, 2)), label="HPA target"))
+    if "replicas" in quantities and any((r.events["kind"] == "hpa_rescale").any() for r in runs if r.events is not None and len(r.events)):
+        handles.append(Line2D([], [], color="0.5", marker="v", ms=14, mec="black", ls="none", label="HPA decision"))
     if _window(runs[0]) is not None:
         handles.append(Patch(color="0.9", label="spike window"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False)

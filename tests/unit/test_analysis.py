@@ -47,11 +47,24 @@ def test_summary_table_and_render(runs: dict) -> None:
     assert "compose-manual (sim)" in text and "never" in text and "s over SLO" in text
 
 
-def test_daily_cost_scales_to_24_hours(runs: dict) -> None:
-    c = analysis.cost_per_day(runs["compose"])
-    assert c["usd_per_day"] == pytest.approx(c["cost_usd"] * 86400 / 240)
+def test_no_per_day_figure_from_a_spike_run(runs: dict) -> None:
+    """Issue 11: a 4-minute spike multiplied up to 24 hours is not a day; per-day cost needs a day run."""
+    for run in (runs["compose"], runs["hpa"]):
+        with pytest.raises(RunFormatError, match="does not scale to a day"):
+            analysis.cost_per_day(run)
+        with pytest.raises(RunFormatError, match="spike. run"):
+            analysis.render_daily_cost([run])
+
+
+def test_daily_cost_of_a_compressed_day(tmp_path: Path) -> None:
+    """A day compressed into 2 hours (like a recorded compressed day) is priced as the whole day."""
+    sc = prepare_scenario("day", overrides=["duration_s=2h", "load.ramp_s=60"])
+    run = load_run(run_arm(sc, "manual-peak-sized", tmp_path))
+    c = analysis.cost_per_day(run)
+    assert c["usd_per_day"] == pytest.approx(c["cost_usd"] * 12)
+    assert c["usd_per_day"] == pytest.approx(8 * 24 * 1.0)  # 8 replicas all day at $1 per replica-hour
     assert c["usd_per_year"] == pytest.approx(c["usd_per_day"] * 365)
-    assert "$/year" in analysis.render_daily_cost([runs["compose"], runs["hpa"]])
+    assert "$/year" in analysis.render_daily_cost([run])
 
 
 def test_compare_identical_and_different_runs(runs: dict) -> None:
