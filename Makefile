@@ -11,24 +11,32 @@ N        ?= 8
 RUNS     ?= runs
 PLATFORM ?= compose
 SEED     ?= 7
+# make setup WHEELHOUSE=wheelhouse installs with no network from a folder `make wheelhouse` filled
+WHEELHOUSE ?=
 # Another cluster than kind's: KUBECONFIG=... (read by scalelab) and KUBE_CONTEXT=...
 KUBE_CONTEXT ?=
 KUBEFLAGS := $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT))
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo sim bench test test-unit doctor image clean \
-        lab00-doctor lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
+.PHONY: help setup wheelhouse jupyter demo sim bench test test-unit doctor image clean \
+        lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
         report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
 
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help (colours only on a terminal)
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) scripts/setup_venv.py $(VENV)
+	@$(PYTHON) scripts/setup_venv.py $(VENV) $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
 
 ## ---------------------------------------------------------------- basics
-setup: $(STAMP) ## Create .venv and install the kit with its notebook and test extras
+setup: $(STAMP) ## Create .venv and install the kit with its extras (~700 MB once; WHEELHOUSE=DIR: no network)
+
+wheelhouse: ## Download every Python package setup needs into wheelhouse/ (copy it; then make setup WHEELHOUSE=wheelhouse)
+	$(PYTHON) scripts/setup_venv.py --build-wheelhouse $(or $(WHEELHOUSE),wheelhouse)
+
+jupyter: $(STAMP) ## Open the notebooks in Jupyter Lab on 127.0.0.1 (they read the committed recorded runs)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
 
 demo: $(STAMP) ## Simulate the classroom spike on compose and on Kubernetes (no Docker needed) and compare
 	$(SCALELAB) demo --runs-dir $(RUNS)
@@ -40,6 +48,9 @@ test-unit: $(STAMP) ## Run the fast, hermetic unit tests only
 	$(PYTEST) tests/unit -q
 
 doctor: $(STAMP) ## Check this machine for a lab path: PLATFORM=sim|compose|kubernetes (default compose)
+	$(SCALELAB) doctor --platform $(PLATFORM)
+
+lab00-doctor: $(STAMP) ## Lab 00: the same check as `make doctor` (PLATFORM=sim|compose|kubernetes)
 	$(SCALELAB) doctor --platform $(PLATFORM)
 
 image: $(STAMP) ## Build the ai-agent and load-balancer images (offline path when no registry is reachable)
@@ -81,8 +92,11 @@ lab03-spike: $(STAMP) ## Lab 03: the classroom spike on Kubernetes + HPA, record
 	$(SCALELAB) down kubernetes $(KUBEFLAGS) && $(SCALELAB) run $(SCENARIO) --arm kubernetes-hpa --runs-dir $(RUNS) $(KUBEFLAGS)
 
 ## ---------------------------------------------------------------- labs 04-05 and 99
-report: $(STAMP) ## Lab 04: compare the latest run of each arm: charts, reports/latest/report.html, summary table
+report: $(STAMP) ## Lab 04: compare the latest run of each arm (RUNS=tests/fixtures/runs: the committed ones): charts, report.html, table
 	$(SCALELAB) report --runs-dir $(RUNS) --out reports/latest
+
+slides: $(STAMP) ## Lab 04: the report plus one 1920x1080 projector slide per story in reports/latest/slides/
+	$(SCALELAB) report --runs-dir $(RUNS) --out reports/latest --slides
 
 lab05-whatif: $(STAMP) ## Lab 05: what if the HPA target were 30/50/70/90%? (simulated, seconds)
 	$(SCALELAB) whatif $(SCENARIO) --arm kubernetes-hpa --vary target_cpu_pct=30,50,70,90 --compare-with compose-manual

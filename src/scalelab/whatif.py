@@ -22,7 +22,8 @@ import pandas as pd
 
 from scalelab.analysis import summarize
 from scalelab.errors import ScenarioError
-from scalelab.figstyle import arm_color, pyplot, role_of, save_figure
+from scalelab import figstyle
+from scalelab.figstyle import arm_color, pyplot, role_of
 from scalelab.scenario import Scenario
 from scalelab.sim import prepare_scenario, simulate_runs
 
@@ -168,4 +169,4 @@ def sweep_figure(table: pd.DataFrame, path: str | os.PathLike[str], *, title: st
     if flat_cost:
         default = "What if: the setting against time over the latency objective (lower is better)"
     ax.set_title(title or default, loc="left", fontweight="bold")
-    return save_figure(fig, path)
+    return figstyle.save_figure(fig, path)
