@@ -29,6 +29,9 @@ __all__ = [
     "render_daily_cost",
     "spike_window_of",
     "SUMMARY_COLUMNS",
+    "high_load_seconds",
+    "compare_table",
+    "render_compare",
 ]
 
 #: Column -> heading of the printed summary.
@@ -63,6 +66,7 @@ def summarize(run: Run) -> dict[str, Any]:
     if window is not None:
         up, down = _reaction_times(s, window)
     cost = pd.to_numeric(s["cost_usd_cum"], errors="coerce").dropna()
+    high = high_load_seconds(s)
     return {
         "run_id": run.manifest.get("run_id", run.path.name),
         "label": run.label,
@@ -78,7 +82,41 @@ def summarize(run: Run) -> dict[str, Any]:
         "scale_down_s": down,
         "peak_replicas": int(desired.max()) if len(desired) else 0,
         "duration_s": float(s["t_s"].iloc[-1] - s["t_s"].iloc[0] + dt) if len(s) else 0.0,
+        "p95_high_load_ms": _median(p95[high]),
+        "spread_jain": _weighted_jain(run),
     }
+
+
+def high_load_seconds(samples: pd.DataFrame) -> pd.Series:
+    """Seconds of high load, for any profile: the offered load in the upper half of its range
+    (``>= low + (high - low) / 2``) during the load phase. A flat profile is high load throughout."""
+    offered = pd.to_numeric(samples["offered_load"], errors="coerce")
+    phase = samples["phase"].astype(str) if "phase" in samples else pd.Series("load", index=samples.index)
+    loaded = (phase == "load") & offered.notna()
+    if not loaded.any():
+        return pd.Series(False, index=samples.index)
+    low, top = float(offered[loaded].min()), float(offered[loaded].max())
+    return loaded & (offered >= low + (top - low) / 2.0)
+
+
+def _median(values: pd.Series) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.median()) if len(values) else None
+
+
+def _weighted_jain(run: Run) -> float | None:
+    """The run's spread in one figure: Jain's index per second weighted by the requests served,
+    over seconds with two or more ready replicas (docs/spread.md). None without per-replica records."""
+    spread = run.spread
+    if not len(spread):
+        return None
+    s = run.samples.set_index("t_s")
+    jain = pd.to_numeric(spread["spread_jain"], errors="coerce").reindex(s.index)
+    weight = pd.to_numeric(s["rps"], errors="coerce").fillna(0) * (s["replicas_ready"].fillna(0) >= 2)
+    ok = jain.notna() & (weight > 0)
+    if not ok.any():
+        return None
+    return float((jain[ok] * weight[ok]).sum() / weight[ok].sum())
 
 
 def _step_s(samples: pd.DataFrame) -> float:
@@ -183,6 +221,69 @@ def compare(real: Run, sim: Run) -> dict[str, Any]:
 def is_day_run(run: Run) -> bool:
     """A run of the ``day`` load profile: a whole day, simulated at one-second steps or compressed."""
     return run.scenario.load.profile == "day"
+
+
+#: The rows of `compare_table`: key of `summarize` (or of `compare`) -> heading, digits.
+COMPARE_ROWS: dict[str, tuple[str, int]] = {
+    "replicas_within_1_share": ("seconds where sim replicas are within +-1 of real (%)", 1),
+    "first_scale_up_s": ("first scale-up after the spike start (s)", 1),
+    "scale_down_s": ("first scale-down after the spike end (s)", 1),
+    "peak_replicas": ("peak replicas", 0),
+    "seconds_over_objective": ("seconds over the latency objective", 0),
+    "errors": ("errors", 0),
+    "p95_high_load_ms": ("p95 during high load, median of seconds (ms)", 0),
+    "cost_usd": ("cost ($)", 4),
+    "spread_jain": ("spread: Jain index, request-weighted (1 = even)", 2),
+}
+
+
+def compare_table(real: Run, sim: Run) -> pd.DataFrame:
+    """`compare` as a table: one row per figure, real and simulated side by side, sim - real.
+
+    Works for any profile: reaction times are measured from the profile's spike window when it has
+    one (else "never"), latency from its high-load seconds (`high_load_seconds`).
+    """
+    c = compare(real, sim)
+    r, s = summarize(real), summarize(sim)
+    rows = []
+    for key, (heading, digits) in COMPARE_ROWS.items():
+        if key == "replicas_within_1_share":
+            share = c["replicas_within_1_share"]
+            rows.append({"figure": heading, "real": None, "sim": None, "sim - real": None,
+                         "agreement": None if share is None else round(100 * share, digits)})
+            continue
+        a, b = r.get(key), s.get(key)
+        d = None if a is None or b is None else b - a
+        rows.append({"figure": heading, "real": a, "sim": b, "sim - real": d, "agreement": None})
+    return pd.DataFrame(rows)
+
+
+def render_compare(table: pd.DataFrame, *, width: int = 120, title: str | None = None) -> str:
+    """The comparison table as plain text (what `scalelab compare` prints)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    digits = {heading: d for heading, d in COMPARE_ROWS.values()}
+    t = Table(title=title)
+    t.add_column("figure", no_wrap=True)
+    for heading in ("real", "simulated", "sim - real"):
+        t.add_column(heading, justify="right")
+    for _, row in table.iterrows():
+        n = digits.get(row["figure"], 1)
+        if row["agreement"] is not None and row["agreement"] == row["agreement"]:
+            t.add_row(row["figure"], "", "", f"{row['agreement']:.{n}f}")
+            continue
+        cells = [_cell_text(row[c], n, signed=c == "sim - real") for c in ("real", "sim", "sim - real")]
+        t.add_row(row["figure"], *cells)
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False).print(t)
+    return buffer.getvalue().rstrip() + "\n"
+
+
+def _cell_text(value: Any, digits: int, *, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
 
 
 def cost_per_day(run: Run) -> dict[str, Any]:

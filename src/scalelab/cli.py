@@ -175,18 +175,12 @@ def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
 @click.argument("real_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("sim_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def compare_cmd(real_run: Path, sim_run: Path) -> None:
-    """How close a simulated run came to a real one: replicas within +-1, reaction times, cost."""
-    from scalelab.analysis import compare
+    """How close a simulated run came to a real one: a table of replicas, reactions, latency, errors, cost, spread."""
+    from scalelab.analysis import compare_table, render_compare
     from scalelab.telemetry import load_run
 
-    c = compare(load_run(real_run), load_run(sim_run))
-    share = "n/a" if c["replicas_within_1_share"] is None else f"{100 * c['replicas_within_1_share']:.1f}%"
-    sec = lambda v: "n/a (one of them never did)" if v is None else f"{v:+.1f} s"  # noqa: E731
-    click.echo(f"seconds compared:                {c['seconds_compared']}")
-    click.echo(f"sim replicas within +-1 of real: {share}")
-    click.echo(f"first scale-up (sim - real):     {sec(c['first_scale_up_diff_s'])}")
-    click.echo(f"scale-down (sim - real):         {sec(c['scale_down_diff_s'])}")
-    click.echo(f"cost (sim - real):               {c['cost_diff_usd']:+.4f} $ (real {c['cost_real_usd']:.4f} $, sim {c['cost_sim_usd']:.4f} $)")
+    real, sim = load_run(real_run), load_run(sim_run)
+    click.echo(render_compare(compare_table(real, sim), title=f"{real.label} (real) vs {sim.label}"), nl=False)
 
 
 # --- image commands (image) ---------------------------------------------------------------------

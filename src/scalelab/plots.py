@@ -294,3 +294,69 @@ def _title(runs: Sequence[Run]) -> str:
     scenario = runs[0].manifest.get("scenario", "")
     kinds = {r.manifest.get("platform") for r in runs}
     return f"{scenario}: " + " vs ".join(arm_labels(runs)) + (" (simulated)" if kinds == {"sim"} else "")
+
+
+# --- the spread of requests over replicas (issue 18) ---------------------------------------------
+
+__all__ += ["spread_figure", "SPREAD_BIN_S"]  # noqa: PLE0605 - appended here to keep this section self-contained
+
+#: Seconds per column of the heat strip: a few requests a second per replica are too noisy to read.
+SPREAD_BIN_S = 5
+
+
+def spread_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: str | None = None) -> Path | None:
+    """A heat strip per run: requests served per replica (rows) over time (columns of `SPREAD_BIN_S` s).
+
+    An even balancer gives even stripes; a pinned connection gives one bright row and dark new
+    rows. The title of each strip carries the run's mean Jain index while two or more replicas
+    were ready (docs/spread.md). Runs without per-replica records (simulated ones) are left out;
+    returns None when no run has them.
+    """
+    import numpy as np
+
+    tables = [(run, run.replicas) for run in runs]
+    tables = [(run, t) for run, t in tables if len(t) and t["requests"].sum() > 0]
+    if not tables:
+        return None
+    plt = _pyplot(_FONT_SINGLE)
+    heights = [max(2.0, 0.35 * t["replica"].nunique() + 1.2) for _, t in tables]
+    fig, axes = plt.subplots(len(tables), 1, figsize=(16, sum(heights) + 1.5), squeeze=False, constrained_layout=True,
+                             gridspec_kw={"height_ratios": heights})
+    span = _span_s([run for run, _ in tables])
+    image = None
+    for ax, (run, table) in zip(axes[:, 0], tables):
+        order = table[table["requests"] > 0].groupby("replica")["t_s"].min().sort_values()
+        names = order.index.tolist() + sorted(set(table["replica"]) - set(order.index))
+        bins = np.arange(0, span + SPREAD_BIN_S, SPREAD_BIN_S)
+        table = table.assign(col=np.minimum(table["t_s"].to_numpy() // SPREAD_BIN_S, len(bins) - 2))
+        grid = table.pivot_table(index="replica", columns="col", values="requests", aggfunc="sum", fill_value=0)
+        grid = grid.reindex(index=names, columns=range(len(bins) - 1), fill_value=0) / SPREAD_BIN_S
+        image = ax.pcolormesh(bins, np.arange(len(names) + 1), grid.to_numpy(), cmap="viridis", shading="flat", vmin=0)
+        ax.set_yticks(np.arange(len(names)) + 0.5)
+        ax.set_yticklabels([_short_replica(n) for n in names], fontsize=11)
+        ax.invert_yaxis()
+        jain = _mean_jain(run)
+        label = f"{run.label}: requests/s per replica" + ("" if jain is None else f" (mean Jain index {jain:.2f}; 1 = even)")
+        ax.set_title(label, loc="left")
+        ax.set_ylabel("replica")
+        _time_axis(ax, [run for run, _ in tables])
+    axes[-1, 0].set_xlabel(_time_label([run for run, _ in tables]))
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), label="requests/s", shrink=0.9)
+    fig.suptitle(title or "How the load balancer spread the requests", fontsize=21, fontweight="bold")
+    return _save(fig, path, dpi=80)
+
+
+def _short_replica(name: str) -> str:
+    """``ai-agent-86dc9c464b-md4sv`` -> ``…md4sv``; a compose short id stays as it is."""
+    parts = str(name).split("-")
+    return f"…{parts[-1]}" if len(parts) > 2 else str(name)
+
+
+def _mean_jain(run: Run) -> float | None:
+    spread = run.spread
+    if not len(spread):
+        return None
+    ready = run.samples.set_index("t_s")["replicas_ready"]
+    jain = spread["spread_jain"][ready.reindex(spread.index).fillna(0) >= 2].dropna()
+    return float(jain.mean()) if len(jain) else None

@@ -21,7 +21,7 @@ import pandas as pd
 
 from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, summary_table
 from scalelab.errors import RunFormatError
-from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure
+from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure, spread_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
 __all__ = ["Report", "build_report", "latest_runs", "expand_run_dirs", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
@@ -42,6 +42,9 @@ CAPTIONS: dict[str, str] = {
     "p95": "Latency of the slowest 5% (log scale). Every second above the black dashed objective is a second of unhappy users.",
     "errors": "Requests that failed or timed out. They start once requests have queued for the client's timeout, and last until "
     "the queue has drained: on compose that is well after the new replicas are ready.",
+    "spread": "One row per replica, one column per 5 s, colour = requests it served per second. An even balancer gives even "
+    "stripes; a load balancer that pins long-lived connections lights one row and leaves the new replicas dark (docs/spread.md). "
+    "Recorded runs only: the simulator predicts the index, not each replica.",
     "cost": "Replica-seconds times the price. The manual arm keeps paying for its peak after the spike; the HPA gives it back.",
 }
 
@@ -122,6 +125,9 @@ def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_
     out.mkdir(parents=True, exist_ok=True)
     figures = {name: quantity_figure(runs, name, out / f"{name}.png") for name in QUANTITIES}
     figures["comparison"] = comparison_figure(runs, out / "comparison.png", title=title)
+    spread = spread_figure(runs, out / "spread.png")
+    if spread is not None:
+        figures["spread"] = spread
     table = summary_table(runs)
     csv = out / "summary.csv"
     table.to_csv(csv, index=False)
@@ -173,6 +179,8 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
     for name, (chart_title, *_units) in QUANTITIES.items():
         parts.append(_figure_html(figures[name], chart_title, CAPTIONS[name]))
     parts.append(_figure_html(figures["comparison"], "Everything on one time axis", "The same six charts on one screen: read one moment across them."))
+    if "spread" in figures:
+        parts.append(_figure_html(figures["spread"], "Requests per replica", CAPTIONS["spread"]))
     parts += ["<h2>Runs</h2>", _runs_html(runs), "</body></html>"]
     return "\n".join(parts) + "\n"
 

@@ -35,7 +35,8 @@ from scalelab.platforms import Platform, platform_for
 from scalelab.runview import RunView
 from scalelab.scenario import ManualScaler, Scenario
 from scalelab.telemetry import RunWriter, schema
-from scalelab.telemetry.requests import RequestTail
+from scalelab.telemetry.requests import RequestTail, second_stats
+from scalelab.telemetry.spread import WindowSpread, replica_seconds
 from scalelab.telemetry.store import new_run_id
 
 __all__ = ["RunOptions", "run_arm", "Runner"]
@@ -136,6 +137,7 @@ class Runner:
         locust = LocustProcess.start(plan, host_url=self.platform.base_url, run_dir=writer.dir, scenario_file=writer.dir / schema.SCENARIO)
         writer.note(load_command=locust.argv[1:])
         tail = RequestTail(writer.dir / schema.REQUESTS)
+        spread = WindowSpread()
         cost = CostMeter(self.scenario.price_per_replica_hour)
         actions = sorted(self.arm.scaler.actions, key=lambda a: a.at_s) if isinstance(self.arm.scaler, ManualScaler) else []
         phase = ""
@@ -147,7 +149,9 @@ class Runner:
                 self._raise_scale_errors()
                 obs = self.platform.observe()
                 tail.poll()
-                stats = tail.take(k)
+                records = tail.take_records(k)
+                stats = second_stats(records)
+                spread.add(r.replica for r in records)
                 first_request = first_request or tail.total > 0
                 new_phase = "warmup" if not first_request and k < self.scenario.duration_s else ("load" if k <= self.scenario.duration_s else "cooldown")
                 if new_phase != phase:
@@ -161,6 +165,8 @@ class Runner:
                     writer.placement({"t_s": k, **p} for p in obs.placement)
                 status = locust.status()
                 row = self._row(k, phase, obs, stats, status, cost)
+                ready = [str(p["pod"]) for p in obs.placement if p.get("ready")] if obs.placement else obs.replicas_ready
+                row["spread_busiest"], row["spread_jain"] = spread.figures(ready)
                 writer.sample(**row)
                 self.view.sample(row)
                 if not locust.running() and k < self.scenario.duration_s:
@@ -173,6 +179,10 @@ class Runner:
             tail.poll()
             writer.note(requests_recorded=tail.total, load_exit_code=locust.returncode, load_status=locust.status())
             status_file.unlink(missing_ok=True)
+            try:
+                writer.replicas(replica_seconds(writer.read_requests(), writer.read_placement()))
+            except Exception as exc:  # noqa: BLE001 - a derived file must not hide why the run stopped
+                writer.note(replicas_error=f"{type(exc).__name__}: {exc}")
 
     def _row(self, k: int, phase: str, obs: Any, stats: Any, status: dict[str, Any], cost: CostMeter) -> dict[str, Any]:
         limit = self.scenario.workload.cpu_limit

@@ -107,3 +107,19 @@ def test_comparison_figure_is_written(runs: dict, tmp_path: Path) -> None:
     path = comparison_figure([runs["compose"], runs["hpa"]], tmp_path / "fig.png")
     assert path.stat().st_size > 50_000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_table_for_a_profile_without_a_spike(tmp_path) -> None:
+    from scalelab.sim import prepare_scenario, simulate_runs
+
+    sc = prepare_scenario("classroom-spike", seed=3, overrides=["load.profile=wave", "load.period_s=120"])
+    hpa = simulate_runs(sc, tmp_path, arms=["kubernetes-hpa"])[0]
+    table = analysis.compare_table(hpa, hpa)
+    by = table.set_index("figure")
+    assert by.iloc[0]["agreement"] == 100.0
+    high = analysis.high_load_seconds(hpa.samples)
+    assert 0.3 < high.mean() < 0.7  # a sine spends about half its time in the upper half
+    p95 = by.loc["p95 during high load, median of seconds (ms)"]
+    assert p95["real"] == p95["sim"] and p95["real"] > 0 and p95["sim - real"] == 0
+    text = analysis.render_compare(table)
+    assert "seconds over the latency objective" in text and "errors" in text and "n/a" in text

@@ -28,7 +28,8 @@ class Observation:
     hpa_desired: int | None = None
     #: events since the previous observation: dicts with keys kind, replicas, source, detail
     events: list[dict[str, Any]] = field(default_factory=list)
-    #: placement rows (pod, node, phase, ready) — Kubernetes only
+    #: per replica: placement rows (pod, node, phase, ready, cpu_cores); ``pod`` is the name the
+    #: replica answers requests with (pod name; a compose container's short id)
     placement: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -319,8 +319,14 @@ class ComposePlatform:
                 events.append({"kind": "replica_stop", "replicas": len(running), "source": "docker", "detail": name})
         self._seen = _Seen(running=running, ready=ready)
         cores, mem = self._stats(running, now)
+        # Per container (its hostname, the short id, is what the agent answers with): for the spread (issue 18).
+        placement = [
+            {"pod": cid[:12], "node": "docker-host", "phase": "running", "ready": int(cid in ready), "cpu_cores": self._streams[cid].fresh(now)[0]}
+            for cid in sorted(running)
+        ]
         return Observation(
-            replicas_desired=self.desired, replicas_ready=len(ready), cpu_cores_used=cores, replicas_measured=len(running), mem_mb=mem, events=events
+            replicas_desired=self.desired, replicas_ready=len(ready), cpu_cores_used=cores, replicas_measured=len(running), mem_mb=mem, events=events,
+            placement=placement,
         )
 
     def down(self) -> None:

@@ -123,7 +123,11 @@ class RequestTail:
 
     def take(self, second: int) -> SecondStats:
         """Stats of the records that completed in ``(second-1, second]``, forgetting them."""
-        return second_stats(self._by_second.pop(second, []))
+        return second_stats(self.take_records(second))
+
+    def take_records(self, second: int) -> list[RequestRecord]:
+        """The records that completed in ``(second-1, second]``, forgetting them."""
+        return self._by_second.pop(second, [])
 
     def pending_seconds(self) -> list[int]:
         return sorted(self._by_second)

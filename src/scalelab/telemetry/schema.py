@@ -7,7 +7,10 @@ A run directory ``runs/<run-id>/`` holds:
 - ``samples.csv``: one row per second (columns below);
 - ``events.csv``: scale actions, HPA decisions, container/pod starts and stops;
 - ``requests.csv``: one row per request (real runs);
-- ``placement.csv``: pod -> node placement over time (Kubernetes runs);
+- ``placement.csv``: per replica and second: node, phase, ready, CPU (pods on Kubernetes,
+  containers on compose);
+- ``replicas.csv``: per replica and second: requests completed, average in-flight, CPU, ready
+  (written at the end of a real run from requests.csv and placement.csv; `telemetry.spread`);
 - ``scenario.yaml``: the scenario as sized for this run.
 
 Empty cells mean "not measured on this platform".
@@ -21,6 +24,9 @@ __all__ = [
     "EVENTS",
     "REQUESTS",
     "PLACEMENT",
+    "REPLICAS",
+    "REPLICA_COLUMNS",
+    "LATER_SAMPLE_COLUMNS",
     "SCENARIO",
     "SAMPLE_COLUMNS",
     "EVENT_COLUMNS",
@@ -37,6 +43,7 @@ SAMPLES = "samples.csv"
 EVENTS = "events.csv"
 REQUESTS = "requests.csv"
 PLACEMENT = "placement.csv"
+REPLICAS = "replicas.csv"
 SCENARIO = "scenario.yaml"
 
 STATUSES = ("running", "completed", "interrupted", "failed")
@@ -61,9 +68,13 @@ COLUMN_DOCS: dict[str, str] = {
     "errors": "failed or timed-out requests in this second",
     "users": "simulated users (closed loop) or in-flight requests (open loop)",
     "cost_usd_cum": "cumulative cost: replica-seconds (desired replicas) x price per replica-hour / 3600",
+    "spread_busiest": "busiest ready replica's share of the requests of the last 10 s / the fair share 1/n (1 = even; docs/spread.md)",
+    "spread_jain": "Jain's fairness index of requests per ready replica over the last 10 s (1 = even, 1/n = one replica did all)",
 }
 
 SAMPLE_COLUMNS: tuple[str, ...] = tuple(COLUMN_DOCS)
+#: Sample columns added after the first recorded runs: an older run reads them as empty.
+LATER_SAMPLE_COLUMNS: tuple[str, ...] = ("spread_busiest", "spread_jain")
 
 EVENT_COLUMNS: tuple[str, ...] = ("t_s", "utc", "arm", "kind", "replicas", "source", "detail")
 EVENT_KINDS = (
@@ -78,5 +89,8 @@ EVENT_KINDS = (
 )
 
 REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "error")
-#: ``cpu_cores``: the pod's CPU in that second from the kubelet (Kubernetes), empty if unknown.
+#: ``pod``: the replica's name as it answers requests (the pod name; on compose the container's
+#: hostname, its short id). ``cpu_cores``: its CPU in that second (kubelet / docker stats), empty if unknown.
 PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready", "cpu_cores")
+#: ``replicas.csv``: see `scalelab.telemetry.spread.replica_seconds`.
+REPLICA_COLUMNS: tuple[str, ...] = ("t_s", "replica", "requests", "in_flight", "cpu_cores", "ready")

@@ -221,6 +221,22 @@ class RunWriter:
             self._placement = _CsvAppender(self.dir / schema.PLACEMENT, schema.PLACEMENT_COLUMNS)
         self._placement.write_many(rows)
 
+    def read_requests(self) -> Any:
+        """What requests.csv holds so far (pandas)."""
+        if self._requests is not None:
+            self._requests.fh.flush()
+        return _read_csv(self.dir / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False)
+
+    def read_placement(self) -> Any:
+        """What placement.csv holds so far (pandas)."""
+        if self._placement is not None:
+            self._placement.fh.flush()
+        return _read_csv(self.dir / schema.PLACEMENT, schema.PLACEMENT_COLUMNS, required=False)
+
+    def replicas(self, frame: Any) -> None:
+        """Write replicas.csv (per replica and second, `telemetry.spread.replica_seconds`) in one go."""
+        frame[list(schema.REPLICA_COLUMNS)].to_csv(self.dir / schema.REPLICAS, index=False)
+
     def note(self, **fields: Any) -> None:
         """Add fields to the manifest (e.g. calibration, image digests) and rewrite it."""
         self.manifest.update(fields)
@@ -268,6 +284,7 @@ class Run:
     events: Any
     _requests: Any = field(default=None, repr=False)
     _placement: Any = field(default=None, repr=False)
+    _replicas: Any = field(default=None, repr=False)
 
     @property
     def arm(self) -> str:
@@ -293,6 +310,30 @@ class Run:
         return self._placement
 
     @property
+    def replicas(self) -> Any:
+        """Per replica and second (`telemetry.spread`): replicas.csv, or derived from requests/placement for older runs."""
+        if self._replicas is None:
+            path = self.path / schema.REPLICAS
+            if path.is_file():
+                self._replicas = _read_csv(path, schema.REPLICA_COLUMNS, required=False)
+            else:
+                from scalelab.telemetry.spread import replica_seconds
+
+                self._replicas = replica_seconds(self.requests, self.placement)
+        return self._replicas
+
+    @property
+    def spread(self) -> Any:
+        """Per second: spread_busiest and spread_jain (recorded in samples, or derived from replicas)."""
+        s = self.samples
+        if s[["spread_busiest", "spread_jain"]].notna().any().any():
+            return s.set_index("t_s")[["spread_busiest", "spread_jain"]]
+        from scalelab.telemetry.spread import spread_series
+
+        ready = dict(zip(s["t_s"].astype(int).tolist(), s["replicas_ready"].fillna(0).astype(int).tolist()))
+        return spread_series(self.replicas, ready)
+
+    @property
     def scenario(self) -> Any:
         """The sized scenario this run used (a `scalelab.scenario.Scenario`)."""
         import yaml
@@ -302,7 +343,7 @@ class Run:
         return Scenario.model_validate(yaml.safe_load((self.path / schema.SCENARIO).read_text()))
 
 
-def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool) -> Any:
+def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, later: tuple[str, ...] = ()) -> Any:
     import pandas as pd
 
     if not path.is_file():
@@ -313,6 +354,9 @@ def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool) -> Any:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=list(columns))
+    for c in later:
+        if c not in frame.columns:
+            frame[c] = float("nan")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise RunFormatError(f"{path}: missing column(s) {', '.join(missing)}", fix="the run was written by an incompatible version")
@@ -329,7 +373,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             fix="pass a folder under runs/ written by `scalelab run` or `scalelab sim` (see `ls runs/`)",
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    samples = _read_csv(run_dir / schema.SAMPLES, schema.SAMPLE_COLUMNS, required=True)
+    samples = _read_csv(run_dir / schema.SAMPLES, schema.SAMPLE_COLUMNS, required=True, later=schema.LATER_SAMPLE_COLUMNS)
     events = _read_csv(run_dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
     return Run(path=run_dir, manifest=manifest, samples=samples, events=events)
 
