@@ -39,8 +39,9 @@ def sim_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def _check_report(dirs: list[Path], out: Path) -> None:
     runs = [load_run(d) for d in dirs]
     rep = report.build_report(runs, out)
-    # files: one chart per quantity plus the combined one, all real PNGs
-    assert set(rep.figures) == set(QUANTITIES) | {"comparison"}
+    # files: one chart per quantity plus the combined one (and the spread of recorded runs), all real PNGs
+    recorded = any(r.manifest.get("platform") != "sim" for r in runs)
+    assert set(rep.figures) == set(QUANTITIES) | {"comparison"} | ({"spread"} if recorded else set())
     for path in rep.figures.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     # HTML: self-contained, every chart embedded
