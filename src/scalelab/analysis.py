@@ -30,6 +30,7 @@ __all__ = [
     "spike_window_of",
     "SUMMARY_COLUMNS",
     "high_load_seconds",
+    "spread_index",
     "compare_table",
     "render_compare",
 ]
@@ -83,7 +84,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "peak_replicas": int(desired.max()) if len(desired) else 0,
         "duration_s": float(s["t_s"].iloc[-1] - s["t_s"].iloc[0] + dt) if len(s) else 0.0,
         "p95_high_load_ms": _median(p95[high]),
-        "spread_jain": _weighted_jain(run),
+        "spread_jain": spread_index(run),
     }
 
 
@@ -104,7 +105,7 @@ def _median(values: pd.Series) -> float | None:
     return float(values.median()) if len(values) else None
 
 
-def _weighted_jain(run: Run) -> float | None:
+def spread_index(run: Run) -> float | None:
     """The run's spread in one figure: Jain's index per second weighted by the requests served,
     over seconds with two or more ready replicas (docs/spread.md). None without per-replica records."""
     spread = run.spread

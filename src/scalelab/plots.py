@@ -318,9 +318,9 @@ def spread_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: s
     tables = [(run, t) for run, t in tables if len(t) and t["requests"].sum() > 0]
     if not tables:
         return None
-    plt = _pyplot(_FONT_SINGLE)
+    plt = figstyle.pyplot()
     heights = [max(2.0, 0.35 * t["replica"].nunique() + 1.2) for _, t in tables]
-    fig, axes = plt.subplots(len(tables), 1, figsize=(16, sum(heights) + 1.5), squeeze=False, constrained_layout=True,
+    fig, axes = plt.subplots(len(tables), 1, figsize=figstyle.SLIDE_INCHES, squeeze=False, layout="constrained",
                              gridspec_kw={"height_ratios": heights})
     span = _span_s([run for run, _ in tables])
     image = None
@@ -333,18 +333,18 @@ def spread_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: s
         grid = grid.reindex(index=names, columns=range(len(bins) - 1), fill_value=0) / SPREAD_BIN_S
         image = ax.pcolormesh(bins, np.arange(len(names) + 1), grid.to_numpy(), cmap="viridis", shading="flat", vmin=0)
         ax.set_yticks(np.arange(len(names)) + 0.5)
-        ax.set_yticklabels([_short_replica(n) for n in names], fontsize=11)
+        ax.set_yticklabels([_short_replica(n) for n in names], fontsize=figstyle.MIN_TEXT_PT)
         ax.invert_yaxis()
         jain = _mean_jain(run)
-        label = f"{run.label}: requests/s per replica" + ("" if jain is None else f" (mean Jain index {jain:.2f}; 1 = even)")
+        label = f"{run.label}: requests/s per replica" + ("" if jain is None else f" (Jain index {jain:.2f}; 1 = even)")
         ax.set_title(label, loc="left")
         ax.set_ylabel("replica")
         _time_axis(ax, [run for run, _ in tables])
-    axes[-1, 0].set_xlabel(_time_label([run for run, _ in tables]))
+    axes[-1, 0].set_xlabel(time_axis_label([run for run, _ in tables]))
     if image is not None:
         fig.colorbar(image, ax=axes[:, 0].tolist(), label="requests/s", shrink=0.9)
-    fig.suptitle(title or "How the load balancer spread the requests", fontsize=21, fontweight="bold")
-    return _save(fig, path, dpi=80)
+    fig.suptitle(title or "How the load balancer spread the requests", fontweight="bold")
+    return figstyle.save_figure(fig, path)
 
 
 def _short_replica(name: str) -> str:
@@ -354,9 +354,6 @@ def _short_replica(name: str) -> str:
 
 
 def _mean_jain(run: Run) -> float | None:
-    spread = run.spread
-    if not len(spread):
-        return None
-    ready = run.samples.set_index("t_s")["replicas_ready"]
-    jain = spread["spread_jain"][ready.reindex(spread.index).fillna(0) >= 2].dropna()
-    return float(jain.mean()) if len(jain) else None
+    from scalelab.analysis import spread_index
+
+    return spread_index(run)
