@@ -95,6 +95,9 @@ lab03-spike: $(STAMP) ## Lab 03: the classroom spike on Kubernetes + HPA, record
 report: $(STAMP) ## Lab 04: compare the latest run of each arm (RUNS=tests/fixtures/runs: the committed ones): charts, report.html, table
 	$(SCALELAB) report --runs-dir $(RUNS) --out reports/latest
 
+watch: $(STAMP) ## Live charts of the newest run under runs/ on http://127.0.0.1:8765/ (start it while a run records)
+	$(SCALELAB) watch --runs-dir $(RUNS)
+
 slides: $(STAMP) ## Lab 04: the report plus one 1920x1080 projector slide per story in reports/latest/slides/
 	$(SCALELAB) report --runs-dir $(RUNS) --out reports/latest --slides
 

@@ -366,6 +366,25 @@ def explain_cmd(run_dir: Path) -> None:
     click.echo(render_decisions(load_run(run_dir)), nl=False)
 
 
+@cli.command("watch")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(1024, 65535), default=8765, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--replay", is_flag=True, help="Play recorded runs from their start on one clock (two runs side by side, in sync).")
+@click.option("--speed", type=click.FloatRange(0.1, 100), default=1.0, show_default=True, help="Replay speed (x real time).")
+@RUNS_DIR
+def watch_cmd(runs: tuple[Path, ...], port: int, replay: bool, speed: float, runs_dir: Path) -> None:
+    """Live charts of runs in a browser on 127.0.0.1, second by second (read-only).
+
+    RUNS are run directories (being recorded, or recorded: add --replay); none: the newest run
+    under --runs-dir.
+    """
+    from scalelab import live
+    from scalelab.telemetry import list_runs
+
+    dirs = list(runs) or list_runs(runs_dir)[-1:]
+    live.serve(dirs, port=port, replay=replay, speed=speed, say=click.echo)
+
+
 @cli.command("whatif")
 @click.argument("scenario", default="classroom-spike")
 @click.option("--arm", default="kubernetes-hpa", show_default=True, help="The arm whose settings vary.")
