@@ -10,11 +10,18 @@ Started by `scalelab run` (src/scalelab/load/locust.py) as
   greenlets at the profile's arrival rate whatever the answers take (Locust has no arrival-rate
   mode), with at most ``SCALELAB_MAX_IN_FLIGHT`` unanswered; beyond that an arrival is dropped
   and recorded as an error.
+
+Connections (``load.connections``, ``load.client_connections``; docs/connections.md): by default
+each closed-loop user keeps its own connection alive and the open loop keeps a pool alive;
+``per-request`` sends ``Connection: close`` so every request opens a new TCP connection (and a
+Kubernetes Service balances every request); ``client_connections: N`` makes all users share N
+connections (requests wait for a free one, and that wait counts in their latency).
 """
 
 from __future__ import annotations
 
 import gevent
+from geventhttpclient.client import HTTPClientPool
 from locust import FastHttpUser, constant, constant_throughput, events, task
 
 from scalelab.load.plan import LoadPlan
@@ -24,6 +31,8 @@ PLAN = LoadPlan.from_env()
 RECORDER = RequestRecorder(PLAN)
 ScenarioShape = shape_class(PLAN)
 MESSAGE = {"message": "How many replicas does this service need right now?"}
+HEADERS = PLAN.connection_headers
+SHARED_POOL = HTTPClientPool(concurrency=PLAN.client_connections) if PLAN.client_connections else None
 
 events.request.add_listener(RECORDER.on_request)
 events.init.add_listener(lambda environment, **_: RECORDER.start(environment))
@@ -37,10 +46,11 @@ class ChatUser(FastHttpUser):
     network_timeout = PLAN.timeout_s
     connection_timeout = PLAN.timeout_s
     max_retries = 0
+    client_pool = SHARED_POOL
 
     @task
     def chat(self) -> None:
-        self.client.post("/chat", json=MESSAGE, name="/chat")
+        self.client.post("/chat", json=MESSAGE, name="/chat", headers=HEADERS)
 
 
 class ArrivalUser(FastHttpUser):
@@ -49,7 +59,7 @@ class ArrivalUser(FastHttpUser):
     wait_time = constant(1)
     network_timeout = PLAN.timeout_s
     connection_timeout = PLAN.timeout_s
-    concurrency = PLAN.max_in_flight
+    concurrency = PLAN.client_connections or PLAN.max_in_flight
     max_retries = 0
 
     @task
@@ -64,6 +74,6 @@ class ArrivalUser(FastHttpUser):
 
     def _one(self) -> None:
         try:
-            self.client.post("/chat", json=MESSAGE, name="/chat")
+            self.client.post("/chat", json=MESSAGE, name="/chat", headers=HEADERS)
         finally:
             RECORDER.in_flight -= 1

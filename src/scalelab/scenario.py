@@ -104,6 +104,16 @@ class Load(_Frozen):
     period_s: Seconds = Field(120.0, description="wave period")
     night_factor: float = Field(0.5, gt=0, le=1, description="day profile: night load / normal load")
     user_rps: float = Field(1.0, gt=0, le=1000, description="closed loop: most requests/s one user sends")
+    connections: Literal["keep-alive", "per-request"] = Field(
+        "keep-alive",
+        description="keep-alive: each client connection carries many requests (a user's own; the open loop's pool); "
+        "per-request: a new TCP connection for every request (docs/connections.md)",
+    )
+    client_connections: int | None = Field(
+        None, ge=1, le=10000,
+        description="at most this many client connections, shared by all users; default: one per user (closed), "
+        "as many as requests in flight (open)",
+    )
 
 
 class ManualAction(_Frozen):

@@ -98,6 +98,16 @@ class LoadPlan:
     def user_rps(self) -> float:
         return self.scenario.load.user_rps
 
+    @property
+    def connection_headers(self) -> dict[str, str]:
+        """Headers every request carries: ``Connection: close`` asks for a new connection per request."""
+        return {"Connection": "close"} if self.scenario.load.connections == "per-request" else {}
+
+    @property
+    def client_connections(self) -> int | None:
+        """The cap on client connections shared by all users, or None (one per user / per in-flight request)."""
+        return self.scenario.load.client_connections
+
     def level(self) -> Callable[[float], float]:
         """Offered load at t: requests/s (open loop) or users (closed loop)."""
         return profile_for(self.scenario.load, self.scenario.duration_s)

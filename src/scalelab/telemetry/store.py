@@ -150,6 +150,10 @@ class RunWriter:
             "price_per_replica_hour": scenario.price_per_replica_hour,
             "latency_objective_ms": scenario.latency_objective_ms,
             "duration_s": scenario.duration_s,
+            "load_connections": {
+                "connections": scenario.load.connections,
+                "client_connections": scenario.load.client_connections,
+            },
             "versions": component_versions(),
             "git_revision": git_revision(),
             "host": {"hostname": host_platform.node(), "cpus": os.cpu_count(), "system": host_platform.platform()},
