@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scalelab.errors import ScalelabError
+from scalelab.platforms import PlatformOptions, kind_for
+from scalelab.registry import platform_names
 
 __all__ = ["Step", "clean"]
 
@@ -23,23 +25,12 @@ class Step:
     skipped: str = ""  # why nothing was done (not an error)
 
 
-def _compose_step(say: Say) -> Step:
-    from scalelab.images import docker_available
-
-    if not docker_available(timeout_s=20):
-        return Step("compose", skipped="Docker engine not reachable: no compose projects to remove")
-    from scalelab import operate
-
-    return Step("compose", tuple(operate.down("compose", say=say)))
-
-
-def _kubernetes_step(kubeconfig: str | None, context: str | None, say: Say) -> Step:
-    from scalelab import operate
-
+def _platform_step(name: str, options: PlatformOptions, say: Say) -> Step:
+    """Remove what the kit started on one platform; a platform that cannot be reached has nothing of ours."""
     try:
-        return Step("kubernetes", tuple(operate.down("kubernetes", kubeconfig=kubeconfig, context=context, say=say)))
-    except ScalelabError as exc:  # no cluster, no kubeconfig, wrong context: nothing of ours can be there
-        return Step("kubernetes", skipped=exc.message.splitlines()[0])
+        return Step(name, tuple(kind_for(name).down_all(options, say)))
+    except ScalelabError as exc:  # no engine, no cluster, no kubeconfig, wrong context
+        return Step(name, skipped=exc.message.splitlines()[0])
 
 
 def _kind_step(say: Say) -> Step:
@@ -53,8 +44,9 @@ def _kind_step(say: Say) -> Step:
 
 
 def clean(*, cluster: bool = False, kubeconfig: str | None = None, context: str | None = None, say: Say = print) -> list[Step]:
-    """Remove compose projects, run namespaces and (with ``cluster``) the kind cluster."""
-    steps = [_compose_step(say), _kubernetes_step(kubeconfig, context, say)]
+    """Remove what the kit started on every registered platform and (with ``cluster``) the kind cluster."""
+    options = PlatformOptions(kubeconfig=kubeconfig, context=context)
+    steps = [_platform_step(name, options, say) for name in platform_names()]
     if cluster:
         steps.append(_kind_step(say))
     return steps

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from scalelab.doctor import paths as doctor_paths
 from scalelab.errors import ScalelabError
+from scalelab.registry import platform_names
 
 CPU_BUDGET = click.option(
     "--cpu-budget",
@@ -52,7 +55,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option(
     "--platform",
     "platform_",
-    type=click.Choice(["sim", "compose", "kubernetes"]),
+    type=click.Choice(doctor_paths()),
     default="sim",
     show_default=True,
     help="The path you want to run; the exit status says whether it can.",
@@ -214,7 +217,13 @@ def image_cmd(offline: bool | None, no_cache: bool) -> None:
 
 # --- compose / run commands (up, scale, down, run) ---------------------------------------------
 
-PLATFORM_ARG = click.argument("platform", type=click.Choice(["compose", "kubernetes"]))
+PLATFORM_ARG = click.argument("platform", type=click.Choice(platform_names()))
+
+
+def _options(kubeconfig: str | None = None, context: str | None = None, project: str | None = None) -> Any:
+    from scalelab.platforms import PlatformOptions
+
+    return PlatformOptions(kubeconfig=kubeconfig, context=context, project=project)
 
 
 @cli.command("up")
@@ -228,21 +237,21 @@ def up_cmd(platform: str, replicas: int | None, scenario: str, cpu_budget: float
     """Start the ai-agent (behind nginx on compose) by hand and wait until every replica is ready."""
     from scalelab import operate
 
-    res = operate.up(platform, scenario=scenario, replicas=replicas, cpu_budget=cpu_budget, say=click.echo, kubeconfig=kubeconfig, context=context)
+    res = operate.up(platform, scenario=scenario, replicas=replicas, cpu_budget=cpu_budget, say=click.echo, options=_options(kubeconfig, context))
     click.echo(f"{res.project}: {res.replicas} replicas ready; try: curl -s -X POST {res.base_url}/chat -d '{{\"message\": \"hi\"}}'")
 
 
 @cli.command("scale")
 @PLATFORM_ARG
 @click.argument("replicas", type=click.IntRange(0, 200))
-@click.option("--project", default=None, help="Which running scalelab project (default: the only one).")
+@click.option("--project", default=None, help="Which running scalelab project or namespace (default: the only one).")
 @KUBECONFIG_OPT
 @CONTEXT_OPT
 def scale_cmd(platform: str, replicas: int, project: str | None, kubeconfig: str | None, context: str | None) -> None:
     """Scale the running service by hand (during `scalelab run` it is recorded as a live scale event)."""
     from scalelab import operate
 
-    res = operate.scale(platform, replicas, project=project, say=click.echo, kubeconfig=kubeconfig, context=context)
+    res = operate.scale(platform, replicas, say=click.echo, options=_options(kubeconfig, context, project))
     click.echo(f"{res.project}: {res.replicas} replicas ready")
 
 
@@ -250,15 +259,12 @@ def scale_cmd(platform: str, replicas: int, project: str | None, kubeconfig: str
 @PLATFORM_ARG
 @KUBECONFIG_OPT
 @CONTEXT_OPT
-@click.option("--project", default=None, help="compose: remove only this project (default: every scalelab project).")
+@click.option("--project", default=None, help="Remove only this project or namespace (default: everything the kit started there).")
 def down_cmd(platform: str, kubeconfig: str | None, context: str | None, project: str | None) -> None:
     """Remove everything the kit started on PLATFORM (a no-op when nothing runs)."""
     from scalelab import operate
 
-    if platform == "kubernetes":
-        removed = operate.down(platform, kubeconfig=kubeconfig, context=context)
-    else:
-        removed = operate.down(platform, project=project)
+    removed = operate.down(platform, options=_options(kubeconfig, context, project))
     click.echo(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
 
 
@@ -269,11 +275,15 @@ def down_cmd(platform: str, kubeconfig: str | None, context: str | None, project
 @click.option("--scenario", default="classroom-spike", show_default=True, help="Scenario that sizes the baseline.")
 @CPU_BUDGET
 @RUNS_DIR
-def load_cmd(platform: str, seconds: float, rps: float | None, scenario: str, cpu_budget: float | None, runs_dir: Path) -> None:
+@KUBECONFIG_OPT
+@CONTEXT_OPT
+def load_cmd(platform: str, seconds: float, rps: float | None, scenario: str, cpu_budget: float | None, runs_dir: Path,
+             kubeconfig: str | None, context: str | None) -> None:
     """Send steady load to the service started with `scalelab up` and record it (the service keeps running)."""
     from scalelab import operate
 
-    run_dir = operate.load(platform, seconds=seconds, rps=rps, scenario=scenario, cpu_budget=cpu_budget, runs_dir=str(runs_dir))
+    run_dir = operate.load(platform, seconds=seconds, rps=rps, scenario=scenario, cpu_budget=cpu_budget, runs_dir=runs_dir,
+                           options=_options(kubeconfig, context))
     click.echo(f"run directory: {run_dir}")
 
 
@@ -291,8 +301,7 @@ def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool
     from scalelab.scenario import load_scenario
 
     sc = load_scenario(scenario, cpu_budget=cpu_budget)
-    kube = {k: v for k, v in {"kubeconfig": kubeconfig, "context": context}.items() if v}
-    run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep, platform_options=kube))
+    run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep, platform_options=_options(kubeconfig, context)))
     click.echo(f"run directory: {run_dir}")
 
 

@@ -17,21 +17,21 @@ from pathlib import Path
 
 from scalelab._run import run
 from scalelab.errors import CommandError
-from scalelab.images import image_exists
+from scalelab.engine import ENGINE_FIX, engine_version, image_exists
+from scalelab.registry import platform_names, platform_spec
 from scalelab.netcheck import port_free
 from scalelab.scenario import detect_cpu_budget
 from scalelab.versions import AGENT_IMAGE, LB_IMAGE, component_versions
 
-__all__ = ["Check", "Report", "check", "print_report", "port_free", "DEFAULT_PORTS"]
+__all__ = ["Check", "Report", "check", "print_report", "port_free", "paths"]
 
-#: compose load balancer and the kind NodePort mapping
-DEFAULT_PORTS = {"compose": (8080,), "kubernetes": (30080,)}
-#: which checks each path needs; anything else is advisory there
-NEEDS = {
-    "sim": {"python", "packages"},
-    "compose": {"python", "packages", "docker", "engine", "compose", "images", "ports", "memory"},
-    "kubernetes": {"python", "packages", "kubectl", "cluster-tool", "ports", "memory"},
-}
+#: the simulator's path needs only Python; each platform's needs and ports are in its registry spec
+SIM_NEEDS = frozenset({"python", "packages"})
+
+
+def paths() -> tuple[str, ...]:
+    """What `doctor --platform` accepts: the simulator and every registered platform."""
+    return ("sim", *platform_names())
 
 
 @dataclass
@@ -99,10 +99,9 @@ def _checks(platform: str, ports: Iterable[int]) -> Iterable[Check]:
     yield Check("docker", "Docker CLI", ok, ver, "install Docker Desktop or Docker Engine: https://docs.docker.com/engine/install/")
     engine_ok = False
     if ok:
-        engine_ok, ever = _version(["docker", "version", "--format", "{{.Server.Version}}"], timeout_s=20)
-        yield Check(
-            "engine", "Docker engine reachable", engine_ok, ever, "start Docker (Docker Desktop, or `sudo systemctl start docker`); check `docker info`"
-        )
+        ever = engine_version(timeout_s=20)
+        engine_ok = ever is not None
+        yield Check("engine", "Docker engine reachable", engine_ok, ever or "not answering", ENGINE_FIX)
         cok, cver = _version(["docker", "compose", "version", "--short"])
         yield Check("compose", "Compose v2 plugin", cok, cver, "install the plugin: `sudo apt-get install docker-compose-plugin` (or Docker Desktop)")
     else:
@@ -148,12 +147,17 @@ def _checks(platform: str, ports: Iterable[int]) -> Iterable[Check]:
 
 
 def check(platform: str = "sim", *, extra_ports: Iterable[int] = ()) -> Report:
-    ports = tuple(DEFAULT_PORTS.get(platform, ())) + tuple(extra_ports)
-    needed = NEEDS[platform]
+    spec = None if platform == "sim" else platform_spec(platform)
+    ports = (spec.ports if spec else ()) + tuple(extra_ports)
+    needed = spec.doctor_needs if spec else SIM_NEEDS
     report = Report(platform=platform, versions=component_versions())
     for item in _checks(platform, ports):
         item.required = item.required and item.key in needed
         report.checks.append(item)
+    if spec is not None:
+        from scalelab.platforms import kind_for
+
+        report.checks.extend(kind_for(platform).doctor_checks())
     return report
 
 

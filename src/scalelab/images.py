@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalelab import _run, versions
+from scalelab import _run, engine, versions
+from scalelab.engine import image_exists, image_size_bytes
 from scalelab.checkout import find_repo_root
-from scalelab.errors import CommandError, PreflightError
+from scalelab.errors import PreflightError
 
 __all__ = [
     "BuiltImage",
@@ -33,7 +34,6 @@ __all__ = [
     "build_agent",
     "build_all",
     "cache_dir",
-    "docker_available",
     "find_repo_root",
     "image_exists",
     "image_size_bytes",
@@ -130,31 +130,8 @@ def cache_dir() -> Path:
 # --- docker queries -------------------------------------------------------------------------
 
 
-def docker_available(timeout_s: float = 15.0) -> bool:
-    try:
-        _run.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout_s=timeout_s)
-    except CommandError:
-        return False
-    return True
-
-
 def require_docker(timeout_s: float = 15.0) -> None:
-    if not docker_available(timeout_s):
-        raise PreflightError(
-            "no Docker engine answers (`docker version` failed)",
-            fix="start Docker (Docker Desktop, or `sudo dockerd &` / `bash .ci/docker.sh` on Debian) and retry",
-            lab="00-prerequisites",
-        )
-
-
-def image_exists(tag: str) -> bool:
-    proc = _run.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], check=False, timeout_s=30)
-    return proc.returncode == 0
-
-
-def image_size_bytes(tag: str) -> int:
-    proc = _run.run(["docker", "image", "inspect", "--format", "{{.Size}}", tag], timeout_s=30)
-    return int(proc.stdout.strip())
+    engine.require_engine(timeout_s)
 
 
 # --- online / offline -----------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Is a loopback port free? One check shared by `doctor` and every platform's preflight."""
+"""Loopback checks shared by `doctor` and every platform: is a port free, does a URL answer."""
 
 from __future__ import annotations
 
 import socket
 
-__all__ = ["port_free"]
+__all__ = ["port_free", "http_ok"]
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -16,3 +16,15 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def http_ok(url: str, *, timeout_s: float) -> bool:
+    """True when a GET of ``url`` (a 127.0.0.1 URL of the kit's own) answers 200."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - the kit's own loopback URLs
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

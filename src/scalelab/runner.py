@@ -5,14 +5,23 @@ Locust (a subprocess) and the sampler -> teardown (unless ``keep``). Each second
 the runner records a sample: the platform's observation (desired/ready replicas, CPU, memory),
 the requests that completed in ``(k-1, k]`` (rps, p50/p95, errors; from ``requests.csv``, not
 Locust's smoothed window), the offered load from the profile, the phase and the cumulative cost
-of the desired replicas. Manual actions of the arm's plan are issued at their time (in a
+of the desired replicas. The kit scaler's decisions are issued at their time (in a
 background thread, so sampling never stalls) and logged as ``scale`` events.
 
 Time base: ``t_s = 0`` when the load starts; Locust uses the same t0 (wall clock), so profile,
 requests and samples align. Phases: ``warmup`` until the first request completes (Locust
 starting), ``load`` until the scenario's duration, ``cooldown`` while in-flight requests drain.
 
-Ctrl-C stops Locust, tears down and leaves the run directory with status ``interrupted``.
+Who scales: a kit scaler (`scalelab.scalers`: the manual plan, fixed, ...) decides at its own
+times from the latest observation, the same code the simulator runs; an in-platform scaler (the
+HPA) is configured by the platform and only observed. A live `scalelab scale` is recorded and
+passed to the kit scaler as an override.
+
+The load generator and the clock are injected (`Clock`, ``start_load``), so a unit test drives a
+full recorded run with a fake platform, a fake load and no sleeping.
+
+Ctrl-C (or SIGTERM) stops the load, tears down and leaves the run directory with status
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -24,22 +33,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scalelab.cost import CostMeter
 from scalelab.errors import PlatformError, ScalelabError
 from scalelab.load.locust import LocustProcess
 from scalelab.load.plan import LoadPlan
 from scalelab.load.profiles import profile_for
-from scalelab.platforms import Platform, platform_for
+from scalelab.platforms import Platform, PlatformOptions, platform_for
+from scalelab.registry import scaler_spec
 from scalelab.runview import RunView
-from scalelab.scenario import ManualScaler, Scenario
+from scalelab.scalers import KitScaler, ScaleDecision, ScalerView, make_kit_scaler
+from scalelab.scenario import Scenario
 from scalelab.telemetry import RunWriter, schema
 from scalelab.telemetry.requests import RequestTail, second_stats
 from scalelab.telemetry.spread import WindowSpread, replica_seconds
 from scalelab.telemetry.store import new_run_id
 
-__all__ = ["RunOptions", "run_arm", "Runner"]
+__all__ = ["RunOptions", "run_arm", "Runner", "Clock", "SystemClock", "LoadGenerator", "StartLoad"]
 
 #: Where in each second the runner samples (gives Locust's 0.25 s flush time to land).
 SAMPLE_OFFSET_S = 0.4
@@ -47,12 +58,57 @@ SAMPLE_OFFSET_S = 0.4
 MAX_DRAIN_S = 15.0
 
 
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class LoadGenerator(Protocol):
+    """A running load (Locust in a subprocess, or a test's fake) writing ``requests.csv``."""
+
+    argv: list[str]
+    log_path: Path
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def running(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def log_tail(self, lines: int = 15) -> str: ...
+
+    def stop(self, timeout_s: float = 15.0) -> int: ...
+
+
+#: starts the load: (plan, front-door URL, run directory, scenario file) -> a running load
+StartLoad = Callable[[LoadPlan, str, Path, Path], LoadGenerator]
+
+
+def start_locust(plan: LoadPlan, host_url: str, run_dir: Path, scenario_file: Path) -> LoadGenerator:
+    return LocustProcess.start(plan, host_url=host_url, run_dir=run_dir, scenario_file=scenario_file)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     runs_dir: Path = Path("runs")
     keep: bool = False
     ready_timeout_s: float = 180.0
-    platform_options: dict[str, Any] = field(default_factory=dict)
+    platform_options: PlatformOptions = field(default_factory=PlatformOptions)
     #: Load a platform that is already up (`scalelab load`): no preflight, up or teardown.
     attach: bool = False
 
@@ -61,17 +117,23 @@ def run_arm(scenario: Scenario, arm: str | None, options: RunOptions, *, view: R
     """Run one arm of a sized scenario for real; returns the run directory."""
     arm_name, arm_cfg = scenario.arm(arm)
     run_id = new_run_id(scenario.name, arm_name)
-    platform = platform_for(arm_cfg.platform, scenario, arm_name, run_id=run_id, **options.platform_options)
+    platform = platform_for(arm_cfg.platform, scenario, arm_name, run_id=run_id, options=options.platform_options)
     return Runner(scenario, arm_name, platform, options, run_id=run_id, view=view).run()
 
 
 class Runner:
-    def __init__(self, scenario: Scenario, arm: str, platform: Platform, options: RunOptions, *, run_id: str, view: RunView | None = None) -> None:
+    def __init__(self, scenario: Scenario, arm: str, platform: Platform, options: RunOptions, *, run_id: str, view: RunView | None = None,
+                 clock: Clock | None = None, start_load: StartLoad | None = None) -> None:
         self.scenario = scenario
         self.arm_name, self.arm = scenario.arm(arm)
         self.platform = platform
         self.options = options
         self.run_id = run_id
+        self.clock: Clock = clock or SystemClock()
+        self.start_load: StartLoad = start_load or start_locust
+        #: the kit's own scaler (None: the platform's, e.g. the HPA, or nobody)
+        self.scaler: KitScaler | None = make_kit_scaler(self.arm.scaler) if scaler_spec(self.arm.scaler.type).kit else None
+        self._last_view = ScalerView(0.0, self.arm.replicas, 0)
         self.drain_s = min(MAX_DRAIN_S, scenario.workload.timeout_s + 1.0)
         self.total_s = scenario.duration_s + self.drain_s + 1.0
         self.view = view or RunView(f"{scenario.name} / {arm}", self.total_s)
@@ -101,51 +163,45 @@ class Runner:
 
     def _bring_up(self, writer: RunWriter) -> None:
         replicas = self.arm.replicas
-        started = time.monotonic()
+        started = self.clock.monotonic()
         if self.options.attach:
             self.view.message(f"loading the running {self.arm.platform} service ({replicas} replicas)")
         else:
             self.view.message(f"starting {self.arm.platform}: {replicas} replicas ({self.scenario.workload.cpu_limit:g} CPU each) ...")
             self.platform.up(replicas)
         self.platform.wait_ready(replicas, timeout_s=self.options.ready_timeout_s)
-        check = getattr(self.platform, "check_limits", None)
-        if check is not None:
-            check()
-        save_rendered = getattr(self.platform, "save_rendered", None)  # what was applied, kept with the run
-        if save_rendered:
-            save_rendered(writer.dir)
-        describe = getattr(self.platform, "describe", None)
-        writer.note(platform_info=describe() if describe else {}, up_s=round(time.monotonic() - started, 2), base_url=self.platform.base_url)
+        self.platform.check_limits()
+        self.platform.save_rendered(writer.dir)  # what was applied, kept with the run
+        writer.note(platform_info=self.platform.describe(), up_s=round(self.clock.monotonic() - started, 2), base_url=self.platform.base_url)
         # The replicas that started before the load: their start/ready events belong at t = 0.
         for ev in self.platform.observe().events:
             writer.event(0.0, ev["kind"], replicas=ev.get("replicas"), source=ev.get("source", ""), detail=ev.get("detail", ""))
-        self.view.message(f"{replicas}/{replicas} ready after {time.monotonic() - started:.1f} s at {self.platform.base_url}")
+        self.view.message(f"{replicas}/{replicas} ready after {self.clock.monotonic() - started:.1f} s at {self.platform.base_url}")
 
     # -- once a second -------------------------------------------------------------------------
     def _measure(self, writer: RunWriter) -> None:
         status_file = writer.dir / ".load-status.json"
         plan = LoadPlan(
             scenario=self.scenario,
-            t0_epoch=time.time(),
+            t0_epoch=self.clock.time(),
             requests_csv=writer.dir / schema.REQUESTS,
             status_file=status_file,
             drain_s=self.drain_s,
         )
-        self._t0 = time.monotonic() - (time.time() - plan.t0_epoch)
+        self._t0 = self.clock.monotonic() - (self.clock.time() - plan.t0_epoch)
         self._writer = writer
         writer.note(t0_utc=_iso_epoch(plan.t0_epoch), sample_offset_s=SAMPLE_OFFSET_S, drain_s=self.drain_s)
-        locust = LocustProcess.start(plan, host_url=self.platform.base_url, run_dir=writer.dir, scenario_file=writer.dir / schema.SCENARIO)
+        locust = self.start_load(plan, self.platform.base_url, writer.dir, writer.dir / schema.SCENARIO)
         writer.note(load_command=locust.argv[1:])
         tail = RequestTail(writer.dir / schema.REQUESTS)
         spread = WindowSpread()
         cost = CostMeter(self.scenario.price_per_replica_hour)
-        actions = sorted(self.arm.scaler.actions, key=lambda a: a.at_s) if isinstance(self.arm.scaler, ManualScaler) else []
         phase = ""
         first_request = False
         try:
             last_k = math.ceil(self.total_s)
             for k in range(1, last_k + 1):
-                actions = self._wait_until(k + SAMPLE_OFFSET_S, actions)
+                self._wait_until(k + SAMPLE_OFFSET_S)
                 self._raise_scale_errors()
                 obs = self.platform.observe()
                 tail.poll()
@@ -161,6 +217,9 @@ class Runner:
                     writer.event(self._t(), ev["kind"], replicas=ev.get("replicas"), source=ev.get("source", ""), detail=ev.get("detail", ""))
                     if ev["kind"] == "scale":
                         self.view.event(self._t(), f"scale to {ev.get('replicas')} ({ev.get('source')})")
+                        if ev.get("source") == "live" and self.scaler is not None and ev.get("replicas") is not None:
+                            self.scaler.override(self._t(), int(ev["replicas"]))
+                self._last_view = ScalerView(float(k), obs.replicas_desired, obs.replicas_ready, tuple(obs.replicas))
                 if obs.placement:
                     writer.placement({"t_s": k, **p} for p in obs.placement)
                 status = locust.status()
@@ -194,7 +253,7 @@ class Runner:
         users = status.get("in_flight") if self.scenario.load.mode == "open" else status.get("users")
         return {
             "t_s": k,
-            "utc": _iso_epoch(time.time()),
+            "utc": _iso_epoch(self.clock.time()),
             "phase": phase,
             "replicas_desired": obs.replicas_desired,
             "replicas_ready": obs.replicas_ready,
@@ -211,23 +270,33 @@ class Runner:
             "cost_usd_cum": cost.add(obs.replicas_desired, 1.0),
         }
 
-    def _wait_until(self, t_target: float, actions: list[Any]) -> list[Any]:
-        """Sleep until run time ``t_target``, issuing the plan's actions at their own times."""
+    def _wait_until(self, t_target: float) -> None:
+        """Sleep until run time ``t_target``, letting the kit scaler decide at its own times on the way."""
         while True:
             now = self._t()
-            if actions and actions[0].at_s <= t_target:
-                if actions[0].at_s > now:
-                    time.sleep(actions[0].at_s - now)
-                self._issue(actions.pop(0).replicas)
+            due = self.scaler.next_due_s() if self.scaler is not None else None
+            if due is not None and due <= t_target:
+                if due > now:
+                    self.clock.sleep(due - now)
+                assert self.scaler is not None
+                view = self._last_view
+                for decision in self.scaler.decide(ScalerView(max(due, now), view.desired, view.ready, view.replicas)):
+                    self._act(decision)
+                if self.scaler.next_due_s() == due:
+                    break  # a scaler that did not advance decides again after this second's sample
                 continue
-            if t_target > now:
-                time.sleep(t_target - now)
-            return actions
+            break
+        now = self._t()
+        if t_target > now:
+            self.clock.sleep(t_target - now)
 
-    def _issue(self, replicas: int) -> None:
+    def _act(self, decision: ScaleDecision) -> None:
         t = self._t()
-        self._writer.event(t, "scale", replicas=replicas, source="manual-plan", detail=f"operator plan: scale to {replicas}")
-        self.view.event(t, f"scale to {replicas} (manual-plan)")
+        self._writer.event(t, decision.kind, replicas=decision.replicas, source=decision.source, detail=decision.detail)
+        if decision.kind != "scale" or decision.replicas is None:
+            return
+        replicas = decision.replicas
+        self.view.event(t, f"scale to {replicas} ({decision.source})")
 
         def scale() -> None:
             try:
@@ -245,7 +314,7 @@ class Runner:
 
     def _t(self) -> float:
         t0 = getattr(self, "_t0", None)
-        return 0.0 if t0 is None else round(time.monotonic() - t0, 3)
+        return 0.0 if t0 is None else round(self.clock.monotonic() - t0, 3)
 
     # -- always -------------------------------------------------------------------------------
     def _teardown(self, writer: RunWriter) -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalelab.errors import ScenarioError
+from scalelab.registry import PLATFORMS, check_pair
 
 __all__ = [
     "Scenario",
@@ -186,12 +187,32 @@ class HPAScaler(_Frozen):
 Scaler = Annotated[Union[ManualScaler, HPAScaler, FixedScaler], Field(discriminator="type")]
 
 
-class Arm(_Frozen):
-    """One way of running the story: a platform, a scaler and the replicas it starts with."""
+#: scaler type -> its settings model (the discriminated union's members, by tag)
+SCALER_MODELS: dict[str, type[BaseModel]] = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler}
 
-    platform: Literal["compose", "kubernetes"]
+
+class Arm(_Frozen):
+    """One way of running the story: a platform, a scaler and the replicas it starts with.
+
+    ``platform`` is any registered platform (`scalelab.registry`); the scaler must be one that
+    platform can run (an error lists the allowed pairs).
+    """
+
+    platform: str
     scaler: Scaler
     replicas: int = Field(3, ge=1, le=200, description="replicas at the start")
+
+    @field_validator("platform")
+    @classmethod
+    def _known_platform(cls, value: str) -> str:
+        if value not in PLATFORMS:
+            raise ValueError(f"unknown platform '{value}'; allowed: {', '.join(PLATFORMS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> Arm:
+        check_pair(self.platform, self.scaler.type)
+        return self
 
 
 class Scenario(_Frozen):
@@ -325,7 +346,7 @@ def _describe(path: Path, exc: ValidationError) -> str:
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         # Drop pydantic's union tags ("manual", "hpa", ...) from the field path.
-        field = ".".join(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "scaler" and p in ("manual", "hpa", "fixed")))
+        field = ".".join(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "scaler" and p in SCALER_MODELS))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             allowed = _allowed_fields(loc[:-1])
@@ -345,8 +366,8 @@ def _allowed_fields(loc: list[str]) -> list[str]:
     for part in loc:
         if model is None:
             return []
-        if part in ("manual", "hpa", "fixed"):
-            model = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler}[part]
+        if part in SCALER_MODELS:
+            model = SCALER_MODELS[part]
             continue
         field = model.model_fields.get(part)
         if field is None:

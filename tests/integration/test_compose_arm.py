@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from scalelab.errors import PreflightError
-from scalelab.platforms.compose import PROJECT_LABEL, ComposePlatform, ComposeSettings, running_projects
+from scalelab.platforms.compose import ComposePlatform, ComposeSettings, running_projects
+from scalelab.platforms.compose_settings import PROJECT_LABEL
 from scalelab.scenario import load_scenario
 from scalelab.telemetry import load_run, schema
 

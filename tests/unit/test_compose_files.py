@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalelab.platforms.compose import ComposeSettings, project_name
+from scalelab.platforms.compose_settings import ComposeSettings, project_name
 from scalelab.scenario import load_scenario
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"

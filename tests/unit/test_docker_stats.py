@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.telemetry import sampler
+from scalelab.engine import stats as sampler
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -32,5 +32,5 @@ def test_unknown_arm_lists_the_choices(tmp_path: Path) -> None:
 
 
 def test_unknown_platform_is_a_usage_error(tmp_path: Path) -> None:
-    proc = run("scale", "swarm", "3", tmp=tmp_path)
+    proc = run("scale", "nomad", "3", tmp=tmp_path)
     assert proc.returncode == 2 and "compose" in proc.stderr

@@ -60,7 +60,7 @@ def test_arm_lookup_lists_choices() -> None:
 
 CASES = {
     "unknown-field.yaml": ["load.profil", "unknown field; allowed:", "profile"],
-    "bad-platform.yaml": ["arms.a.platform", "'compose' or 'kubernetes'", "swarm"],
+    "bad-platform.yaml": ["arms.a.platform", "allowed: compose, kubernetes", "nomad"],
     "bad-scaler.yaml": ["arms.a.scaler", "'manual', 'hpa', 'fixed'", "magic"],
     "bad-duration.yaml": ["duration_s", "not a duration"],
     "missing-load.yaml": ["field 'load'", "required field is missing"],

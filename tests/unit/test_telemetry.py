@@ -113,4 +113,4 @@ def test_list_runs_and_bad_platform(tmp_path: Path) -> None:
     assert list_runs(tmp_path) == [run.dir]
     assert load_run(run.dir).manifest["modeled_platform"] == "compose"
     with pytest.raises(RunFormatError, match="platform must be one of"):
-        _writer(tmp_path, platform="swarm")
+        _writer(tmp_path, platform="nomad")

@@ -1,17 +1,32 @@
-"""The contract every real platform implements, so one runner drives compose and Kubernetes.
+"""The contract every real platform implements, so one runner and one set of verbs drive them all.
 
-The runner (`scalelab.runner`) calls, in order: ``preflight`` (check tools, engine or cluster,
-ports, image: raise PreflightError with the fix before anything starts), ``up``,
-``wait_ready``, then once a second ``observe`` (and ``scale`` for manual actions), and always
-``down`` at the end unless ``--keep``. ``down`` on nothing is a no-op.
+Two objects per platform:
+
+- a `Platform` is one deployment of one scenario arm. The runner (`scalelab.runner`) calls, in
+  order: ``preflight`` (check tools, engine or cluster, ports, image: raise PreflightError with
+  the fix before anything starts), ``up``, ``wait_ready``, ``check_limits``, then once a
+  second ``observe`` (and ``scale`` for the scaler's decisions), and always ``down`` at the end
+  unless ``--keep``. ``down`` on nothing is a no-op.
+- a `PlatformKind` is the platform's whole life on this machine: make a `Platform` for a run,
+  attach to the one started by hand (`scalelab up/scale/load`), list and remove everything the
+  kit started (`scalelab down`, `scalelab clean`), and add its own `scalelab doctor` checks.
+
+A platform module defines ``KIND`` and is named by one line in `scalelab.registry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Observation", "Platform"]
+from scalelab.registry import PlatformSpec
+from scalelab.scalers.base import ReplicaStat
+
+__all__ = ["Observation", "Platform", "PlatformKind", "PlatformOptions", "ReplicaStat", "Say"]
+
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -31,12 +46,27 @@ class Observation:
     #: per replica: placement rows (pod, node, phase, ready, cpu_cores); ``pod`` is the name the
     #: replica answers requests with (pod name; a compose container's short id)
     placement: list[dict[str, Any]] = field(default_factory=list)
+    #: per-replica figures for kit scalers (empty when the platform does not measure them)
+    replicas: list[ReplicaStat] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlatformOptions:
+    """Where and which: every platform reads the fields it needs and ignores the rest."""
+
+    #: compose: the 127.0.0.1 port of the front door
+    port: int | None = None
+    #: kubernetes: the kubeconfig file and context (default: kind's, else the current one)
+    kubeconfig: str | None = None
+    context: str | None = None
+    #: a running deployment started by the kit (compose project, namespace); None = the only one
+    project: str | None = None
 
 
 @runtime_checkable
 class Platform(Protocol):
-    name: str  # "compose" | "kubernetes"
-    #: 127.0.0.1 URL that reaches the load balancer / Service, set after ``up``
+    name: str
+    #: 127.0.0.1 URL that reaches the front door, set after ``up`` (or ``attach``)
     base_url: str
 
     def preflight(self) -> None: ...
@@ -45,8 +75,49 @@ class Platform(Protocol):
 
     def wait_ready(self, replicas: int, timeout_s: float) -> None: ...
 
+    def check_limits(self) -> None:
+        """Fail when what runs does not have the CPU limit the scenario asked for."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What actually runs, for the run manifest (``platform_info``)."""
+        ...
+
+    def save_rendered(self, run_dir: Path) -> Path | None:
+        """Write what was applied (manifests, compose file as interpolated) into the run directory."""
+        ...
+
     def scale(self, replicas: int) -> None: ...
+
+    def current_replicas(self) -> int:
+        """The replica count the platform is set to now (cheap; no events consumed)."""
+        ...
 
     def observe(self) -> Observation: ...
 
     def down(self) -> None: ...
+
+
+@runtime_checkable
+class PlatformKind(Protocol):
+    spec: PlatformSpec
+
+    def create(self, scenario: Any, arm: str, *, run_id: str, options: PlatformOptions) -> Platform:
+        """A new deployment of one arm of a sized scenario (nothing starts until ``up``)."""
+        ...
+
+    def attach(self, options: PlatformOptions) -> Platform:
+        """The running deployment the kit started (``options.project``, or the only one); PlatformError if none."""
+        ...
+
+    def running(self, options: PlatformOptions) -> list[str]:
+        """Names of the deployments the kit started that exist now."""
+        ...
+
+    def down_all(self, options: PlatformOptions, say: Say) -> list[str]:
+        """Remove everything the kit started on this platform (or only ``options.project``); returns names."""
+        ...
+
+    def doctor_checks(self) -> list[Any]:
+        """Extra `scalelab.doctor.Check`s of this platform (beyond the spec's ``doctor_needs``)."""
+        ...

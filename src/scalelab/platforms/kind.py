@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -141,7 +140,8 @@ def install_metrics_server(*, kubeconfig: str | None = None, context: str | None
     """Server-side apply ``k8s/metrics-server.yaml`` and wait (bounded) until metrics.k8s.io serves."""
     from kubernetes import dynamic
 
-    from scalelab.platforms.kubernetes import connect, metrics_api_problem
+    from scalelab.platforms.k8s_cluster import connect, metrics_api_problem
+    from scalelab.poll import poll_until
 
     target = resolve_target(kubeconfig, context)
     api = connect(target)
@@ -151,14 +151,14 @@ def install_metrics_server(*, kubeconfig: str | None = None, context: str | None
     for doc in docs:
         _apply(dyn, doc)
     echo("waiting for metrics.k8s.io to serve (first scrapes take ~30 s)")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        problem = metrics_api_problem(api)
-        if problem is None:
-            return
-        if time.monotonic() > deadline:
-            raise problem
-        time.sleep(3.0)
+    last: list[Any] = []
+
+    def serving() -> bool:
+        last[:] = [metrics_api_problem(api)]
+        return last[0] is None
+
+    if not poll_until(serving, timeout_s=timeout_s, interval_s=3.0):
+        raise last[0]
 
 
 def _apply(dyn: Any, doc: dict[str, Any]) -> None:

@@ -109,7 +109,7 @@ def simulate(scenario: Scenario, arm_name: str, *, seed: int | None = None, serv
     service = Service(params, arm.replicas)
     aux = np.random.default_rng([seed, 1])
     scrape_offset = float(aux.uniform(0.0, arm.scaler.metric_resolution_s)) if isinstance(arm.scaler, HPAScaler) else 0.0
-    scaler = make_scaler(arm.scaler, request_m=round(params.cpu_request * 1000), scrape_offset_s=scrape_offset)
+    scaler = make_scaler(arm.scaler, request_m=round(params.cpu_request * 1000), scrape_offset_s=scrape_offset, limit_cores=params.cpu_limit)
     steps = int(scenario.duration_s)
     load = scenario.load
     levels = _levels(load, scenario.duration_s)

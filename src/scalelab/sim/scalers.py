@@ -1,4 +1,4 @@
-"""Who decides the replica count in a simulated run: a manual plan, the HPA model, or nobody.
+"""Who decides the replica count in a simulated run: a kit scaler (the same code as real runs) or the HPA model.
 
 Each scaler's ``act(t0, t1, service)`` applies the decisions that fall in ``[t0, t1)`` to the
 service (at their exact times) and returns what to record as events. The HPA scaler runs the
@@ -10,14 +10,15 @@ grid, syncs every ``sync_period + ε`` after the previous one finished, the firs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from scalelab.scenario import FixedScaler, HPAScaler, ManualScaler
+from scalelab.scalers import KitScaler, ReplicaStat, ScalerView, make_kit_scaler
+from scalelab.scenario import HPAScaler
 from scalelab.sim.hpa import ControllerConfig, Decision, HPAController, PodStatus
 from scalelab.sim.metrics import ContainerSample, MetricsServer
 from scalelab.sim.service import Service
 
-__all__ = ["ScalerEvent", "SimScaler", "ManualPlan", "Fixed", "HPAModel", "make_scaler", "SYNC_EPSILON_S"]
+__all__ = ["ScalerEvent", "SimScaler", "KitScalerModel", "HPAModel", "make_scaler", "SYNC_EPSILON_S"]
 
 #: How long a reconcile takes: the next sync is queued this much after ``sync_period``.
 SYNC_EPSILON_S = 0.03
@@ -39,32 +40,46 @@ class SimScaler(Protocol):
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]: ...
 
 
-class Fixed:
-    """The replica count never changes."""
+class KitScalerModel:
+    """A kit scaler (`scalelab.scalers`: manual plan, fixed, ...) acting on the simulated service.
+
+    The same decision code a real run uses: at each of the scaler's due times the service is
+    seen as a `ScalerView` and the decisions are applied at their exact times.
+    """
 
     seen_util_pct: int | None = None
 
-    def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]:
-        return []
-
-
-class ManualPlan:
-    """An operator plan: ``scale --replicas N`` at fixed times."""
-
-    seen_util_pct: int | None = None
-
-    def __init__(self, scaler: ManualScaler) -> None:
-        self.actions = sorted((a.at_s, a.replicas) for a in scaler.actions)
-        self._next = 0
+    def __init__(self, scaler: KitScaler, limit_cores: float) -> None:
+        self.scaler = scaler
+        self.limit_cores = limit_cores
 
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]:
         out: list[ScalerEvent] = []
-        while self._next < len(self.actions) and self.actions[self._next][0] < t1:
-            at, n = self.actions[self._next]
-            self._next += 1
-            service.scale_to(n, at)
-            out.append(ScalerEvent(at, "scale", n, "manual-plan", f"operator scales to {n}"))
+        due = self.scaler.next_due_s()
+        while due is not None and due < t1:
+            for d in self.scaler.decide(_view(service, max(due, t0), self.limit_cores)):
+                if d.kind == "scale" and d.replicas is not None:
+                    service.scale_to(d.replicas, d.t_s)
+                out.append(ScalerEvent(d.t_s, d.kind, d.replicas, d.source, d.detail))
+            following = self.scaler.next_due_s()
+            if following is not None and following <= due:
+                break  # a scaler that does not advance acts again next second, never loops here
+            due = following
         return out
+
+
+def _view(service: Service, t_s: float, limit_cores: float) -> ScalerView:
+    """The service as a kit scaler sees it: ready flags, and the last second's CPU spread evenly."""
+    live = [r for r in service.live() if r.started_s <= t_s]
+    busy = service.busy_cores_per_ready()
+    idle = service.p.idle_cores
+
+    def pct(ready: bool) -> float | None:
+        return 100.0 * (busy + idle if ready else idle) / limit_cores if limit_cores > 0 else None
+
+    stats = tuple(ReplicaStat(r.name, r.ready_s <= t_s, cpu_pct_of_limit=pct(r.ready_s <= t_s)) for r in live)
+    ready = [s for s in stats if s.ready]
+    return ScalerView(t_s=t_s, desired=service.desired, ready=len(ready), replicas=stats)
 
 
 class HPAModel:
@@ -130,9 +145,8 @@ class HPAModel:
         return out
 
 
-def make_scaler(scaler: ManualScaler | HPAScaler | FixedScaler, *, request_m: int, scrape_offset_s: float = 0.0) -> SimScaler:
-    if isinstance(scaler, ManualScaler):
-        return ManualPlan(scaler)
+def make_scaler(scaler: Any, *, request_m: int, scrape_offset_s: float = 0.0, limit_cores: float = 1.0) -> SimScaler:
+    """The simulated scaler of an arm: the HPA model, or the kit scaler itself (errors for an unknown type)."""
     if isinstance(scaler, HPAScaler):
         return HPAModel(scaler, request_m=request_m, scrape_offset_s=scrape_offset_s)
-    return Fixed()
+    return KitScalerModel(make_kit_scaler(scaler), limit_cores)

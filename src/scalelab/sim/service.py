@@ -24,12 +24,11 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from scalelab.registry import platform_spec
 from scalelab.scenario import Arm, Scenario
 
-__all__ = ["ServiceParams", "Replica", "Service", "StepResult", "START_DELAY_S", "LIFECYCLE_EVENTS"]
+__all__ = ["ServiceParams", "Replica", "Service", "StepResult", "LIFECYCLE_EVENTS"]
 
-#: Seconds from "scale" to the container running: docker start / scheduling + container start.
-START_DELAY_S = {"compose": 1.0, "kubernetes": 2.0}
 LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
 #: Weight of the newest second in the smoothed arrival rate (a time constant of ~5 s).
 RATE_SMOOTHING = 0.2
@@ -55,6 +54,7 @@ class ServiceParams:
     @classmethod
     def for_arm(cls, scenario: Scenario, arm: Arm, **overrides: object) -> ServiceParams:
         w = scenario.workload
+        spec = platform_spec(arm.platform)
         values: dict[str, object] = dict(
             work_ms=w.work_ms,
             cpu_request=w.cpu_request,
@@ -62,8 +62,8 @@ class ServiceParams:
             memory_mb=w.memory_mb,
             timeout_s=w.timeout_s,
             warmup_s=w.warmup_s,
-            start_delay_s=START_DELAY_S[arm.platform],
-            spreading="round-robin" if arm.platform == "compose" else "random",
+            start_delay_s=spec.sim_start_delay_s,
+            spreading=spec.sim_spreading,
             host_cores=scenario.cpu_budget,
         )
         values.update(overrides)
@@ -263,6 +263,10 @@ class Service:
 
     def live(self) -> list[Replica]:
         return list(self.replicas)
+
+    def busy_cores_per_ready(self) -> float:
+        """CPU each ready replica used in the last second served (the pool shares work evenly)."""
+        return self._busy[-1] if self._busy else 0.0
 
     def drain_events(self) -> list[_Event]:
         out = sorted(self.events, key=lambda e: e.t_s)

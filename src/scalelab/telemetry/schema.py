@@ -33,7 +33,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "PLACEMENT_COLUMNS",
     "STATUSES",
-    "PLATFORMS",
+    "platforms",
     "EVENT_KINDS",
     "COLUMN_DOCS",
 ]
@@ -47,8 +47,11 @@ REPLICAS = "replicas.csv"
 SCENARIO = "scenario.yaml"
 
 STATUSES = ("running", "completed", "interrupted", "failed")
-#: Where the replicas ran. ``sim`` runs also record the platform they model (``modeled_platform``).
-PLATFORMS = ("compose", "kubernetes", "sim")
+def platforms() -> tuple[str, ...]:
+    """Where the replicas ran: every registered platform, or ``sim`` (which records ``modeled_platform``)."""
+    from scalelab.registry import platform_names
+
+    return (*platform_names(), "sim")
 
 COLUMN_DOCS: dict[str, str] = {
     "t_s": "seconds since the run started (monotonic clock); every file aligns on it",

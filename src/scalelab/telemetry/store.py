@@ -131,8 +131,8 @@ class RunWriter:
         """Start a run of ``scenario`` (a sized `scalelab.scenario.Scenario`) on ``platform``."""
         from scalelab.versions import component_versions
 
-        if platform not in schema.PLATFORMS:
-            raise RunFormatError(f"platform must be one of {', '.join(schema.PLATFORMS)}, got '{platform}'")
+        if platform not in schema.platforms():
+            raise RunFormatError(f"platform must be one of {', '.join(schema.platforms())}, got '{platform}'")
         arm_cfg = scenario.arms[arm]
         started = utc_now()
         rid = run_id or new_run_id(scenario.name, arm, when=started)
