@@ -60,7 +60,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     show_default=True,
     help="The path you want to run; the exit status says whether it can.",
 )
-@click.option("--port", type=int, multiple=True, help="Extra ports that must be free (default: the kit's own).")
+@click.option("--port", type=click.IntRange(1, 65535), multiple=True, help="Extra ports that must be free (default: the kit's own).")
 def doctor(platform_: str, port: tuple[int, ...]) -> None:
     """Check this machine: tools, engine, cluster, ports, CPU and memory, with a fix for each problem."""
     from scalelab import doctor as doc
@@ -112,7 +112,7 @@ def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
 @cli.command("sim")
 @click.argument("scenario")
 @click.option("--arm", default=None, help="Simulate only this arm (default: all arms).")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's). Same seed, same numbers.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed (default: the scenario's). Same seed, same numbers.")
 @click.option(
     "--cpu-budget",
     type=float,
@@ -143,7 +143,7 @@ def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float 
 
 @cli.command("demo")
 @RUNS_DIR
-@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed (default: the scenario's).")
 def demo_cmd(runs_dir: Path, seed: int | None) -> None:
     """The classroom spike on compose (manual) and Kubernetes (HPA), simulated: runs, figure, summary."""
     from scalelab.demo import run_demo
@@ -401,7 +401,7 @@ def watch_cmd(runs: tuple[Path, ...], port: int, replay: bool, speed: float, run
               help="Values to try: a field of the arm's scaler (target_cpu_pct, max_replicas, "
               "behavior.scale_down.stabilization_window_s) or a scenario field (load.factor). Repeat for a grid.")
 @click.option("--compare-with", multiple=True, metavar="ARM", help="Also simulate this arm as written (e.g. compose-manual).")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed (default: the scenario's).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/whatif.png"), show_default=True,
               help="Where the cost-against-latency chart goes.")
 def whatif_cmd(scenario: str, arm: str, vary: tuple[str, ...], compare_with: tuple[str, ...], seed: int | None, out_file: Path) -> None:
@@ -413,7 +413,28 @@ def whatif_cmd(scenario: str, arm: str, vary: tuple[str, ...], compare_with: tup
     click.echo(f"chart: {whatif.sweep_figure(table, out_file)}")
 
 
+def _fail(message: str, fix: str = "") -> None:
+    if "-v" in sys.argv or "--verbose" in sys.argv:
+        import traceback
+
+        traceback.print_exc()
+    click.secho(f"ERROR: {message}" + (f"\nfix: {fix}" if fix else ""), fg="red", err=True)
+    sys.exit(1)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM ends any command like Ctrl-C: runs and simulations are marked ``interrupted``, not left ``running``."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
+    """The error boundary: every failure ends as one ``ERROR:`` message with the fix, never a traceback (unless -v)."""
+    _sigterm_as_interrupt()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -423,15 +444,19 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ScalelabError as exc:
-        if "-v" in sys.argv or "--verbose" in sys.argv:
-            import traceback
-
-            traceback.print_exc()
-        click.secho(f"ERROR: {exc.render()}", fg="red", err=True)
-        sys.exit(1)
+        _fail(exc.render())
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except UnicodeError as exc:
+        _fail(f"a file is not UTF-8 text: {exc}", "save it as UTF-8")
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", "check the path, that its folder exists and that you may write there")
+    except RecursionError:
+        _fail("an input is nested too deeply", "check the file you passed")
+    except (ValueError, TypeError, KeyError) as exc:
+        _fail(f"unexpected input: {type(exc).__name__}: {exc}", "check the files and options you passed; rerun with -v for the details")
 
 
 from scalelab import cli_help  # noqa: E402  (one line each in `scalelab --help`, set once every command exists)

@@ -51,7 +51,7 @@ _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\
 def parse_duration(value: object) -> object:
     """Accept seconds as a number or a string like ``90``, ``90s``, ``1m30s``, ``2h``."""
     if isinstance(value, bool):
-        return value  # let pydantic reject it
+        raise ValueError(f"{value!r} is not a duration; use seconds (90), or '90s', '1m30s', '2h'")
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
@@ -68,11 +68,16 @@ def parse_duration(value: object) -> object:
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+#: The CPU budgets a scenario may be sized to (cores).
+MIN_CPU_BUDGET, MAX_CPU_BUDGET = 0.1, 1024.0
+#: A week: no duration in a scenario may be longer.
+MAX_SECONDS = 7 * 86400.0
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_SECONDS)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # finite numbers only (no .inf / .nan), and no "1" for a number or true for 1
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Workload(_Frozen):
@@ -102,7 +107,7 @@ class Load(_Frozen):
     start_s: Seconds = Field(30.0, description="spike start")
     length_s: Seconds = Field(60.0, description="spike length")
     ramp_s: Seconds = Field(0.0, description="linear ramp into and out of the spike")
-    period_s: Seconds = Field(120.0, description="wave period")
+    period_s: Seconds = Field(120.0, gt=0, description="wave period")
     night_factor: float = Field(0.5, gt=0, le=1, description="day profile: night load / normal load")
     user_rps: float = Field(1.0, gt=0, le=1000, description="closed loop: most requests/s one user sends")
     connections: Literal["keep-alive", "per-request"] = Field(
@@ -218,16 +223,16 @@ class Arm(_Frozen):
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
-    duration_s: Seconds = Field(gt=0, le=86400 * 2)
-    seed: int = 0
+    duration_s: Seconds = Field(ge=1, le=86400 * 2)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     reference_cpu_budget: float = Field(4.0, gt=0, le=1024)
-    price_per_replica_hour: float = Field(1.0, ge=0)
-    latency_objective_ms: float = Field(500.0, gt=0, description="p95 objective at the reference budget")
+    price_per_replica_hour: float = Field(1.0, ge=0, le=10000)
+    latency_objective_ms: float = Field(500.0, gt=0, le=3_600_000, description="p95 objective at the reference budget")
     workload: Workload = Workload()
     load: Load
     arms: dict[str, Arm] = Field(min_length=1)
     # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
-    cpu_budget: float | None = None
+    cpu_budget: float | None = Field(None, ge=MIN_CPU_BUDGET, le=MAX_CPU_BUDGET)
     source: str = ""
 
     @model_validator(mode="after")
@@ -262,21 +267,24 @@ class Scenario(_Frozen):
         if self.cpu_budget is not None:
             return self
         budget = detect_cpu_budget() if cpu_budget is None else float(cpu_budget)
-        if budget <= 0:
-            raise ScenarioError(f"--cpu-budget must be > 0 cores, got {budget}")
+        if not (MIN_CPU_BUDGET <= budget <= MAX_CPU_BUDGET):  # also false for nan
+            raise ScenarioError(
+                f"--cpu-budget must be a number of cores from {MIN_CPU_BUDGET:g} to {MAX_CPU_BUDGET:g}, got {cpu_budget!r}",
+                fix="pass the cores the workload may use, e.g. --cpu-budget 1 (default: CPUs minus one)",
+            )
         s = budget / self.reference_cpu_budget
-        workload = self.workload.model_copy(
-            update={"cpu_request": round(self.workload.cpu_request * s, 3), "cpu_limit": round(self.workload.cpu_limit * s, 3)}
-        )
-        load = self.load.model_copy(update={"baseline": self.load.baseline * s})
-        return self.model_copy(
-            update={
-                "workload": workload,
-                "load": load,
-                "latency_objective_ms": self.latency_objective_ms / s,
-                "cpu_budget": budget,
-            }
-        )
+        data = self.model_dump(mode="json", exclude={"cpu_budget"})
+        data["workload"].update(cpu_request=round(self.workload.cpu_request * s, 3), cpu_limit=round(self.workload.cpu_limit * s, 3))
+        data["load"]["baseline"] = self.load.baseline * s
+        data["latency_objective_ms"] = self.latency_objective_ms / s
+        data["cpu_budget"] = budget
+        try:  # the sized figures must be within the same bounds as written ones
+            return Scenario.model_validate(data)
+        except ValidationError as exc:
+            raise ScenarioError(
+                _describe(Path(f"{self.source or self.name} sized to {budget:g} cores"), exc),
+                fix=f"pick a --cpu-budget nearer the scenario's reference_cpu_budget ({self.reference_cpu_budget:g})",
+            ) from None
 
 
 def detect_cpu_budget() -> float:
@@ -327,10 +335,7 @@ def load_scenario(name_or_path: str | os.PathLike[str], *, cpu_budget: float | N
             fix=f"use one of: {', '.join(sorted(builtins))}, or a path to a YAML file",
             lab="05-what-if-with-the-simulator",
         )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}", fix="check the indentation and quoting near the line shown") from None
+    data = read_yaml(path, what="scenario")
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a mapping with keys name, duration_s, load, arms, ...")
     data.setdefault("source", str(path))
@@ -339,6 +344,51 @@ def load_scenario(name_or_path: str | os.PathLike[str], *, cpu_budget: float | N
     except ValidationError as exc:
         raise ScenarioError(_describe(path, exc), fix="correct the fields listed above (see the built-in scenarios for examples)") from None
     return scenario.sized(cpu_budget) if sized else scenario
+
+
+#: A scenario file is a page of YAML; anything larger is not one.
+MAX_FILE_BYTES = 1_000_000
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (not a silent replacement)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(None, None, f"unhashable key {key!r}", key_node.start_mark) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path, *, what: str) -> object:
+    """Read one YAML document; every failure (unreadable, not UTF-8, binary, bad YAML, duplicate keys,
+    nested too deep, too large) is a ScenarioError naming the file and the fix."""
+    fix = f"check that {path} is the {what} YAML file you meant"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the {what} file: {exc.strerror or exc}", fix=fix + " and that you may read it") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: {len(raw):,} bytes is too large for a {what} file (at most {MAX_FILE_BYTES:,})", fix=fix)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})", fix="save it as UTF-8 YAML") from None
+    if "\x00" in text:
+        raise ScenarioError(f"{path}: a binary file, not YAML", fix=fix)
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested too deeply to be a {what}", fix=fix) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}", fix="check the indentation, quoting and repeated keys near the line shown") from None
 
 
 def _describe(path: Path, exc: ValidationError) -> str:

@@ -93,9 +93,8 @@ def prepare_scenario(
     The simulator sizes to the scenario's ``reference_cpu_budget`` unless a budget is given: it
     runs nothing on this host, and the same command prints the same numbers everywhere.
     """
-    scenario = apply_overrides(load_scenario(name_or_path, sized=False), tuple(overrides))
-    if seed is not None:
-        scenario = scenario.model_copy(update={"seed": int(seed)})
+    settings = (*overrides, f"seed={int(seed)}") if seed is not None else tuple(overrides)
+    scenario = apply_overrides(load_scenario(name_or_path, sized=False), settings)
     return scenario.sized(scenario.reference_cpu_budget if cpu_budget is None else cpu_budget)
 
 

@@ -347,28 +347,60 @@ class Run:
         return Scenario.model_validate(yaml.safe_load((self.path / schema.SCENARIO).read_text()))
 
 
-def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, later: tuple[str, ...] = ()) -> Any:
+#: columns that hold text; every other column of a run's CSV files is a number (or empty)
+TEXT_COLUMNS = frozenset({"utc", "arm", "phase", "kind", "source", "detail", "replica", "error", "pod", "node", "ok", "ready"})
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, ordered: bool = False, later: tuple[str, ...] = ()) -> Any:
+    """Read one CSV of a run; text in a number column, NaN/inf, or (``ordered``) t_s out of order is a RunFormatError."""
+    import numpy as np
     import pandas as pd
 
     if not path.is_file():
         if required:
             raise RunFormatError(f"{path} is missing", fix="point at a run directory written by `scalelab run` or `scalelab sim`")
         return pd.DataFrame(columns=list(columns))
+    fix = f"the file was edited or damaged: restore {path.name}, or re-record the run"
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=list(columns))
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise RunFormatError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0][:200]}", fix=fix) from None
     for c in later:
         if c not in frame.columns:
             frame[c] = float("nan")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise RunFormatError(f"{path}: missing column(s) {', '.join(missing)}", fix="the run was written by an incompatible version")
+    for col in columns:
+        if col in TEXT_COLUMNS:
+            continue
+        values = frame[col]
+        if values.dtype == object:
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values.notna() & numbers.isna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise RunFormatError(f"{path}: column '{col}', line {row + 2}: {values.iloc[row]!r} is not a number", fix=fix)
+            frame[col] = values = numbers
+        if values.dtype.kind == "f" and np.isinf(values.to_numpy()).any():
+            row = int(np.flatnonzero(np.isinf(values.to_numpy()))[0])
+            raise RunFormatError(f"{path}: column '{col}', line {row + 2}: not a finite number", fix=fix)
+    if ordered and len(frame) > 1:
+        t = frame["t_s"].to_numpy(dtype=float)
+        steps = np.diff(t)
+        if np.isnan(t).any() or (steps <= 0).any():
+            row = int(np.flatnonzero(~(steps > 0))[0]) + 1 if not np.isnan(t).any() else int(np.flatnonzero(np.isnan(t))[0])
+            raise RunFormatError(f"{path}: t_s out of order at line {row + 2} (each row must be a later second)", fix=fix)
     return frame
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
-    """Read a run directory (also a crashed or interrupted one) into pandas frames."""
+    """Read a run directory (also a crashed or interrupted one) into pandas frames.
+
+    A directory that cannot be read is a RunFormatError naming it and the reason.
+    """
     run_dir = Path(path)
     manifest_path = run_dir / schema.MANIFEST
     if not manifest_path.is_file():
@@ -376,8 +408,13 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             f"{run_dir} is not a run directory (no {schema.MANIFEST})",
             fix="pass a folder under runs/ written by `scalelab run` or `scalelab sim` (see `ls runs/`)",
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    samples = _read_csv(run_dir / schema.SAMPLES, schema.SAMPLE_COLUMNS, required=True, later=schema.LATER_SAMPLE_COLUMNS)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise RunFormatError(f"{manifest_path}: not a readable JSON manifest ({str(exc)[:120]})", fix="restore it, or re-record the run") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise RunFormatError(f"{manifest_path}: a manifest must be a JSON object with run_id, arm, platform, status, ...", fix="restore it, or re-record the run")
+    samples = _read_csv(run_dir / schema.SAMPLES, schema.SAMPLE_COLUMNS, required=True, ordered=True, later=schema.LATER_SAMPLE_COLUMNS)
     events = _read_csv(run_dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
     return Run(path=run_dir, manifest=manifest, samples=samples, events=events)
 
