@@ -430,6 +430,8 @@ def _sigterm_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    # Ctrl-C works even when started from a shell that ignores SIGINT (a background job, CI)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main() -> None:

@@ -75,9 +75,23 @@ MAX_SECONDS = 7 * 86400.0
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_SECONDS)]
 
 
+_NUMBER_TYPES = {"<class 'int'>", "<class 'float'>", "int | None", "float | None", "Optional[int]", "Optional[float]"}
+
+
 class _Frozen(BaseModel):
-    # finite numbers only (no .inf / .nan), and no "1" for a number or true for 1
+    # finite numbers only (no .inf / .nan)
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: object) -> object:
+        """``true`` is not 1: a YAML boolean where a number belongs is an error, not one second."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and str(info.annotation).replace("typing.", "") in _NUMBER_TYPES:
+                    raise ValueError(f"field '{name}': {value!r} is not a number")
+        return data
 
 
 class Workload(_Frozen):
