@@ -63,7 +63,7 @@ class CountingRelay:
 
 def _load(tmp_path: Path, port: int, *overrides: str) -> tuple[int, int]:
     """Run a 6 s closed-loop load of 3 users at 3 requests/s each; (requests recorded, connections opened)."""
-    base = ["load.mode=closed", "load.profile=steady", "load.baseline=3", "load.user_rps=3", "duration_s=6", "workload.work_ms=5"]
+    base = ["load.connections=keep-alive", "load.mode=closed", "load.profile=steady", "load.baseline=3", "load.user_rps=3", "duration_s=6", "workload.work_ms=5"]
     sc = apply_overrides(load_scenario("ci-spike", sized=False), tuple(base + list(overrides))).sized(1.0)
     relay = CountingRelay(port)
     run_dir = tmp_path / "-".join(o.split("=")[-1] for o in overrides or ("default",))
