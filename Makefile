@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) scripts/setup_venv.py $(VENV) $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
 
 ## ---------------------------------------------------------------- basics
-setup: $(STAMP) ## Create .venv and install the kit with its extras (~700 MB once; WHEELHOUSE=DIR: no network)
+setup: $(STAMP) ## Create .venv and install the kit with its extras (~130 MB download, 700 MB installed; WHEELHOUSE=DIR: no network)
 
 wheelhouse: ## Download every Python package setup needs into wheelhouse/ (copy it; then make setup WHEELHOUSE=wheelhouse)
 	$(PYTHON) scripts/setup_venv.py --build-wheelhouse $(or $(WHEELHOUSE),wheelhouse)

@@ -3,7 +3,7 @@
 Run by `make setup` (and by any target that needs the environment). Fails early, with the fix,
 when the interpreter is too old.
 
-    python3 scripts/setup_venv.py .venv                         # from PyPI (about 700 MB the first time)
+    python3 scripts/setup_venv.py .venv                         # from PyPI (about 130 MB to download, 700 MB installed)
     python3 scripts/setup_venv.py --build-wheelhouse wheelhouse  # download every wheel once (make wheelhouse)
     python3 scripts/setup_venv.py .venv --wheelhouse wheelhouse  # install with no network at all
 
@@ -55,7 +55,7 @@ def install_steps(py: str, wheelhouse: Path | None) -> list[list[str]]:
 def build_wheelhouse(target: Path) -> int:
     """Download (or build) a wheel of every package setup needs into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
-    print(f"[wheelhouse] downloading every package setup needs into {target}/ (about 700 MB once)")
+    print(f"[wheelhouse] downloading every package setup needs into {target}/ (about 130 MB, once)")
     with tempfile.TemporaryDirectory(prefix="scalelab-wheelhouse-") as tmp:
         build_env = Path(tmp) / "venv"
         venv.EnvBuilder(with_pip=True).create(build_env)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not py.exists():
         print(f"[setup] creating {target} with Python {sys.version.split()[0]}")
         venv.EnvBuilder(with_pip=True).create(target)
-    where = f"from {wheelhouse}/ (no network)" if wheelhouse else "from PyPI (first time: about 700 MB, a few minutes)"
+    where = f"from {wheelhouse}/ (no network)" if wheelhouse else "from PyPI (first time: about 130 MB to download, 700 MB installed)"
     print(f"[setup] installing scalelab and its extras {where}")
     fix = ("check that the wheelhouse was built for this Python and platform (`make wheelhouse` on a similar machine)"
            if wheelhouse else "check your network or proxy, then re-run `make setup` (or use an offline wheelhouse: `make wheelhouse`)")

@@ -24,7 +24,7 @@ from scalelab.errors import RunFormatError
 from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure, spread_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
-__all__ = ["Report", "build_report", "latest_runs", "expand_run_dirs", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
+__all__ = ["Report", "build_report", "latest_runs", "expand_run_dirs", "run_overview", "events_text", "scaling_events", "DEFAULT_OUT", "USABLE_STATUSES"]
 
 DEFAULT_OUT = Path("reports") / "latest"
 #: Runs that recorded something worth charting (a `running` run is still being written).
@@ -115,6 +115,27 @@ def scaling_events(run: Run) -> pd.DataFrame:
     picked = ev[ev["kind"].isin(("scale", "hpa_rescale"))].copy()
     picked.insert(0, "at", [f"{int(t) // 60}:{int(t) % 60:02d}" for t in picked["t_s"]])
     return picked[["at", "t_s", "kind", "replicas", "source", "detail"]].reset_index(drop=True)
+
+
+def run_overview(run: Run) -> str:
+    """A run in three lines (what a notebook shows first, instead of the whole manifest)."""
+    m = run.manifest
+    host = m.get("host") or {}
+    where = "the simulator" if m.get("platform") == "sim" else f"{m.get('platform')} on {host.get('hostname', '?')} ({host.get('cpus', '?')} CPUs)"
+    return (f"{m.get('scenario')} / {run.arm}: {m.get('status')}, {run.scenario.duration_s:.0f} s recorded by {where}, "
+            f"CPU budget {m.get('cpu_budget')} cores, started {m.get('utc_start', '?')}\n"
+            f"run directory: {run.path}\n"
+            f"files: {', '.join(sorted(p.name for p in run.path.iterdir()))}")
+
+
+def events_text(run: Run, *, width: int = 160) -> str:
+    """`scaling_events` as plain text with every ``detail`` whole (a DataFrame cuts them at 50 characters)."""
+    ev = scaling_events(run)
+    lines = [f"{'at':>5}  {'kind':<11}  {'replicas':>8}  {'source':<11}  detail"]
+    for _, row in ev.iterrows():
+        replicas = "" if pd.isna(row["replicas"]) else f"{int(row['replicas'])}"
+        lines.append(f"{row['at']:>5}  {row['kind']:<11}  {replicas:>8}  {str(row['source']):<11}  {row['detail']}")
+    return "\n".join(lines) + "\n"
 
 
 def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_OUT, *, title: str | None = None) -> Report:
