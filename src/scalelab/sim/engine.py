@@ -170,7 +170,25 @@ def _columns(out: list[tuple[Any, ...]], desired: list[int], seen: list[int | No
         "users": col["in_flight"] if open_loop else offered,
         # cumulative cost from desired replica-seconds, as CostMeter accumulates it
         "cost_usd_cum": np.asarray(cost_usd(np.cumsum(desired_arr.astype(np.float64)), price), dtype=np.float64),
+        "spread_jain": expected_jain(col["served"], ready),
     }
+
+
+def expected_jain(served: np.ndarray, ready: np.ndarray, window_s: int = 10) -> np.ndarray:
+    """Jain's index that per-request random balancing gives by chance (docs/spread.md).
+
+    ``N`` requests of the trailing window spread uniformly at random over ``n`` ready replicas:
+    E[Σx²] = N + N(N-1)/n, so the index is about ``N / (n + N - 1)`` (1 when N >> n). Both
+    arms of the built-in scenarios balance per request (nginx; kube-proxy with a new connection
+    per request), so this is the simulator's prediction; NaN with fewer than two ready replicas.
+    """
+    cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(served))])
+    idx = np.arange(len(served))
+    window = cum[idx + 1] - cum[np.maximum(0, idx + 1 - window_s)]
+    n = ready.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jain = np.where((n >= 2) & (window > 0), window / (n + window - 1.0), np.nan)
+    return jain
 
 
 @lru_cache(maxsize=8)
