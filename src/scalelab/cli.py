@@ -160,7 +160,7 @@ def demo_cmd(runs_dir: Path, seed: int | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the overrides YAML (default: reports/calibration/<run-id>.yaml; never inside the run).")
 def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
-    """Fit CPU per request, start and readiness delays from a recorded run; write --set overrides."""
+    """Fit CPU per request, start/readiness delays, host overhead and scrape phase from a recorded run; write --set overrides."""
     from scalelab.sim.calibrate import calibrate, calibration_path, write_calibration
     from scalelab.telemetry import load_run
 
@@ -170,6 +170,9 @@ def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
     click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (from {cal.seconds_used} s with load)")
     click.echo(f"start delay:      {fmt(cal.start_delay_s, 's')} (scale decision -> container running)")
     click.echo(f"readiness delay:  {fmt(cal.warmup_s, 's')} (running -> ready, {cal.replicas_timed} replicas)")
+    click.echo(f"host overhead:    {fmt(cal.host_overhead_cores, 'cores')} (budget the saturated replicas did not get)")
+    if cal.scrape_phase_s is not None:
+        click.echo(f"scrape phase:     {cal.scrape_phase_s:.0f} s (metrics-server, best agreement of the replica counts)")
     path = write_calibration(cal, target)
     click.echo(f"wrote {path}; apply with: scalelab sim SCENARIO " + " ".join(f"--set {o}" for o in cal.overrides()))
 

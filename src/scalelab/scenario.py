@@ -234,6 +234,18 @@ class Arm(_Frozen):
         return self
 
 
+class SimModel(_Frozen):
+    """What the simulator cannot know in advance; `scalelab calibrate` fits these from a real run.
+
+    None keeps the model's default: the platform's start delay (compose 1 s, Kubernetes 2 s),
+    a scrape phase drawn from the seed.
+    """
+
+    start_delay_s: Seconds | None = Field(None, ge=0, le=600, description="scale decision -> container/pod running")
+    scrape_phase_s: Seconds | None = Field(None, ge=0, le=600, description="metrics-server: first scrape after the HPA starts (mod resolution)")
+    host_overhead_cores: float = Field(0.0, ge=0, le=1024, description="CPU the host's other work (control plane, load generator, sampler) takes from the budget")
+
+
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -245,6 +257,7 @@ class Scenario(_Frozen):
     workload: Workload = Workload()
     load: Load
     arms: dict[str, Arm] = Field(min_length=1)
+    sim: SimModel = SimModel()
     # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
     cpu_budget: float | None = Field(None, ge=MIN_CPU_BUDGET, le=MAX_CPU_BUDGET)
     source: str = ""

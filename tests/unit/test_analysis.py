@@ -93,6 +93,17 @@ def test_calibrate_recovers_the_model_settings(runs: dict, tmp_path: Path) -> No
     assert out["set"][0] == "workload.work_ms=60.0"
     # the overrides feed straight back into the simulator
     assert prepare_scenario("classroom-spike", overrides=out["set"]).workload.work_ms == pytest.approx(60.0, rel=0.01)
+    assert "sim.start_delay_s=2.00" in out["set"] and prepare_scenario("classroom-spike", overrides=out["set"]).sim.start_delay_s == 2.0
+
+
+def test_calibrate_finds_the_scrape_phase_a_simulated_run_used(tmp_path: Path) -> None:
+    sc = prepare_scenario("classroom-spike", seed=7, overrides=["sim.scrape_phase_s=11"])
+    run = load_run(run_arm(sc, "kubernetes-hpa", tmp_path))
+    cal = calibrate(run)
+    assert cal.scrape_phase_s is not None and 0 <= cal.scrape_phase_s < 15
+    again = load_run(run_arm(sc.model_copy(update={"sim": sc.sim.model_copy(update={"scrape_phase_s": cal.scrape_phase_s})}), "kubernetes-hpa", tmp_path))
+    assert analysis.compare(run, again)["replicas_within_1_share"] == 1.0
+    assert cal.host_overhead_cores is not None and cal.host_overhead_cores < 0.2  # the model gives the replicas the whole budget
 
 
 def test_calibrate_needs_load(tmp_path: Path) -> None:

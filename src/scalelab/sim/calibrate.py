@@ -1,16 +1,21 @@
-"""Fit the simulator to a recorded run: CPU per request, start delay and readiness delay.
+"""Fit the simulator to a recorded run: CPU per request, start and readiness delays, the
+metrics-server scrape phase and the host's overhead.
 
 Reads only the run directory. ``work_ms`` = Σ(CPU used − idle) / Σ requests over the seconds
 that served requests; the start delay is the median time from a scale decision (``scale`` or
 ``hpa_rescale`` event) to the next ``replica_start``; the readiness delay is the median
-``replica_start`` → ``replica_ready`` of each replica. The result is written as ``--set``
-overrides (YAML) that `scalelab sim` accepts.
+``replica_start`` → ``replica_ready`` of each replica. The host overhead is what the replicas
+could not get of the CPU budget while they were saturated (requests waiting): the budget minus
+the 95th percentile of their CPU over those seconds (0 when they never were). The scrape phase
+(HPA arms) is the one of the whole seconds in ``[0, metric_resolution)`` with which the simulated
+replica count agrees best with the recorded one (most seconds within ±1). The result is written
+as ``--set`` overrides (YAML) that `scalelab sim` accepts: ``workload.*`` and ``sim.*`` fields.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ from scalelab.errors import RunFormatError
 from scalelab.sim.service import ServiceParams
 from scalelab.telemetry import Run
 
-__all__ = ["Calibration", "calibrate", "write_calibration", "calibration_path", "DEFAULT_DIR"]
+__all__ = ["Calibration", "calibrate", "fitted_scenario", "write_calibration", "calibration_path", "DEFAULT_DIR"]
 
 #: Where `scalelab calibrate` writes by default: runs are immutable, so never into the run it reads.
 DEFAULT_DIR = Path("reports") / "calibration"
@@ -48,14 +53,22 @@ class Calibration:
     warmup_s: float | None
     seconds_used: int
     replicas_timed: int
+    host_overhead_cores: float | None = None
+    scrape_phase_s: float | None = None
 
     def overrides(self) -> list[str]:
-        """``--set`` arguments for the scenario (the start delay is a model setting, see the YAML)."""
+        """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
         out = []
         if self.work_ms is not None:
             out.append(f"workload.work_ms={self.work_ms:.1f}")
         if self.warmup_s is not None:
             out.append(f"workload.warmup_s={self.warmup_s:.2f}")
+        if self.start_delay_s is not None:
+            out.append(f"sim.start_delay_s={self.start_delay_s:.2f}")
+        if self.host_overhead_cores is not None:
+            out.append(f"sim.host_overhead_cores={self.host_overhead_cores:.3f}")
+        if self.scrape_phase_s is not None:
+            out.append(f"sim.scrape_phase_s={self.scrape_phase_s:g}")
         return out
 
 
@@ -74,7 +87,51 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     busy = (cpu[use] - running[use] * idle).clip(lower=0).sum()
     work_ms = float(busy / rps[use].sum() * 1000.0)
     start_delay, warmup, timed = _delays(run.events)
-    return Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed)
+    overhead = _host_overhead(run, cpu)
+    cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead)
+    return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
+
+
+def _host_overhead(run: Run, cpu: pd.Series) -> float | None:
+    """Budget minus what saturated replicas got (p95 of their CPU while requests waited); None without a budget."""
+    budget = run.manifest.get("cpu_budget")
+    if budget is None:
+        return None
+    s = run.samples
+    objective = float(run.manifest.get("latency_objective_ms") or 0) or float("inf")
+    p95 = pd.to_numeric(s["p95_ms"], errors="coerce")
+    saturated = (p95 > objective) & cpu.notna()
+    if saturated.sum() < 5:
+        return 0.0
+    return round(max(0.0, float(budget) - float(cpu[saturated].quantile(0.95))), 3)
+
+
+def _scrape_phase(run: Run, cal: Calibration) -> float | None:
+    """The whole-second scrape phase with which the simulated replicas follow the recorded ones best."""
+    import numpy as np
+
+    from scalelab.scenario import HPAScaler
+    from scalelab.sim.engine import simulate
+
+    scenario = run.scenario
+    _, arm = scenario.arm(run.arm)
+    if not isinstance(arm.scaler, HPAScaler):
+        return None
+    base = fitted_scenario(scenario, cal)
+    real = run.samples.drop_duplicates("t_s").set_index(run.samples.drop_duplicates("t_s")["t_s"].round().astype(int))["replicas_desired"]
+    best: tuple[float, float] | None = None
+    phase = None
+    for candidate in range(int(arm.scaler.metric_resolution_s)):
+        sim = simulate(base.model_copy(update={"sim": base.sim.model_copy(update={"scrape_phase_s": float(candidate)})}), run.arm)
+        desired = pd.Series(np.asarray(sim.columns["replicas_desired"]), index=np.asarray(sim.columns["t_s"]))
+        joined = pd.concat([real, desired], axis=1, join="inner").dropna()
+        if joined.empty:
+            return None
+        diff = (joined.iloc[:, 0] - joined.iloc[:, 1]).abs()
+        score = (float((diff <= 1).mean()), -float(diff.mean()))
+        if best is None or score > best:
+            best, phase = score, float(candidate)
+    return phase
 
 
 def _delays(events: pd.DataFrame) -> tuple[float | None, float | None, int]:
@@ -93,6 +150,14 @@ def _delays(events: pd.DataFrame) -> tuple[float | None, float | None, int]:
     warmups = [ready_at[name] - t for name, t in zip(starts["detail"], starts["t_s"].astype(float)) if name in ready_at and ready_at[name] >= t]
     median = lambda xs: float(pd.Series(xs).median()) if xs else None  # noqa: E731
     return median(start_delays), median(warmups), len(warmups)
+
+
+def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
+    """A copy of a (sized) scenario with the calibration applied, as ``--set`` would before sizing."""
+    work = {k: v for k, v in (("work_ms", cal.work_ms), ("warmup_s", cal.warmup_s)) if v is not None}
+    model = {k: v for k, v in (("start_delay_s", cal.start_delay_s), ("scrape_phase_s", cal.scrape_phase_s),
+                               ("host_overhead_cores", cal.host_overhead_cores)) if v is not None}
+    return scenario.model_copy(update={"workload": scenario.workload.model_copy(update=work), "sim": scenario.sim.model_copy(update=model)})
 
 
 def write_calibration(cal: Calibration, path: str | os.PathLike[str]) -> Path:

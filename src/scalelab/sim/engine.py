@@ -104,10 +104,19 @@ def simulate(scenario: Scenario, arm_name: str, *, seed: int | None = None, serv
         scenario = scenario.sized(scenario.reference_cpu_budget)
     name, arm = scenario.arm(arm_name)
     seed = scenario.seed if seed is None else int(seed)
-    params = ServiceParams.for_arm(scenario, arm, **(service_overrides or {}))
+    model = scenario.sim
+    fitted: dict[str, Any] = {}
+    if model.start_delay_s is not None:
+        fitted["start_delay_s"] = model.start_delay_s
+    if model.host_overhead_cores and scenario.cpu_budget is not None:
+        fitted["host_cores"] = max(0.05, scenario.cpu_budget - model.host_overhead_cores)
+    params = ServiceParams.for_arm(scenario, arm, **{**fitted, **(service_overrides or {})})
     service = Service(params, arm.replicas)
     aux = np.random.default_rng([seed, 1])
-    scrape_offset = float(aux.uniform(0.0, arm.scaler.metric_resolution_s)) if isinstance(arm.scaler, HPAScaler) else 0.0
+    scrape_offset = 0.0
+    if isinstance(arm.scaler, HPAScaler):
+        drawn = float(aux.uniform(0.0, arm.scaler.metric_resolution_s))
+        scrape_offset = drawn if model.scrape_phase_s is None else float(model.scrape_phase_s) % arm.scaler.metric_resolution_s
     scaler = make_scaler(arm.scaler, request_m=round(params.cpu_request * 1000), scrape_offset_s=scrape_offset, limit_cores=params.cpu_limit)
     steps = int(scenario.duration_s)
     load = scenario.load
