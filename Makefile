@@ -19,7 +19,7 @@ KUBEFLAGS := $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT))
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup wheelhouse jupyter demo sim bench test test-unit doctor image clean \
+.PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
         report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
 
@@ -43,6 +43,13 @@ demo: $(STAMP) ## Simulate the classroom spike on compose and on Kubernetes (no 
 
 test: $(STAMP) ## Run unit and integration tests (integration tests skip without Docker/cluster, fail in CI)
 	$(PYTEST) tests -q
+
+lint: $(STAMP) ## Lint (ruff) and type-check (mypy, 0 errors on src/)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## Format the code with ruff
+	$(VENV)/bin/ruff format src tests benchmarks
 
 test-unit: $(STAMP) ## Run the fast, hermetic unit tests only
 	$(PYTEST) tests/unit -q

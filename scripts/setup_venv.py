@@ -21,7 +21,7 @@ import venv
 from pathlib import Path
 
 MIN = (3, 11)
-EXTRAS = ".[notebook,test]"
+EXTRAS = ".[notebook,test,lint]"
 #: Build tools the editable install needs when pip may not reach an index (pyproject.toml build-system).
 BUILD_TOOLS = ["pip", "setuptools>=77", "wheel"]
 

@@ -211,7 +211,12 @@ def image_cmd(offline: bool | None, no_cache: bool) -> None:
     cfg = images.default_config(offline, no_cache=no_cache)
     console.print(f"[bold]scalelab image[/]: {'offline (no registry)' if cfg.offline else 'online'}; cache {cfg.cache}")
     with console.status("building…") as status:
-        built = images.build_all(cfg, lambda msg: (console.print(f"• {msg}"), status.update(msg)))
+
+        def say(msg: str) -> None:
+            console.print(f"• {msg}")
+            status.update(msg)
+
+        built = images.build_all(cfg, say)
     table = Table("image", "size", "time", "")
     for b in built:
         table.add_row(b.tag, f"{b.size_mb:.0f} MB", f"{b.seconds:.0f} s", b.action)

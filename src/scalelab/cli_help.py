@@ -6,6 +6,8 @@ click shortens a command's docstring to fit the listing; these lines are written
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["SHORT_HELP", "apply"]
 
 SHORT_HELP: dict[str, str] = {
@@ -33,7 +35,7 @@ SHORT_HELP: dict[str, str] = {
 }
 
 
-def apply(group) -> None:  # type: ignore[no-untyped-def]
+def apply(group: Any) -> None:
     """Set ``short_help`` on every command of ``group`` (and its subgroups) that has a line here."""
     import click
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["CostMeter", "cost_usd"]
 
 
-def cost_usd(replica_seconds: float, price_per_replica_hour: float) -> float:
+def cost_usd(replica_seconds: Any, price_per_replica_hour: float) -> Any:
+    """Dollars for ``replica_seconds`` (a number, or a numpy array of them) at a price per replica-hour."""
     return replica_seconds * price_per_replica_hour / 3600.0
 
 

@@ -75,7 +75,7 @@ def hpa_target_pct_of_limit(run: Any) -> tuple[float, float] | None:
     """(target as % of the limit, target as % of the request) of an HPA run; None for other scalers."""
     try:
         _, arm = run.scenario.arm(run.arm)
-    except Exception:  # a run whose scenario no longer names its arm
+    except Exception:  # noqa: BLE001 - a run whose scenario no longer names its arm
         return None
     target = getattr(arm.scaler, "target_cpu_pct", None)
     if target is None or getattr(arm.scaler, "type", "") != "hpa":

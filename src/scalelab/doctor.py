@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalelab._run import run
-from scalelab.errors import CommandError
 from scalelab.engine import ENGINE_FIX, engine_version, image_exists
-from scalelab.registry import platform_names, platform_spec
+from scalelab.errors import CommandError
 from scalelab.netcheck import port_free
+from scalelab.registry import platform_names, platform_spec
 from scalelab.scenario import detect_cpu_budget
 from scalelab.versions import AGENT_IMAGE, LB_IMAGE, component_versions
 

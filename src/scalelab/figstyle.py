@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "ROLE_COLORS",
@@ -128,7 +128,8 @@ def pyplot(fonts: Mapping[str, float] | None = None) -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({**FONTS, **(fonts or {}), "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 3})
+    settings: dict[str, Any] = {**FONTS, **(fonts or {}), "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 3}
+    plt.rcParams.update(cast(Any, settings))
     return plt
 
 

@@ -39,7 +39,7 @@ def decisions(run: Any) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     try:
         scaler = run.scenario.arm(run.arm)[1].scaler
-    except Exception:  # a run whose scenario no longer names its arm
+    except Exception:  # noqa: BLE001 - a run whose scenario no longer names its arm
         return pd.DataFrame(columns=cols)
     if getattr(scaler, "type", "") != "hpa":
         return pd.DataFrame(columns=cols)

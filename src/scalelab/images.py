@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalelab import _run, engine, versions
-from scalelab.engine import image_exists, image_size_bytes
 from scalelab.checkout import find_repo_root
+from scalelab.engine import image_exists, image_size_bytes
 from scalelab.errors import PreflightError
 
 __all__ = [
@@ -220,7 +220,7 @@ def import_debian_rootfs(
         rootfs = Path(tmp) / "rootfs"
         argv: list[str | Path] = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}"]
         argv += [f"--cache-dir={debs}", DEBIAN_SUITE, rootfs, cfg.mirror]
-        fix = f"check that {cfg.mirror} is reachable (apt-get update works), or set SCALELAB_DEBIAN_MIRROR"
+        fix = f"check that {cfg.mirror} is reachable (apt-get update works), or set SCALELAB_DEBIAN_MIRROR"  # noqa: S608
         try:
             _run.run(argv, timeout_s=timeout_s, fix=fix)
         finally:
@@ -277,8 +277,8 @@ def ensure_wheelhouse(cfg: ImageBuildConfig, say: Say) -> bool:
         return False
     house.mkdir(parents=True, exist_ok=True)
     say(f"downloading wheels into {house}")
-    pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", house]
-    target = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
+    pip: list[str | os.PathLike[str]] = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", house]
+    target: list[str | os.PathLike[str]] = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
     for plat in WHEEL_PLATFORMS:
         target += ["--platform", plat]
     fix = "check that PyPI is reachable (pip download), or copy a complete wheelhouse into " + str(house)

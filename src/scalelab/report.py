@@ -104,7 +104,7 @@ def _story(path: Path, manifest: dict) -> str:
     """Runs compare when they share a scenario name and a load profile (``scalelab load`` runs are steady)."""
     try:
         profile = load_run(path).scenario.load.profile
-    except Exception:  # an old or partial run: compare by name only
+    except Exception:  # noqa: BLE001 - an old or partial run: compare by name only
         profile = "?"
     return f"{manifest.get('scenario', '')}/{profile}"
 
@@ -190,7 +190,7 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
         f"<title>scalelab report: {e(heading)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{e(heading)}</h1>",
-        f'<p class="meta">Generated {e(dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} by <code>scalelab report</code> '
+        f'<p class="meta">Generated {e(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))} by <code>scalelab report</code> '
         f"from {len(runs)} run director{'y' if len(runs) == 1 else 'ies'}. Latency objective: "
         f"{e(_objective(runs))} ms (p95).</p>",
         "<h2>Summary</h2>",

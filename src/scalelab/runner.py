@@ -364,4 +364,4 @@ def _restore(signum: int, previous: Any) -> None:
 def _iso_epoch(epoch: float) -> str:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

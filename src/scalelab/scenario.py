@@ -18,7 +18,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -203,7 +203,7 @@ class HPAScaler(_Frozen):
         return self
 
 
-Scaler = Annotated[Union[ManualScaler, HPAScaler, FixedScaler], Field(discriminator="type")]
+Scaler = Annotated[ManualScaler | HPAScaler | FixedScaler, Field(discriminator="type")]
 
 
 #: scaler type -> its settings model (the discriminated union's members, by tag)
@@ -317,9 +317,9 @@ class Scenario(_Frozen):
 def detect_cpu_budget() -> float:
     """Cores the workload may use on this host: the CPUs we may run on, less one for load and tools."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus: float = float(len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
+        cpus = float(os.cpu_count() or 1)
     quota = _cgroup_cpu_limit()
     if quota is not None:
         cpus = min(cpus, quota)
@@ -383,7 +383,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
             except TypeError:

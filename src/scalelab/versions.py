@@ -37,7 +37,7 @@ def component_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = dict(VERSIONS)
-    for dist in ("locust", "python-on-whales", "docker", "kubernetes", "pandas", "matplotlib", "uvicorn"):
+    for dist in ("locust", "docker", "kubernetes", "pandas", "matplotlib", "uvicorn"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

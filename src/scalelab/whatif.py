@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab import figstyle
 from scalelab.analysis import summarize
 from scalelab.errors import ScenarioError
-from scalelab import figstyle
 from scalelab.figstyle import arm_color, pyplot, role_of
 from scalelab.scenario import Scenario
 from scalelab.sim import prepare_scenario, simulate_runs

@@ -19,11 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from scalelab.live import LiveServer
-
 from cdp import CDP  # tests/integration/ is on sys.path (pytest's rootdir-relative imports)
 from growing_run import GrowingRun
+
+from scalelab.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "runs"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from agent_server import free_port, running_agent
+
 from scalelab.load.locust import LocustProcess
 from scalelab.load.plan import LoadPlan
 from scalelab.scenario import apply_overrides, load_scenario

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-from scalelab import analysis, report
+from scalelab import analysis
 from scalelab.cli import cli
 from scalelab.hpa_math import decisions
 from scalelab.sim import prepare_scenario, run_arm, run_scenario

@@ -6,10 +6,10 @@ parsed by click (`make_context`) down to its subcommand, as the shell would hand
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
-import os
 import subprocess
 import warnings
 from pathlib import Path

@@ -11,7 +11,7 @@ import pytest
 
 from scalelab import registry
 from scalelab.errors import ScenarioError
-from scalelab.runner import RunOptions, Runner, run_arm
+from scalelab.runner import Runner, RunOptions, run_arm
 from scalelab.scenario import Scenario
 
 

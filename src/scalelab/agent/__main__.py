@@ -31,7 +31,7 @@ def main() -> None:
         log_level=os.environ.get("AGENT_LOG_LEVEL", "warning"),
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=config.grace_s,
+        timeout_graceful_shutdown=max(1, round(config.grace_s)),
     )
 
 

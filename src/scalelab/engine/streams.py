@@ -33,7 +33,7 @@ class StatsStream(threading.Thread):
                 if self._stopped.is_set():
                     break
                 self.latest = (time.monotonic(), stats.cpu_cores(doc), stats.memory_used_bytes(doc))
-        except Exception:  # noqa: BLE001 - the container went away or the stream was closed
+        except Exception:  # noqa: BLE001, S110 - the container went away or the stream was closed
             pass
         finally:
             self._close()
@@ -53,7 +53,7 @@ class StatsStream(threading.Thread):
         if client is not None:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110
                 pass
 
 

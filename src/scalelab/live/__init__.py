@@ -77,7 +77,7 @@ def _split_csv(line: str) -> list[str]:
 
 def _num(value: str | None) -> float | None:
     try:
-        out = float(value) if value not in (None, "") else None
+        out = float(value) if value else None
     except ValueError:
         return None
     return out if out is None or math.isfinite(out) else None
@@ -235,7 +235,7 @@ class LiveServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def clock_s(self) -> float | None:
         return (time.monotonic() - self.started) * self.speed if self.replay else None

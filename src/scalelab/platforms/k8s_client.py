@@ -107,7 +107,7 @@ def check_reachable(api: Any, target: Target, *, timeout_s: float = 5.0) -> str:
                 lab=LAB,
             ) from None
         raise PreflightError(f"the API server of {target.describe()} answered {exc.status} {exc.reason}", fix=_fix_for(target), lab=LAB) from None
-    except Exception as exc:  # urllib3 connection errors, TLS errors, timeouts
+    except Exception as exc:  # noqa: BLE001 - urllib3 connection errors, TLS errors, timeouts
         host = getattr(getattr(api, "configuration", None), "host", "?")
         raise PreflightError(
             f"cluster not running: cannot reach the API server {host} of {target.describe()} ({type(exc).__name__})",

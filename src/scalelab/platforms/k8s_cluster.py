@@ -80,7 +80,7 @@ def _metrics_server_log_mentions(api: Any, needles: tuple[str, ...]) -> str:
             for line in str(log).splitlines():
                 if any(n in line for n in needles):
                     return line.strip()
-    except Exception:  # best effort: the log is an explanation, not a requirement
+    except Exception:  # noqa: BLE001 - best effort: the log is an explanation, not a requirement
         return ""
     return ""
 

@@ -20,7 +20,7 @@ import yaml
 
 from scalelab.checkout import kit_path
 from scalelab.errors import PreflightError
-from scalelab.scenario import Behavior, HPAScaler, Scenario, ScalingRules
+from scalelab.scenario import Behavior, HPAScaler, ScalingRules, Scenario
 from scalelab.versions import AGENT_IMAGE
 
 __all__ = [

@@ -18,7 +18,7 @@ from scalelab.errors import PlatformError, PreflightError
 from scalelab.netcheck import http_ok
 from scalelab.platforms import k8s_status as st
 from scalelab.platforms.base import Observation, PlatformOptions, Say
-from scalelab.platforms.k8s_client import Target, check_reachable, raw, resolve_target
+from scalelab.platforms.k8s_client import check_reachable, raw, resolve_target
 from scalelab.platforms.k8s_cluster import (
     LAB,
     attach_namespace,
@@ -34,7 +34,7 @@ from scalelab.platforms.k8s_cluster import (
 from scalelab.platforms.k8s_manifests import APP_LABEL, Manifests, namespace_for, render, write_rendered
 from scalelab.poll import Deadline
 from scalelab.registry import platform_spec
-from scalelab.scenario import HPAScaler, Scenario
+from scalelab.scenario import Arm, HPAScaler, Scenario
 from scalelab.versions import AGENT_IMAGE
 
 __all__ = ["KubernetesPlatform", "KubernetesKind", "KIND", "connect", "find_run_namespaces"]
@@ -64,7 +64,10 @@ class KubernetesPlatform:
     ) -> None:
         """``scenario`` None: attached to a namespace the kit started earlier (`KubernetesKind.attach`)."""
         self.scenario = scenario
-        self.arm_name, self.arm = scenario.arm(arm) if scenario is not None else (arm or "", None)
+        self.arm_name = arm or ""
+        self.arm: Arm | None = None
+        if scenario is not None:
+            self.arm_name, self.arm = scenario.arm(arm)
         self.run_id = run_id
         self.target = resolve_target(kubeconfig, context)
         self.image = image
@@ -160,12 +163,12 @@ class KubernetesPlatform:
         api = self.api
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         try:
-            core.create_namespace(client.V1Namespace.from_dict(m.namespace), _request_timeout=10)
-            apps.create_namespaced_deployment(m.ns, client.V1Deployment.from_dict(m.deployment), field_manager="scalelab", _request_timeout=10)
-            core.create_namespaced_service(m.ns, client.V1Service.from_dict(m.service), field_manager="scalelab", _request_timeout=10)
+            core.create_namespace(_model(client.V1Namespace, m.namespace), _request_timeout=10)
+            apps.create_namespaced_deployment(m.ns, _model(client.V1Deployment, m.deployment), field_manager="scalelab", _request_timeout=10)
+            core.create_namespaced_service(m.ns, _model(client.V1Service, m.service), field_manager="scalelab", _request_timeout=10)
             if m.hpa is not None:
                 client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
-                    m.ns, client.V2HorizontalPodAutoscaler.from_dict(m.hpa), field_manager="scalelab", _request_timeout=10
+                    m.ns, _model(client.V2HorizontalPodAutoscaler, m.hpa), field_manager="scalelab", _request_timeout=10
                 )
         except ApiException as exc:
             self.down()
@@ -258,7 +261,7 @@ class KubernetesPlatform:
         try:
             dep = raw(client.AppsV1Api(api).read_namespaced_deployment, "ai-agent", self.namespace, timeout_s=2.0)
             pods = raw(core.list_namespaced_pod, self.namespace, label_selector=_SELECTOR, timeout_s=2.0).get("items") or []
-        except (ApiException, OSError, Exception) as exc:  # a missed second is recorded, not fatal
+        except (ApiException, OSError, Exception) as exc:  # noqa: BLE001 - a missed second is recorded, not fatal
             # keep the last known counts for this second rather than recording zero replicas
             last = self._last_desired or 0
             return Observation(last, self._last_ready, events=[{"kind": "note", "source": "sampler", "detail": f"API read failed: {exc!s:.200}"}])
@@ -279,7 +282,7 @@ class KubernetesPlatform:
             self._observe_hpa(obs)
         per_pod = self._observe_usage(obs, sorted({v.node for v in views if v.node}))
         for row in placement:
-            row["cpu_cores"] = per_pod.get(row["pod"])
+            row["cpu_cores"] = per_pod.get(str(row["pod"]))
         now = time.monotonic()
         if now - self._last_events_poll >= 2.0:
             self._last_events_poll = now
@@ -367,7 +370,7 @@ class KubernetesPlatform:
             wait_namespaces_gone(self._api, [self.namespace], 180.0)
         except (PlatformError, PreflightError):
             raise
-        except Exception as exc:  # connection lost mid-teardown
+        except Exception as exc:  # noqa: BLE001 - connection lost mid-teardown
             raise PlatformError(
                 f"lost the cluster while deleting namespace {self.namespace} ({type(exc).__name__})",
                 fix="when the cluster answers again: `scalelab down kubernetes` (deletes every scalelab namespace)",
@@ -375,6 +378,14 @@ class KubernetesPlatform:
             ) from None
 
 
+
+
+def _model(cls: Any, data: Any) -> Any:
+    """A kubernetes client model from a manifest dict (``from_dict`` is typed as optional)."""
+    obj = cls.from_dict(data)
+    if obj is None:
+        raise PlatformError(f"cannot build a {cls.__name__} from the rendered manifest", fix="check k8s/*.yaml", lab=LAB)
+    return obj
 
 
 class KubernetesKind:

@@ -69,7 +69,7 @@ class SimResult:
     @property
     def rows(self) -> list[tuple[Any, ...]]:
         """The samples as row tuples in `ROW_COLUMNS` order (missing values None)."""
-        cols = []
+        cols: list[list[Any]] = []
         for name in ROW_COLUMNS:
             values = self.columns[name]
             if isinstance(values, str):
@@ -204,7 +204,8 @@ def expected_jain(served: np.ndarray, ready: np.ndarray, window_s: int = 10) -> 
 def _levels(load: Load, duration_s: float) -> tuple[float, ...]:
     """The profile at each whole second (the same for every arm, so computed once)."""
     times = np.arange(int(duration_s), dtype=np.float64)
-    levels = np.broadcast_to(np.asarray(profile_for(load, duration_s)(times), dtype=np.float64), times.shape)
+    profile: Any = profile_for(load, duration_s)  # vectorised: the profiles are numpy expressions
+    levels = np.broadcast_to(np.asarray(profile(times), dtype=np.float64), times.shape)
     return tuple(levels.tolist())
 
 

@@ -192,7 +192,7 @@ class Service:
     def step(self, t: int, arrivals: float) -> StepResult:
         """Serve second ``[t, t+1)`` with ``arrivals`` new requests."""
         r = self.advance(t, arrivals)
-        return StepResult(r[0], r[1], None if r[2] != r[2] else r[2], None if r[3] != r[3] else r[3], *r[4:])
+        return StepResult(r[0], r[1], None if r[2] != r[2] else r[2], None if r[3] != r[3] else r[3], r[4], r[5], r[6], int(r[7]), int(r[8]))
 
     def advance(self, t: int, arrivals: float) -> tuple[float, ...]:
         """`step` as a plain tuple in `StepResult` order, NaN for a missing latency: the engine's fast path."""

@@ -26,11 +26,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from scalelab.telemetry.schema import REPLICA_COLUMNS
+
 __all__ = ["WINDOW_S", "imbalance", "WindowSpread", "replica_seconds", "spread_series", "REPLICA_COLUMNS"]
 
 #: The trailing window (seconds) the spread figures of a second are computed over.
 WINDOW_S = 10
-from scalelab.telemetry.schema import REPLICA_COLUMNS
 
 
 def imbalance(counts: Iterable[float], n_ready: int | None = None) -> tuple[float | None, float | None]:

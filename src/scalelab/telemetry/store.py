@@ -24,7 +24,7 @@ __all__ = ["RunWriter", "Run", "load_run", "list_runs", "new_run_id", "utc_now",
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def iso(ts: dt.datetime) -> str:
@@ -179,10 +179,10 @@ class RunWriter:
     def samples(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append many sample rows at once (one flush): the simulator writes a day in one go."""
         self._written_columns = False
-        rows = [dict(row) for row in rows]
-        for row in rows:
+        dicts = [dict(row) for row in rows]
+        for row in dicts:
             row.setdefault("arm", self.arm)
-        self._samples.write_many(rows)
+        self._samples.write_many(dicts)
 
     def sample_columns(self, data: Mapping[str, Any], n: int, *, integers: Iterable[str] = ()) -> None:
         """Append ``n`` sample rows given as columns (arrays or scalars), formatted a column at a time.
@@ -201,7 +201,7 @@ class RunWriter:
     def as_run(self) -> Run:
         """The finished run as `load_run` would read it back; without re-reading samples written as columns."""
         written = self._written_columns
-        if not written or self.manifest.get("status") == "running":
+        if not isinstance(written, tuple) or self.manifest.get("status") == "running":
             return load_run(self.dir)
         from scalelab.telemetry.columns import read_back
 
