@@ -120,6 +120,7 @@ register(
 
 register_scaler(ScalerSpec("manual", "an operator's plan: scale to N at fixed times (and live `scalelab scale`)"))
 register_scaler(ScalerSpec("fixed", "the replica count never changes"))
+register_scaler(ScalerSpec("threshold", "a home-made threshold autoscaler: CPU, memory, in-flight rules with cooldowns (the kit runs it)"))
 register_scaler(ScalerSpec("hpa", "the Kubernetes HorizontalPodAutoscaler (in-platform)", kit=False))
 
 

@@ -35,6 +35,8 @@ __all__ = [
     "ManualAction",
     "HPAScaler",
     "FixedScaler",
+    "ThresholdScaler",
+    "ThresholdRule",
     "Behavior",
     "ScalingRules",
     "ScalingPolicy",
@@ -203,11 +205,53 @@ class HPAScaler(_Frozen):
         return self
 
 
-Scaler = Annotated[ManualScaler | HPAScaler | FixedScaler, Field(discriminator="type")]
+class ThresholdRule(_Frozen):
+    """One direction of the threshold scaler: per-metric thresholds (None = metric not used), combined by any/all.
+
+    Figures are averages over the ready replicas: CPU and memory in % of the replica's limit,
+    in-flight requests per replica. Up fires when a figure is above its threshold, down when below.
+    """
+
+    cpu_pct: float | None = Field(None, ge=0, le=10000, description="CPU, % of the limit")
+    mem_pct: float | None = Field(None, ge=0, le=10000, description="memory, % of the limit")
+    in_flight: float | None = Field(None, ge=0, le=100000, description="requests in flight per replica")
+    combine: Literal["any", "all"] = "any"
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> ThresholdRule:
+        if self.cpu_pct is None and self.mem_pct is None and self.in_flight is None:
+            raise ValueError("set at least one of cpu_pct, mem_pct, in_flight")
+        return self
+
+
+class ThresholdScaler(_Frozen):
+    """A home-made threshold autoscaler the kit runs itself (`scalelab.scalers.threshold`; docs/threshold-scaler.md)."""
+
+    type: Literal["threshold"]
+    min_replicas: int = Field(1, ge=1, le=200)
+    max_replicas: int = Field(10, ge=1, le=200)
+    interval_s: Seconds = Field(1.0, gt=0, description="evaluation interval")
+    scale_up: ThresholdRule = ThresholdRule(cpu_pct=80, mem_pct=80, in_flight=3, combine="any")
+    scale_down: ThresholdRule = ThresholdRule(cpu_pct=30, mem_pct=30, in_flight=1, combine="all")
+    step: int = Field(1, ge=1, le=1000, description="replicas (step_unit pods) or % of the current count (percent) per action")
+    step_unit: Literal["pods", "percent"] = "pods"
+    up_cooldown_s: Seconds = Field(120.0, description="no scale-up sooner than this after the last scale action")
+    down_cooldown_s: Seconds = Field(120.0, description="no scale-down sooner than this after the last scale action")
+    override_pause_s: Seconds = Field(120.0, description="a manual scale pauses the scaler this long")
+    dry_run: bool = Field(False, description="record what it would do (scaler_decision events) without scaling")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ThresholdScaler:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        return self
+
+
+Scaler = Annotated[ManualScaler | HPAScaler | FixedScaler | ThresholdScaler, Field(discriminator="type")]
 
 
 #: scaler type -> its settings model (the discriminated union's members, by tag)
-SCALER_MODELS: dict[str, type[BaseModel]] = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler}
+SCALER_MODELS: dict[str, type[BaseModel]] = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler, "threshold": ThresholdScaler}
 
 
 class Arm(_Frozen):

@@ -23,6 +23,10 @@ class ToyPlatform:
         self.ready = 0
         self.calls: list[tuple[str, int]] = []
         self.is_down = False
+        #: CPU demand in % of one replica's limit, shared by the ready replicas (None: 50 % each)
+        self.demand_pct: Any = None
+        #: events the next observation reports (e.g. a live scale)
+        self.pending_events: list[dict[str, Any]] = []
 
     def preflight(self) -> None:
         self.calls.append(("preflight", 0))
@@ -53,8 +57,11 @@ class ToyPlatform:
 
     def observe(self) -> Observation:
         ready, self.ready = self.ready, self.desired
-        stats = [ReplicaStat(f"toy-{i}", i < ready, cpu_pct_of_limit=50.0) for i in range(self.desired)]
-        return Observation(self.desired, ready, cpu_cores_used=0.1 * ready, replicas_measured=self.desired, replicas=stats)
+        demand = self.demand_pct() if callable(self.demand_pct) else self.demand_pct
+        cpu = 50.0 if demand is None else demand / max(ready, 1)
+        stats = [ReplicaStat(f"toy-{i}", i < ready, cpu_pct_of_limit=cpu) for i in range(self.desired)]
+        events, self.pending_events = self.pending_events, []
+        return Observation(self.desired, ready, cpu_cores_used=0.1 * ready, replicas_measured=self.desired, events=events, replicas=stats)
 
     def down(self) -> None:
         self.calls.append(("down", 0))

@@ -66,6 +66,7 @@ class KitScaler(Protocol):
 KIT_SCALER_MODULES: dict[str, str] = {
     "manual": "scalelab.scalers.manual:ManualPlan",
     "fixed": "scalelab.scalers.manual:Fixed",
+    "threshold": "scalelab.scalers.threshold:ThresholdAutoscaler",
 }
 
 

@@ -83,6 +83,7 @@ EVENT_COLUMNS: tuple[str, ...] = ("t_s", "utc", "arm", "kind", "replicas", "sour
 EVENT_KINDS = (
     "phase",  # detail: warmup/load/cooldown
     "scale",  # a scale action: source manual-plan | live | api
+    "scaler_decision",  # a kit scaler held, paused or (dry-run) would have scaled (detail: the figures)
     "hpa_rescale",  # the HPA changed the desired replicas (detail: reason)
     "hpa_condition",  # an HPA condition changed
     "replica_start",  # a container or pod started (detail: name)
