@@ -172,7 +172,7 @@ def _toy_run(tmp_path: Any, scaler: dict[str, Any], demand: Any, duration_s: int
     from test_runner import FakeClock, FakeLoad, _rows
 
     from scalelab.platforms import platform_for
-    from scalelab.runner import RunOptions, Runner
+    from scalelab.runner import Runner, RunOptions
 
     sc = Scenario.model_validate(
         {
