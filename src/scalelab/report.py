@@ -153,10 +153,22 @@ def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_
     csv = out / "summary.csv"
     table.to_csv(csv, index=False)
     heading = title or _heading(runs)
-    text = render_summary(table, title=heading)
+    warning = partial_runs_warning(runs)
+    text = warning + render_summary(table, title=heading)
     page = out / "report.html"
-    page.write_text(_html(runs, table, figures, heading), encoding="utf-8")
+    page.write_text(_html(runs, table, figures, heading + (f" — {warning.strip()}" if warning else "")), encoding="utf-8")
     return Report(out, tuple(runs), figures, page, csv, table, text)
+
+
+def partial_runs_warning(runs: Sequence[Run]) -> str:
+    """A line naming every run that did not complete (an interrupted run covers only part of the story), or ""."""
+    partial = []
+    for r in runs:
+        status = r.manifest.get("status")
+        if status != "completed":
+            last = int(r.samples["t_s"].max()) if len(r.samples) else 0
+            partial.append(f"{r.label} is {status} (recorded to t={last} s of {float(r.manifest.get('duration_s') or 0):.0f} s)")
+    return f"NOTE: not a like-for-like comparison: {'; '.join(partial)}\n" if partial else ""
 
 
 def _heading(runs: Sequence[Run]) -> str:

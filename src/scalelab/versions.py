@@ -23,7 +23,7 @@ ONLINE_NGINX_IMAGE = "nginx:1.27-alpine"
 VERSIONS: dict[str, str] = {
     "scalelab": KIT_VERSION,
     "kind": "v0.33.0",
-    # kind node image: Kubernetes 1.34 still starts on cgroup v1 hosts (hpa-controller.md §17-18).
+    # kind node image: Kubernetes 1.34 still starts on cgroup v1 hosts (docs/hpa-controller.md §17-18).
     "kind_node_image": "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
     "kubernetes_for_tests": "v1.34.4 (built from source, tests/cluster/)",
     "metrics_server": "v0.9.0",

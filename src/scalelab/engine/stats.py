@@ -2,7 +2,7 @@
 
 A document is what the Engine API returns for ``GET /containers/{id}/stats`` (one element of the
 stream): ``cpu_stats`` and ``precpu_stats`` (the previous read), ``memory_stats``. The formulas
-are the Docker CLI's (docker/cli ``stats_helpers.go``), see library-notes.md §3. Pure functions,
+are the Docker CLI's (https://github.com/docker/cli/blob/master/cli/command/container/stats_helpers.go). Pure functions,
 no I/O, so they are tested on recorded documents (tests/fixtures/docker-stats-*.json).
 """
 

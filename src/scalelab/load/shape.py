@@ -1,7 +1,7 @@
 """The Locust side of a run: the load shape and the per-request recorder.
 
 Imported only by ``loadgen/locustfile.py`` inside the Locust subprocess: importing Locust
-monkey-patches the interpreter (library-notes.md §1.1), so the kit's own process never does.
+monkey-patches the interpreter (https://docs.locust.io/en/stable/use-as-lib.html), so the kit's own process never does.
 
 - `shape_class(plan)`: a `LoadTestShape` that looks the profile up once a second. Closed loop:
   the profile's value is the number of users. Open loop: one arrival user for the whole run

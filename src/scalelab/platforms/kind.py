@@ -41,7 +41,7 @@ TOOLS = {
     "kind": f"install kind {VERSIONS['kind']}: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/",
 }
-#: Highest Kubernetes minor whose kubelet starts on a cgroup v1 host by default (hpa-controller.md §17).
+#: Highest Kubernetes minor whose kubelet starts on a cgroup v1 host by default (docs/hpa-controller.md §17).
 MAX_MINOR_ON_CGROUP_V1 = 34
 Echo = Callable[[str], None]
 

@@ -1,4 +1,4 @@
-"""A model of metrics-server: what metrics.k8s.io serves the HPA, and when (hpa-controller.md §14-15).
+"""A model of metrics-server: what metrics.k8s.io serves the HPA, and when (docs/hpa-controller.md §14-15).
 
 metrics-server scrapes every kubelet at ``s_k = s_0 + k·R`` (R = ``--metric-resolution``) and
 keeps the last two cumulative CPU samples per container. A pod is served only when it has two:
