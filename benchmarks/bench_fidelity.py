@@ -37,12 +37,58 @@ def sim_day_wall_s(repeat: int) -> list[float]:
     return walls
 
 
+def fidelity_rows(calibrated: bool) -> list[dict]:
+    """One row per committed real run: the run's own (sized) scenario simulated, side by side."""
+    from scalelab.analysis import compare, summarize
+    from scalelab.sim import simulate_runs
+    from scalelab.sim.calibrate import calibrate, fitted_scenario
+    from scalelab.telemetry import list_runs, load_run
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
+        for path in list_runs(FIXTURES):
+            real = load_run(path)
+            if real.manifest.get("platform") == "sim":
+                continue
+            scenario = real.scenario
+            if calibrated:
+                scenario = fitted_scenario(scenario, calibrate(real))
+            sim = simulate_runs(scenario, tmp, arms=[real.arm], workers=1)[0]
+            c, r, s = compare(real, sim), summarize(real), summarize(sim)
+            rows.append({"run": path.name, "within_1": c["replicas_within_1_share"], "over_real": r["seconds_over_objective"],
+                         "over_sim": s["seconds_over_objective"], "err_real": r["errors"], "err_sim": s["errors"],
+                         "jain_real": r["spread_jain"], "jain_sim": s["spread_jain"]})
+    return rows
+
+
+def _ok(real: float, sim: float, floor: float) -> str:
+    return "yes" if abs(sim - real) <= max(floor, 0.25 * abs(real)) else "no"
+
+
+def print_fidelity(rows: list[dict], title: str) -> None:
+    print(f"\n{title}")
+    head = f"{'run':<58} {'±1 %':>6} {'s>SLO real':>10} {'sim':>5} {'ok':>3} {'errors real':>11} {'sim':>5} {'ok':>3} {'Jain real':>9} {'sim':>5}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        within = "n/a" if r["within_1"] is None else f"{100 * r['within_1']:.1f}"
+        jr = "n/a" if r["jain_real"] is None else f"{r['jain_real']:.2f}"
+        js = "n/a" if r["jain_sim"] is None else f"{r['jain_sim']:.2f}"
+        print(f"{r['run']:<58} {within:>6} {r['over_real']:>10.0f} {r['over_sim']:>5.0f} {_ok(r['over_real'], r['over_sim'], 10):>3} "
+              f"{r['err_real']:>11.0f} {r['err_sim']:>5.0f} {_ok(r['err_real'], r['err_sim'], 10):>3} {jr:>9} {js:>5}")
+    print("ok: within max(10, 25% of real) (issue 18, docs/fidelity.md); ±1 %: seconds where the simulated replicas are within ±1 of the real ones")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-timing", action="store_true")
     args = parser.parse_args()
-    walls = sim_day_wall_s(args.repeat)
-    print(f"scalelab sim day, end to end: best {min(walls):.2f} s, median {statistics.median(walls):.2f} s over {len(walls)} runs (issue 18 goal: <= 1.5 s)")
+    if not args.skip_timing:
+        walls = sim_day_wall_s(args.repeat)
+        print(f"scalelab sim day, end to end: best {min(walls):.2f} s, median {statistics.median(walls):.2f} s over {len(walls)} runs (issue 18 goal: <= 1.5 s)")
+    print_fidelity(fidelity_rows(calibrated=False), "committed real runs vs the simulator, as written (a prediction)")
+    print_fidelity(fidelity_rows(calibrated=True), "the same, calibrated from each run itself (`scalelab calibrate`: an in-sample fit, not a prediction)")
 
 
 if __name__ == "__main__":

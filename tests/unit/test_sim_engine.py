@@ -97,3 +97,16 @@ def test_closed_loop_users_self_throttle() -> None:
     assert rows[55][8] == pytest.approx(50.0)  # 50 users want 50 requests/s ...
     assert rps_at_peak <= 30.5  # ... but 3 replicas serve 30/s, and waiting users send less
     assert result.rows[-1][13] == pytest.approx(5.0)  # the users column holds users
+
+
+def test_kept_alive_connections_pin_the_kubernetes_arm(tmp_path: Path) -> None:
+    """The keep-alive trap in the model: pods added by the HPA get few of the 8 pinned connections."""
+    from scalelab import analysis
+    from scalelab.sim import simulate_runs
+
+    fair = {r.arm: analysis.summarize(r) for r in simulate_runs(prepare_scenario("classroom-spike", cpu_budget=1), tmp_path / "a", workers=1)}
+    trap = {r.arm: analysis.summarize(r) for r in simulate_runs(prepare_scenario("keepalive-trap", cpu_budget=1), tmp_path / "b", workers=1)}
+    assert trap["compose-manual"]["errors"] == fair["compose-manual"]["errors"]  # nginx balances per request either way
+    assert fair["kubernetes-hpa"]["spread_jain"] > 0.8 > 0.6 > trap["kubernetes-hpa"]["spread_jain"]
+    assert trap["kubernetes-hpa"]["seconds_over_objective"] > 2 * fair["kubernetes-hpa"]["seconds_over_objective"]
+    assert trap["kubernetes-hpa"]["errors"] > 2 * fair["kubernetes-hpa"]["errors"]

@@ -179,24 +179,26 @@ def _columns(out: list[tuple[Any, ...]], desired: list[int], seen: list[int | No
         "users": col["in_flight"] if open_loop else offered,
         # cumulative cost from desired replica-seconds, as CostMeter accumulates it
         "cost_usd_cum": np.asarray(cost_usd(np.cumsum(desired_arr.astype(np.float64)), price), dtype=np.float64),
-        "spread_jain": expected_jain(col["served"], ready),
+        "spread_jain": expected_jain(col["served"], ready, col["share_sq"]),
     }
 
 
-def expected_jain(served: np.ndarray, ready: np.ndarray, window_s: int = 10) -> np.ndarray:
-    """Jain's index that per-request random balancing gives by chance (docs/spread.md).
+def expected_jain(served: np.ndarray, ready: np.ndarray, share_sq: np.ndarray | None = None, window_s: int = 10) -> np.ndarray:
+    """Jain's index of the requests per ready replica over the trailing window (docs/spread.md).
 
-    ``N`` requests of the trailing window spread uniformly at random over ``n`` ready replicas:
-    E[Σx²] = N + N(N-1)/n, so the index is about ``N / (n + N - 1)`` (1 when N >> n). Both
-    arms of the built-in scenarios balance per request (nginx; kube-proxy with a new connection
-    per request), so this is the simulator's prediction; NaN with fewer than two ready replicas.
+    ``N`` requests of the window land on the replicas at random with shares ``pᵢ``:
+    E[Σx²] = N + N(N-1)·Σpᵢ², so the index is about ``N / (n·(1 + (N-1)·Σpᵢ²))``; with even
+    shares (``Σpᵢ² = 1/n``, per-request balancing) ``N / (n + N - 1)``, 1 when N >> n.
+    ``share_sq`` is Σpᵢ² per second (uneven under per-connection balancing); NaN with fewer
+    than two ready replicas.
     """
     cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(served))])
     idx = np.arange(len(served))
     window = cum[idx + 1] - cum[np.maximum(0, idx + 1 - window_s)]
     n = ready.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        jain = np.where((n >= 2) & (window > 0), window / (n + window - 1.0), np.nan)
+        sq = 1.0 / n if share_sq is None else np.where(np.isnan(share_sq), 1.0 / n, share_sq)
+        jain = np.where((n >= 2) & (window > 0), window / (n * (1.0 + (window - 1.0) * sq)), np.nan)
     return jain
 
 

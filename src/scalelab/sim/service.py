@@ -21,6 +21,7 @@ takes well under a second.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -51,6 +52,11 @@ class ServiceParams:
     idle_cores: float = 0.002  # what an idle replica uses
     base_mem_mb: float = 48.0  # resident memory of an idle replica
     mem_per_request_mb: float = 0.02
+    #: per-request (nginx; a Service with a new connection per request) | per-connection (a Service
+    #: with kept-alive client connections: each connection stays on the pod it reached when it opened)
+    balancing: str = "per-request"
+    client_connections: int | None = None  # the client's cap on connections (None: as many as in flight)
+    keepalive_idle_s: float = 5.0  # the agent (uvicorn) closes a connection idle this long
 
     @classmethod
     def for_arm(cls, scenario: Scenario, arm: Arm, **overrides: object) -> ServiceParams:
@@ -66,6 +72,8 @@ class ServiceParams:
             start_delay_s=spec.sim_start_delay_s,
             spreading=spec.sim_spreading,
             host_cores=scenario.cpu_budget,
+            balancing="per-connection" if arm.platform == "kubernetes" and scenario.load.connections == "keep-alive" else "per-request",
+            client_connections=scenario.load.client_connections,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -96,6 +104,7 @@ class StepResult(NamedTuple):
     mem_mb: float
     ready: int
     running: int
+    share_sq: float = float("nan")  # Σ (share of the requests)² over the ready replicas: 1/n when even
 
 
 @dataclass
@@ -126,6 +135,12 @@ class Service:
         self.rate = 0.0  # arrival rate, smoothed: the random-arrival wait depends on it, not on one second's count
         self._pool_key: tuple[int, int] = (-1, -1)
         self._pool_cached = (0.0, 0.0, 0.0, 0.0)
+        # per-connection balancing: open client connections per replica, per-replica queues
+        self._conns: dict[str, int] = {}
+        self._queues: dict[str, float] = {}
+        self._excess_s = 0
+        self._in_flight = 0.0
+        self._rng = random.Random(len(params.__repr__()))
         for _ in range(replicas):
             r = self._new(-started_before_s)
             r.started_s = r.ready_s = -started_before_s
@@ -208,9 +223,12 @@ class Service:
         if n == 0:
             errors = arrivals + self.backlog
             self.backlog = 0.0
+            self._queues = {}
             self._busy.append(0.0)
             self._pool_cum.append(self._cum)
-            return (0.0, errors, _NAN, _NAN, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running)
+            return (0.0, errors, _NAN, _NAN, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running, _NAN)
+        if p.balancing == "per-connection":
+            return self._advance_pinned(arrivals, n, running)
         if (n, running) != self._pool_key:
             self._pool(n, running)
         mu, service_ms, variability, idle = self._pool_cached
@@ -254,12 +272,81 @@ class Service:
         in_flight = after + served * service_ms / 1000.0
         mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
         if served <= 0.0:
-            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running)
+            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, 1.0 / n)
         cap_ms = 1000.0 * p.timeout_s  # slower requests are errors, not completions
         p50 = service_ms + 1000.0 * (f50 + wait50)
         p95 = service_ms + 1000.0 * (f95 + wait95)
         self.mean_latency_s = p50 / 1000.0
-        return (served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running)
+        return (served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n)
+
+    def _advance_pinned(self, arrivals: float, n: int, running: int) -> tuple[float, ...]:
+        """One second when kept-alive connections are pinned to pods (kube-proxy balances connections).
+
+        The client holds as many connections as requests in flight (at most ``client_connections``);
+        a new one lands on a ready pod at random and stays there; one idle for ``keepalive_idle_s``
+        is closed by the agent; a stopped pod's connections reconnect at random. Each pod gets the
+        share of the arrivals its connections carry and queues them on its own: a pod without
+        connections idles while a pinned one saturates.
+        """
+        p = self.p
+        if (n, running) != self._pool_key:
+            self._pool(n, running)
+        mu, service_ms, variability, idle = self._pool_cached
+        mu_i = mu / n
+        ready = [r.name for r in self.replicas if r.joined_step >= 0]
+        alive = set(ready)
+        lost = sum(k for name, k in self._conns.items() if name not in alive)
+        self._conns = {name: k for name, k in self._conns.items() if name in alive}
+        self._queues = {name: q for name, q in self._queues.items() if name in alive}
+        cap = p.client_connections or 10_000
+        need = min(cap, max(1, math.ceil(self._in_flight + arrivals * service_ms / 1000.0)))
+        open_now = sum(self._conns.values())
+        for _ in range(min(cap - open_now, max(0, need - open_now) + lost) if open_now < cap else 0):
+            name = self._rng.choice(ready)
+            self._conns[name] = self._conns.get(name, 0) + 1
+        open_now = sum(self._conns.values())
+        self._excess_s = self._excess_s + 1 if open_now > need else 0
+        if self._excess_s >= p.keepalive_idle_s:  # idle connections time out on the server
+            for _ in range(open_now - need):
+                name = self._rng.choice([k for k, c in self._conns.items() if c > 0])
+                self._conns[name] -= 1
+            self._excess_s = 0
+        total_conns = sum(self._conns.values()) or 1
+        served = errors = after_all = 0.0
+        share_sq = 0.0
+        lat: list[tuple[float, float, float]] = []  # (p50, p95, served) per pod
+        for name in ready:
+            share = self._conns.get(name, 0) / total_conns
+            share_sq += share * share
+            before = self._queues.get(name, 0.0)
+            total = before + arrivals * share
+            done = total if total < mu_i else mu_i
+            after = total - done
+            limit = mu_i * p.timeout_s
+            if after > limit:
+                errors += after - limit
+                after = limit
+            self._queues[name] = after
+            served += done
+            after_all += after
+            if done > 0.0:
+                w50, w95 = _random_wait_s(arrivals * share / mu_i, service_ms / 1000.0, variability) if after <= 0.0 else (0.0, 0.0)
+                f95 = (0.05 * before + 0.95 * after) / mu_i if after > before else (0.95 * before + 0.05 * after) / mu_i
+                lat.append((service_ms + 1000.0 * ((before + after) / 2.0 / mu_i + w50), service_ms + 1000.0 * (f95 + w95), done))
+        self.backlog = after_all
+        busy = served * p.work_ms / 1000.0
+        self._busy.append(busy / n)
+        self._cum += busy / n
+        self._pool_cum.append(self._cum)
+        in_flight = self._in_flight = after_all + served * service_ms / 1000.0
+        mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
+        if served <= 0.0:
+            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, share_sq)
+        cap_ms = 1000.0 * p.timeout_s
+        p50 = min(cap_ms, _weighted_quantile([(a, w) for a, _b, w in lat], 0.5))
+        p95 = min(cap_ms, _weighted_quantile([(b, w) for _a, b, w in lat], 0.95))
+        self.mean_latency_s = p50 / 1000.0
+        return (served, errors, p50, p95, busy + idle, in_flight, mem, n, running, share_sq)
 
     # -- what kubelet / metrics-server and the HPA see -----------------------------------------
     def cumulative_cpu_s(self, r: Replica, at: float) -> float:
@@ -286,6 +373,18 @@ class Service:
         out = sorted(self.events, key=lambda e: e.t_s)
         self.events = []
         return out
+
+
+def _weighted_quantile(values: list[tuple[float, float]], q: float) -> float:
+    """The q-quantile of values given with weights (the requests each pod served)."""
+    ordered = sorted(values)
+    total = sum(w for _v, w in ordered)
+    acc = 0.0
+    for v, w in ordered:
+        acc += w
+        if acc >= q * total:
+            return v
+    return ordered[-1][0]
 
 
 def _random_wait_s(rho: float, service_s: float, variability: float) -> tuple[float, float]:
