@@ -66,6 +66,13 @@ def test_lab04_report_table_is_the_committed_runs() -> None:
     assert result.exit_code == 0, result.output
     text = _lab("04-compare-and-cost.md")
     assert set(_rows(result.output)) <= set(_rows(text)), "lab 04 step 1 shows another table than `scalelab report tests/fixtures/runs`"
+    (charts,) = [line.rsplit(" in ", 1)[0] for line in result.output.splitlines() if line.startswith("charts:")]
+    for name in ("01-compose-baseline.md", "02-compose-spike-manual-scaling.md", "03-kind-cluster-and-hpa.md", "04-compare-and-cost.md"):
+        shown = [line.rsplit(" in ", 1)[0] for line in _lab(name).splitlines() if line.startswith("charts:")]
+        assert shown == [charts], f"{name} lists other charts than `scalelab report` writes: {shown} vs {charts}"
+    listed = text.split("ls reports/latest", 1)[1].split("```text\n", 1)[1].split("```", 1)[0].split()
+    written = sorted(charts.removeprefix("charts: ").split(", ") + ["report.html", "summary.csv"])
+    assert listed == written, f"lab 04 step 2 lists {listed}, the report writes {written}"
 
 
 def test_lab04_day_costs_come_from_the_day_simulation(tmp_path: Path) -> None:
