@@ -118,6 +118,21 @@ register(
     )
 )
 
+register(
+    PlatformSpec(
+        name="swarm",
+        module="scalelab.platforms.swarm",
+        summary="a Docker Swarm service (single node, dnsrr) behind the kit's nginx on 127.0.0.1",
+        kit_scalable=True,
+        spreads_over_nodes=True,
+        sim_start_delay_s=1.5,
+        sim_spreading="round-robin",
+        ports=(8090,),
+        doctor_needs=_BASE_NEEDS | {"docker", "engine", "images", "ports", "memory", "swarm"},
+        lab="",  # lab 08 is not written yet (issue 13); docs/swarm.md
+    )
+)
+
 register_scaler(ScalerSpec("manual", "an operator's plan: scale to N at fixed times (and live `scalelab scale`)"))
 register_scaler(ScalerSpec("fixed", "the replica count never changes"))
 register_scaler(ScalerSpec("threshold", "a home-made threshold autoscaler: CPU, memory, in-flight rules with cooldowns (the kit runs it)"))

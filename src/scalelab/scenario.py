@@ -252,6 +252,38 @@ Scaler = Annotated[ManualScaler | HPAScaler | FixedScaler | ThresholdScaler, Fie
 SCALER_MODELS: dict[str, type[BaseModel]] = {"manual": ManualScaler, "hpa": HPAScaler, "fixed": FixedScaler, "threshold": ThresholdScaler}
 
 
+class SwarmRestart(_Frozen):
+    condition: Literal["any", "on-failure", "none"] = "any"
+    delay_s: Seconds = 5.0
+    max_attempts: int = Field(0, ge=0, le=1000, description="0: no limit")
+    window_s: Seconds = 0.0
+
+
+class SwarmUpdate(_Frozen):
+    parallelism: int = Field(1, ge=0, le=200, description="0: all at once")
+    delay_s: Seconds = 0.0
+    failure_action: Literal["pause", "continue", "rollback"] = "pause"
+    monitor_s: Seconds = 5.0
+    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+    order: Literal["stop-first", "start-first"] = "stop-first"
+
+
+class SwarmPlacement(_Frozen):
+    constraints: tuple[str, ...] = ()
+    #: spread over the values of these node attributes (e.g. node.labels.zone)
+    spread: tuple[str, ...] = ()
+    max_replicas_per_node: int | None = Field(None, ge=1, le=200)
+
+
+class SwarmDeploy(_Frozen):
+    """platform: swarm only: the stack's ``deploy:`` settings beyond replicas, limits and reservations (docs/swarm.md)."""
+
+    endpoint_mode: Literal["dnsrr", "vip"] = Field("dnsrr", description="vip needs IPVS in the kernel (`scalelab doctor --platform swarm`)")
+    restart_policy: SwarmRestart = SwarmRestart()
+    update_config: SwarmUpdate = SwarmUpdate()
+    placement: SwarmPlacement = SwarmPlacement()
+
+
 class Arm(_Frozen):
     """One way of running the story: a platform, a scaler and the replicas it starts with.
 
@@ -262,6 +294,7 @@ class Arm(_Frozen):
     platform: str
     scaler: Scaler
     replicas: int = Field(3, ge=1, le=200, description="replicas at the start")
+    swarm: SwarmDeploy | None = Field(None, description="platform: swarm only: restart, update, placement, endpoint mode")
 
     @field_validator("platform")
     @classmethod
@@ -273,6 +306,8 @@ class Arm(_Frozen):
     @model_validator(mode="after")
     def _pair(self) -> Arm:
         check_pair(self.platform, self.scaler.type)
+        if self.swarm is not None and self.platform != "swarm":
+            raise ValueError(f"the 'swarm' section applies to platform: swarm only, not '{self.platform}'")
         return self
 
 
