@@ -33,7 +33,7 @@ import yaml
 from scalelab import versions
 from scalelab.platforms.compose_settings import SERVICE, ComposeSettings, compose_dir
 
-__all__ = ["SwarmSettings", "render_stack", "render_nginx", "stack_name", "ipvs_status", "DEFAULT_PORT", "NETWORK", "STACK_VERSION", "UNSUPPORTED_KEYS"]
+__all__ = ["SwarmSettings", "render_stack", "stack_yaml", "compose_service", "render_nginx", "stack_name", "ipvs_status", "DEFAULT_PORT", "NETWORK", "STACK_VERSION", "UNSUPPORTED_KEYS"]
 
 DEFAULT_PORT = 8090
 #: the stack's overlay network (its full name is ``<stack>_net``)
