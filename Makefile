@@ -20,7 +20,7 @@ KUBEFLAGS := $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT))
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
-        lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike \
+        lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
         report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
 
 help: ## Show this help (colours only on a terminal)
@@ -91,6 +91,9 @@ lab-down: $(STAMP) ## Remove the lab services on compose and Kubernetes (a no-op
 ## ---------------------------------------------------------------- lab 03: Kubernetes + HPA
 lab03-cluster: $(STAMP) ## Lab 03: create the kind cluster (1 control plane + 2 workers), load the image, install metrics-server
 	$(SCALELAB) cluster up
+
+kind-node-image: $(STAMP) ## Lab 03 without a registry: build the kind node image here (root; Go, Debian archive; cached)
+	PYTHON=$(VENV)/bin/python bash k8s/node-image/build.sh
 
 lab03-deploy: $(STAMP) ## Lab 03: deploy the ai-agent with its HPA into a fresh namespace
 	$(SCALELAB) up kubernetes --scenario $(SCENARIO) $(KUBEFLAGS)

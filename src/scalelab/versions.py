@@ -6,7 +6,7 @@ Python package (images, node images, cluster components) plus the kit's own imag
 
 from __future__ import annotations
 
-__all__ = ["VERSIONS", "AGENT_IMAGE", "LB_IMAGE", "BASE_IMAGE", "component_versions"]
+__all__ = ["VERSIONS", "AGENT_IMAGE", "LB_IMAGE", "BASE_IMAGE", "LOCAL_KIND_NODE_IMAGE", "component_versions"]
 
 KIT_VERSION = "0.1.0"
 
@@ -16,6 +16,9 @@ AGENT_IMAGE = f"scalelab-ai-agent:{KIT_VERSION}"
 LB_IMAGE = f"scalelab-lb:{KIT_VERSION}"
 #: Local Debian base image built with debootstrap + docker import (offline path).
 BASE_IMAGE = "scalelab-base:bookworm-1"
+#: kind node image built here without a registry (`make kind-node-image`, k8s/node-image/):
+#: the test cluster's Kubernetes version (tests/cluster/versions.sh K8S_VERSION).
+LOCAL_KIND_NODE_IMAGE = "scalelab-kind-node:v1.34.4"
 #: Official bases used on a normal machine with registry access.
 ONLINE_PYTHON_BASE = "python:3.11-slim-bookworm"
 ONLINE_NGINX_IMAGE = "nginx:1.27-alpine"

@@ -9,8 +9,13 @@
 # Usage:
 #   build.sh            build what is missing, print the bin dir on the last line
 #   build.sh bindir     print the bin dir only
-#   build.sh PART       build one part only: kubernetes, etcd or metrics-server
+#   build.sh PART       build one part only: kubernetes, etcd, metrics-server or node
+#   build.sh nodebindir print the bin dir of part "node" only
 #   build.sh gomod [PART]  regenerate the wrapper modules' go.mod/go.sum (after a version bump)
+#
+# Part "node" (not in "all"; used by k8s/node-image/ for the kind node image): etcd at kubeadm
+# 1.34's tag, a CoreDNS with kubeadm's plugin set, crictl and kind itself, into
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/scalelab/kind/bin-<go version>/
 #
 # A cold build on 2 cores takes 15-30 minutes: run it in the background with a log file.
 set -euo pipefail
@@ -29,6 +34,7 @@ export GOFLAGS="-p=2 -buildvcs=false"
 command -v go >/dev/null || { echo "ERROR: go not found (expected /usr/local/go/bin/go, $GO_VERSION_EXPECTED)" >&2; exit 1; }
 go_version=$(go env GOVERSION)
 bin_dir=$cache/k8s/$K8S_VERSION-$go_version
+node_bin_dir=$cache/kind/bin-$go_version
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm kubectl)
 
 log() { echo "[build $(date +%H:%M:%S)] $*"; }
@@ -79,21 +85,29 @@ gomod() { # [kubernetes|etcd|metrics-server]
   [[ $part == all || $part == kubernetes ]] && gomod_kubernetes
   [[ $part == all || $part == etcd ]] && gomod_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
   [[ $part == all || $part == metrics-server ]] && gomod_simple metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION"
+  if [[ $part == all || $part == node ]]; then
+    gomod_simple node-etcd go.etcd.io/etcd/server/v3 "$NODE_ETCD_VERSION"
+    gomod_simple node-coredns github.com/coredns/coredns "$COREDNS_VERSION"
+    gomod_simple node-crictl sigs.k8s.io/cri-tools "$CRICTL_VERSION"
+    gomod_simple kind sigs.k8s.io/kind "$KIND_VERSION"
+  fi
   return 0
 }
 
-version_of() { # binary -> its version output (each command has its own way to print it)
-  case $1 in
-    kubectl) "$bin_dir/kubectl" version --client 2>/dev/null ;;
-    kubeadm) "$bin_dir/kubeadm" version -o short 2>/dev/null ;;
-    *) "$bin_dir/$1" --version 2>/dev/null ;;
+version_of() { # path -> its version output (each command has its own way to print it)
+  case ${1##*/} in
+    kubectl) "$1" version --client 2>/dev/null ;;
+    kubeadm) "$1" version -o short 2>/dev/null ;;
+    coredns) "$1" -version 2>/dev/null ;;
+    kind) "$1" version 2>/dev/null ;;
+    *) "$1" --version 2>/dev/null ;;
   esac
 }
 
-has_version() { # binary expected-substring
-  local out
-  [[ -x $bin_dir/$1 ]] || return 1
-  out=$(version_of "$1") || return 1
+has_version() { # binary expected-substring [dir]
+  local out path=${3:-$bin_dir}/$1
+  [[ -x $path ]] || return 1
+  out=$(version_of "$path") || return 1
   [[ $out == *"$2"* ]]
 }
 
@@ -130,12 +144,29 @@ build_metrics_server() {
   (cd "$here/go/metrics-server" && go build -trimpath -ldflags "$ld" -o "$bin_dir/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server)
 }
 
+# One command of a wrapper module into the node bin dir, unless it prints the pinned version.
+build_node_cmd() { # name wrapper-dir package version-substring [ldflags]
+  has_version "$1" "$4" "$node_bin_dir" && { log "$1 ${4}: cached"; return 0; }
+  log "$1 $4: building"
+  (cd "$here/go/$2" && go build -trimpath -ldflags "-s -w -buildid= ${5:-}" -o "$node_bin_dir/$1" "$3")
+}
+
+build_node() {
+  mkdir -p "$node_bin_dir"
+  build_node_cmd kind kind sigs.k8s.io/kind "kind $KIND_VERSION"
+  build_node_cmd crictl node-crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+  build_node_cmd etcd node-etcd . "etcd Version: ${NODE_ETCD_VERSION#v}"
+  build_node_cmd coredns node-coredns . "CoreDNS-${COREDNS_VERSION#v}"
+}
+
 main() {
   case ${1:-all} in
     bindir) echo "$bin_dir"; return 0 ;;
+    nodebindir) echo "$node_bin_dir"; return 0 ;;
     gomod) gomod "${2:-all}"; return 0 ;;
-    all | kubernetes | etcd | metrics-server) ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|metrics-server|bindir|gomod]" >&2; exit 2 ;;
+    all | kubernetes | etcd | metrics-server | node) ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|metrics-server|node|bindir|nodebindir|gomod]" >&2; exit 2 ;;
   esac
   [[ $go_version == "$GO_VERSION_EXPECTED" ]] || log "note: Go is $go_version, pinned $GO_VERSION_EXPECTED (cache key follows the Go in use)"
   mkdir -p "$bin_dir"
@@ -145,6 +176,7 @@ main() {
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     metrics-server) build_metrics_server ;;
+    node) build_node; log "done in $((SECONDS - start)) s: $node_bin_dir"; echo "$node_bin_dir"; return 0 ;;
   esac
   log "done in $((SECONDS - start)) s: $bin_dir"
   echo "$bin_dir"

@@ -16,3 +16,16 @@ METRICS_SERVER_VERSION=v0.9.0
 # The sandbox image kubeadm 1.34 expects (build/pause/Makefile TAG); built locally from pause.c.
 PAUSE_TAG=3.10.1
 GO_VERSION_EXPECTED=go1.26.8
+
+# --- the kind node image (k8s/node-image/, `make kind-node-image`) ---------------------------
+# kind itself, from the Go module proxy; kind v0.33.0 publishes kindest/node:v1.34.11 for users
+# with a registry (src/scalelab/versions.py pins it by digest).
+KIND_VERSION=v0.33.0
+# etcd at the tag kubeadm 1.34 writes into its static pod (constants.DefaultEtcdVersion
+# "3.6.5-0"); kubeadm passes 3.6-only flags for that tag, so 3.5.x under it will not start.
+NODE_ETCD_VERSION=v3.6.5
+NODE_ETCD_TAG=3.6.5-0
+# CoreDNS at kubeadm 1.34's constants.CoreDNSVersion.
+COREDNS_VERSION=v1.12.1
+# crictl (kind load docker-image runs it inside every node); cri-tools follows Kubernetes minors.
+CRICTL_VERSION=v1.34.0

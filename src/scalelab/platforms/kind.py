@@ -16,6 +16,7 @@ from typing import Any
 
 from scalelab import _run
 from scalelab.errors import CommandError, PreflightError
+from scalelab.kind_node import choose_node_image, ensure_kind_on_path
 from scalelab.platforms.k8s_client import KIND_CLUSTER, KIND_CONTEXT, resolve_target
 from scalelab.platforms.k8s_manifests import find_k8s_dir, load_yaml_docs
 from scalelab.versions import AGENT_IMAGE, VERSIONS
@@ -115,20 +116,23 @@ def cluster_up(*, image: str | None = None, agent_image: str = AGENT_IMAGE, k8s_
 
     Returns the kubectl context. Idempotent: an existing cluster is reused.
     """
+    ensure_kind_on_path(echo)
     check_tools()
     folder = find_k8s_dir(k8s_dir)
     config = folder / "kind-cluster.yaml"
-    node_image = node_image_for(host_cgroup_version(), image)
+    node_image = node_image_for(host_cgroup_version(), choose_node_image(image))
     _require_image(agent_image)
     if cluster_exists():
         echo(f"kind cluster '{KIND_CLUSTER}' already exists: reusing it")
     else:
         echo(f"creating kind cluster '{KIND_CLUSTER}' ({node_image.split('@')[0]}, 1 control plane + 2 workers); this takes 1-3 minutes")
+        started = time.monotonic()
         try:
             _run.run(create_argv(config, node_image), capture=False, timeout_s=timeout_s, fix="read kind's output above; `scalelab cluster down` cleans up a half-created cluster")
         except CommandError:
             _run.run(delete_argv(), check=False, timeout_s=120)
             raise
+        echo(f"kind cluster created in {time.monotonic() - started:.0f} s")
     echo(f"loading {agent_image} into the nodes")
     _run.run(load_argv(agent_image), timeout_s=timeout_s, fix=f"is the image built? `docker image ls {agent_image.split(':')[0]}`")
     install_metrics_server(k8s_dir=str(folder), timeout_s=timeout_s, echo=echo)
@@ -169,6 +173,7 @@ def _apply(dyn: Any, doc: dict[str, Any]) -> None:
 
 def cluster_down(name: str = KIND_CLUSTER, *, echo: Echo = print) -> bool:
     """Delete the kind cluster; False (and nothing done) when it does not exist."""
+    ensure_kind_on_path(echo)
     if shutil.which("kind") is None:
         echo("kind is not installed: there is no kind cluster to delete")
         return False

@@ -4,20 +4,24 @@
 pause_image="registry.k8s.io/pause:$PAUSE_TAG"
 metrics_server_image="registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
 
-# Builds a FROM-scratch image from one static binary unless Docker already has it.
-build_scratch_image() { # tag binary user
-  local tag=$1 binary=$2 user=$3 ctx
+# Builds an image holding one static binary (FROM scratch unless a base is given) unless Docker
+# already has it. With a directory, the binary lands there and PATH covers it (kubeadm's static
+# pods call their command by name, e.g. `kube-apiserver`); otherwise it is /<binary>.
+build_scratch_image() { # tag binary user [dir] [base]
+  local tag=$1 binary=$2 user=$3 dir=${4:-} base=${5:-scratch} ctx name
   if docker image inspect "$tag" >/dev/null 2>&1; then return 0; fi
   log "building image $tag"
   ctx=$(mktemp -d)
-  cp "$binary" "$ctx/$(basename "$binary")"
-  cat >"$ctx/Dockerfile" <<EOF
-FROM scratch
-COPY $(basename "$binary") /$(basename "$binary")
-USER $user
-ENTRYPOINT ["/$(basename "$binary")"]
-EOF
-  # Legacy builder: buildx is absent here; FROM scratch never pulls.
+  name=$(basename "$binary")
+  cp "$binary" "$ctx/$name"
+  {
+    echo "FROM $base"
+    echo "COPY $name $dir/$name"
+    [[ -n $dir ]] && echo "ENV PATH=$dir:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+    echo "USER $user"
+    echo "ENTRYPOINT [\"$dir/$name\"]"
+  } >"$ctx/Dockerfile"
+  # Legacy builder: buildx is absent here; FROM scratch or a local base never pulls.
   DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" >"$ctx/build.log" 2>&1 ||
     { cat "$ctx/build.log" >&2; die "docker build of $tag failed"; }
   rm -rf "$ctx"
