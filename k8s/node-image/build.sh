@@ -141,7 +141,7 @@ link_units() { # rootfs
 }
 
 build() { # [--force]
-  local hash start=$SECONDS bin nodebin ctx images
+  local hash start=$SECONDS bin nodebin ctx images old_id
   hash=$(inputs_hash)
   if [[ ${1:-} != --force && $(image_label "$node_image") == "$hash" ]]; then
     log "$node_image is up to date (inputs $hash)"
@@ -178,7 +178,13 @@ STOPSIGNAL SIGRTMIN+3
 ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 EOF
   log "docker build $node_image"
-  docker build -q -t "$node_image" "$ctx" >/dev/null
+  old_id=$(docker image inspect -f '{{.Id}}' "$node_image" 2>/dev/null || true)
+  docker build -q -t "$node_image" "$ctx" >"$cache/kind/docker-build.log" 2>&1 ||
+    { cat "$cache/kind/docker-build.log" >&2; die "docker build of $node_image failed"; }
+  # The previous build of this tag, now untagged: remove it unless a node container still uses it.
+  if [[ -n $old_id && $old_id != "$(docker image inspect -f '{{.Id}}' "$node_image")" ]]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+  fi
   rm -rf "$ctx"
   log "built $node_image in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$node_image" | awk '{printf "%.0f MB", $1/1e6}'))"
   echo "$node_image"
