@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_or_skip
 
 from scalelab import kind_node
 from scalelab.platforms.k8s_client import KIND_CLUSTER, KIND_CONTEXT
 from scalelab.telemetry.store import load_run
-
-from conftest import require_or_skip
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
