@@ -27,6 +27,7 @@ from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
 from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say
+from scalelab.platforms.compose_inflight import InflightReader
 from scalelab.platforms.compose_settings import (
     LAB,
     PROJECT_LABEL,
@@ -59,6 +60,7 @@ class ComposePlatform:
         self.desired = 0
         self._sdk: Any = None  # docker SDK client, made on first use
         self._streams = StatsStreams()
+        self._inflight = InflightReader()  # each agent's /metrics, for kit scalers
         self._seen_running: dict[str, str] = {}  # id -> name
         self._seen_ready: set[str] = set()
         self._log_offset = 0
@@ -159,7 +161,8 @@ class ComposePlatform:
 
     def observe(self) -> Observation:
         now = time.monotonic()
-        running = {c["Id"]: c["Names"][0].lstrip("/") for c in self._containers(running_only=True)}
+        listing = self._containers(running_only=True)
+        running = {c["Id"]: c["Names"][0].lstrip("/") for c in listing}
         ready = {c["Id"] for c in self._containers(healthy_only=True)} & set(running)
         events: list[dict[str, Any]] = self._live_requests()
         for cid, name in running.items():
@@ -172,6 +175,7 @@ class ComposePlatform:
                 events.append({"kind": "replica_stop", "replicas": len(running), "source": "docker", "detail": name})
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
+        in_flight = self._inflight.read(listing)
         cores = [c for c, _ in readings.values() if c is not None]
         mems = [m for _, m in readings.values() if m is not None]
         limit, mem_limit = self.settings.cpus, self.settings.memory_mb * 2**20
@@ -181,6 +185,7 @@ class ComposePlatform:
                 cid in ready,
                 cpu_pct_of_limit=stats.cpu_pct_of_limit(readings.get(cid, (None, None))[0], limit),
                 mem_pct_of_limit=None if readings.get(cid, (None, None))[1] is None else 100.0 * (readings[cid][1] or 0) / mem_limit,
+                in_flight=in_flight.get(cid),
             )
             for cid, name in running.items()
         ]
@@ -202,6 +207,7 @@ class ComposePlatform:
     def down(self) -> None:
         """Remove the project's containers and network; a no-op when nothing runs."""
         self._streams.stop()
+        self._inflight.stop()
         try:
             if self._project_exists():
                 self._compose("down", "--remove-orphans", "--timeout", "5", "--volumes", fix="retry `scalelab down compose`")
