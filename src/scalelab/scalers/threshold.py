@@ -17,7 +17,8 @@ shown as ``n/a``; a rule with no measured metric never fires. A manual scale (a 
 ``dry_run`` records what it would do without scaling (cooldowns run as if it had acted).
 
 Every scale carries the figures that triggered it in ``detail``; a rule that fires but is held
-(cooldown, bound, pause) is recorded as a ``scaler_decision`` once per reason, not every second.
+(cooldown, bound, pause) is recorded as a ``scaler_decision`` once per reason until the next scale
+action, not every second.
 The same object runs in a real run (`scalelab.runner`) and in the simulator
 (`scalelab.sim.scalers`).
 """
@@ -164,7 +165,6 @@ class ThresholdAutoscaler:
         if down:
             target = max(step_target(current, cfg.step, cfg.step_unit, up=False), cfg.min_replicas)
             return self._try(t, current, target, float(cfg.down_cooldown_s), "down", f"scale down: {down_why}; {figures.text()}")
-        self._last_hold = None
         return None
 
     def _try(self, t: float, current: int, target: int, cooldown: float, direction: str, why: str) -> ScaleDecision | None:
