@@ -259,6 +259,12 @@ class Service:
                 if rho > 0.5:
                     wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
         self.backlog = after
+        if after > 0.0 and served > 0.0:
+            # requests that reach a replica after waiting almost the client's timeout finish too late: the
+            # replica spends their CPU, the client has already given up (an error, counted but wasted)
+            late = (after / mu + service_ms / 1000.0 - p.timeout_s) / (service_ms / 1000.0)
+            if late > 0.0:
+                errors += served * (late if late < 1.0 else 1.0)
         if after > before:
             f95 = (0.05 * before + 0.95 * after) / mu
         else:
