@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def ensure_swarm(sdk: Any, say: Say | None = None) -> None:
     _docker("swarm", "init", "--advertise-addr", "127.0.0.1", fix="read the message above; `docker info` shows the swarm state")
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
-    owner = {"node_id": swarm_state(sdk).get("NodeID"), "created_utc": datetime.now(timezone.utc).isoformat(), "gwbridge_existed": gw_existed}
+    owner = {"node_id": swarm_state(sdk).get("NodeID"), "created_utc": datetime.now(UTC).isoformat(), "gwbridge_existed": gw_existed}
     (root / OWNER_FILE).write_text(json.dumps(owner, indent=2) + "\n", encoding="utf-8")
     if say:
         say(f"swarm initialised by scalelab (node {owner['node_id']}); `scalelab down swarm` leaves it")
