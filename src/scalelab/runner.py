@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from scalelab.cost import CostMeter
 from scalelab.errors import PlatformError, ScalelabError
+from scalelab.faults.inject import FaultSchedule
 from scalelab.load.locust import LocustProcess
 from scalelab.load.plan import LoadPlan
 from scalelab.load.profiles import profile_for
@@ -140,9 +141,11 @@ class Runner:
         self.level = profile_for(scenario.load, scenario.duration_s)
         self._scale_errors: list[BaseException] = []
         self._scale_threads: list[threading.Thread] = []
+        self.faults = FaultSchedule(scenario.faults, platform, scenario.seed)
 
     # -- the whole run ------------------------------------------------------------------------
     def run(self) -> Path:
+        self.faults.check(self.scenario.source or self.scenario.name)
         if not self.options.attach:
             self.platform.preflight()  # raises before anything starts
         writer = RunWriter.create(self.options.runs_dir, scenario=self.scenario, arm=self.arm_name, platform=self.arm.platform, run_id=self.run_id)
@@ -273,8 +276,9 @@ class Runner:
     def _wait_until(self, t_target: float) -> None:
         """Sleep until run time ``t_target``, letting the kit scaler decide at its own times on the way."""
         while True:
-            now = self._t()
             due = self.scaler.next_due_s() if self.scaler is not None else None
+            self._fire_faults(t_target if due is None else min(due, t_target))
+            now = self._t()
             if due is not None and due <= t_target:
                 if due > now:
                     self.clock.sleep(due - now)
@@ -286,9 +290,25 @@ class Runner:
                     break  # a scaler that did not advance decides again after this second's sample
                 continue
             break
+        self._fire_faults(t_target)
         now = self._t()
         if t_target > now:
             self.clock.sleep(t_target - now)
+
+    def _fire_faults(self, until: float) -> None:
+        """Inject the scenario's faults due by ``until`` at their times; each is a ``fault`` event."""
+        while (due := self.faults.next_due_s()) is not None and due <= until:
+            now = self._t()
+            if due > now:
+                self.clock.sleep(due - now)
+            t = self._t()
+            try:
+                done = self.faults.fire_next()
+            except ScalelabError as exc:
+                self._writer.event(t, "note", source="fault", detail=f"fault at {due:g} s not injected: {exc.message}")
+                continue
+            self._writer.event(t, "fault", source="kit", detail=done.detail())
+            self.view.event(t, done.detail())
 
     def _act(self, decision: ScaleDecision) -> None:
         t = self._t()

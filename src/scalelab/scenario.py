@@ -43,6 +43,7 @@ __all__ = [
     "detect_cpu_budget",
     "parse_duration",
     "apply_overrides",
+    "Fault",
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -323,6 +324,15 @@ class SimModel(_Frozen):
     host_overhead_cores: float = Field(0.0, ge=0, le=1024, description="CPU the host's other work (control plane, load generator, sampler) takes from the budget")
 
 
+class Fault(_Frozen):
+    """A fault the kit injects during a recorded run (`scalelab.faults`), at the same time on every platform."""
+
+    at_s: Seconds = Field(description="seconds after the load starts")
+    kind: Literal["kill", "crash", "hang"] = Field(description="kill: SIGKILL through the orchestrator's API; crash: the process dies from "
+                                                   "outside the API (host kill -9); hang: the replica stops answering but keeps its port")
+    target: Literal["one"] = Field("one", description="one ready replica, chosen by the scenario's seed")
+
+
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -335,6 +345,7 @@ class Scenario(_Frozen):
     load: Load
     arms: dict[str, Arm] = Field(min_length=1)
     sim: SimModel = SimModel()
+    faults: tuple[Fault, ...] = Field((), max_length=20, description="faults injected during a recorded run (scalelab.faults)")
     # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
     cpu_budget: float | None = Field(None, ge=MIN_CPU_BUDGET, le=MAX_CPU_BUDGET)
     source: str = ""
@@ -344,6 +355,9 @@ class Scenario(_Frozen):
         for key in self.arms:
             if not re.match(r"^[a-z0-9][a-z0-9-]*$", key):
                 raise ValueError(f"arm name '{key}' must be lowercase letters, digits and '-'")
+        for fault in self.faults:
+            if fault.at_s >= self.duration_s:
+                raise ValueError(f"faults: at_s {fault.at_s:g} is not before the end of the load (duration_s {self.duration_s:g})")
         return self
 
     def arm(self, name: str | None) -> tuple[str, Arm]:

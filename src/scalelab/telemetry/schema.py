@@ -90,6 +90,7 @@ EVENT_KINDS = (
     "replica_ready",
     "replica_stop",
     "note",
+    "fault",  # a fault the kit injected (scalelab.faults; detail: kind, replica=<name>, how)
 )
 
 REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "error")

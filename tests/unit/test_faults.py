@@ -1,0 +1,101 @@
+"""Fault scheduling and measurement on synthetic records (no Docker, no cluster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab.errors import ScenarioError
+from scalelab.faults.inject import check_supported, pick
+from scalelab.faults.measure import classify, fault_impacts
+from scalelab.scenario import Scenario, load_scenario
+
+
+def _req(t, ok=True, code=200, replica="a", error="", ms=50.0):
+    return {"t_s": t, "response_ms": ms, "ok": int(ok), "status_code": code, "replica": replica, "error": error}
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "cls"),
+    [
+        (502, "BadStatusCode: 502", "5xx"),
+        (0, "ConnectionRefusedError: [Errno 111] Connection refused", "refused"),
+        (0, "ConnectionResetError: [Errno 104] Connection reset by peer", "reset"),
+        (0, "timeout: timed out", "timeout"),
+        (0, "dropped: more than 200 requests in flight", "dropped"),
+        (0, "something else", "other"),
+    ],
+)
+def test_classify(code, error, cls):
+    assert classify(code, error) == cls
+
+
+def test_kill_without_replacement_compose_like():
+    """Two replicas, one killed at 10 s and never replaced: errors only around the kill, ready stays 1."""
+    reqs = [_req(t / 2, replica="a" if t % 2 else "b") for t in range(0, 20)]
+    reqs += [_req(10.1, ok=False, code=502, replica="", error="BadStatusCode 502", ms=3), _req(10.3, ok=False, code=0, replica="", error="Connection reset by peer", ms=200)]
+    reqs += [_req(10 + t / 4, replica="a", ms=80 + t) for t in range(1, 40)]
+    events = [{"t_s": 0, "kind": "replica_start", "detail": "a"}, {"t_s": 10.0, "kind": "fault", "detail": "kill replica=b docker kill x"},
+              {"t_s": 10.5, "kind": "replica_stop", "detail": "b"}]
+    samples = [{"t_s": t, "replicas_ready": 2 if t <= 10 else 1} for t in range(1, 21)]
+    (imp,) = fault_impacts(reqs, events, samples)
+    assert (imp.kind, imp.replica, imp.failed) == ("kill", "b", 2)
+    assert imp.by_class["5xx"] == 1 and imp.by_class["reset"] == 1
+    assert imp.first_error_s == 10.1 and imp.last_error_s == 10.3 and imp.error_window_s == pytest.approx(0.2)
+    assert imp.to_replacement_s is None and imp.to_ready_s is None and imp.to_first_2xx_s is None
+    assert (imp.ready_before, imp.ready_min, imp.to_desired_s) == (2, 1, None)
+    assert imp.max_ms == 200 and imp.p99_ms is not None
+
+
+def test_kill_with_replacement_kubernetes_like():
+    reqs = [_req(t / 2, replica="pod-a" if t % 2 else "pod-b") for t in range(0, 20)]
+    reqs += [_req(10.2, ok=False, code=0, replica="", error="ConnectionRefusedError: refused")]
+    reqs += [_req(10 + t / 2, replica="pod-a") for t in range(1, 10)]
+    reqs += [_req(16.0, replica="pod-c"), _req(17.0, replica="pod-c")]
+    events = [{"t_s": 10.0, "kind": "fault", "detail": "kill replica=pod-b delete pod"},
+              {"t_s": 11.0, "kind": "replica_start", "detail": "pod-c"}, {"t_s": 15.0, "kind": "replica_ready", "detail": "pod-c"}]
+    samples = [{"t_s": t, "replicas_ready": 1 if 11 <= t <= 15 else 2} for t in range(1, 21)]
+    (imp,) = fault_impacts(reqs, events, samples)
+    assert imp.by_class["refused"] == 1 and imp.failed == 1 and imp.error_window_s == 0
+    assert (imp.to_replacement_s, imp.to_ready_s, imp.to_first_2xx_s, imp.to_desired_s) == (1.0, 5.0, 6.0, 6.0)
+    assert imp.ready_min == 1
+
+
+def test_restarted_victim_counts_as_the_replacement_once_ready():
+    reqs = [_req(9.5, replica="c1"), _req(9.6, replica="c2"), _req(10.4, replica="c1"), _req(13.0, replica="c1"), _req(14.0, replica="c2")]
+    events = [{"t_s": 10.0, "kind": "fault", "detail": "crash replica=c2 kill -9"}, {"t_s": 13.5, "kind": "replica_ready", "detail": "c2"}]
+    (imp,) = fault_impacts(reqs, events, [])
+    assert imp.to_first_2xx_s == 4.0 and imp.failed == 0 and imp.first_error_s is None
+
+
+def test_two_faults_split_the_records():
+    reqs = [_req(5.5, ok=False, code=502), _req(12, ok=False, code=504)]
+    events = [{"t_s": 5.0, "kind": "fault", "detail": "kill replica=x"}, {"t_s": 10.0, "kind": "fault", "detail": "hang replica=y"}]
+    a, b = fault_impacts(reqs, events, [])
+    assert (a.failed, b.failed, b.kind) == (1, 1, "hang")
+
+
+def test_no_faults_no_impacts():
+    assert fault_impacts([_req(1)], [{"t_s": 0, "kind": "phase", "detail": "load"}], []) == []
+
+
+def test_pick_is_seeded_and_order_free():
+    assert pick(["b", "a", "c"], 11, 0) == pick(["c", "a", "b"], 11, 0)
+    assert {pick(["a", "b", "c"], s, 0) for s in range(20)} == {"a", "b", "c"}
+
+
+def test_scenario_faults_validated_with_allowed_values():
+    base = load_scenario("ci-spike", sized=False).model_dump(mode="json")
+    ok = Scenario.model_validate({**base, "faults": [{"at_s": "20s", "kind": "kill"}]})
+    assert ok.faults[0].at_s == 20 and ok.faults[0].target == "one"
+    with pytest.raises(ValueError) as bad:
+        Scenario.model_validate({**base, "faults": [{"at_s": 20, "kind": "explode"}]})
+    assert "kill" in str(bad.value) and "crash" in str(bad.value) and "hang" in str(bad.value)
+    with pytest.raises(ValueError, match="not before the end"):
+        Scenario.model_validate({**base, "faults": [{"at_s": 9999, "kind": "kill"}]})
+
+
+def test_unsupported_kind_lists_what_the_platform_can_do():
+    check_supported("compose", ["kill", "crash", "hang"])
+    with pytest.raises(ScenarioError) as err:
+        check_supported("kubernetes", ["hang"], "my.yaml")
+    assert "my.yaml" in err.value.message and "allowed there: kill" in err.value.message and "compose" in err.value.fix
