@@ -18,7 +18,8 @@ def table(run_dirs: list[Path]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for path in run_dirs:
         run = load_run(path)
-        impacts = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"))
+        impacts = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
+                                sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
         rows += impact_rows(str(run.manifest.get("platform", "")), impacts)
     return rows
 

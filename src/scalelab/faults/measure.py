@@ -95,14 +95,18 @@ def _after(t: float | None, t_f: float) -> float | None:
     return None if t is None else round(t - t_f, 3)
 
 
-def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = ()) -> list[FaultImpact]:
-    """One `FaultImpact` per ``fault`` event, in time order."""
+def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = (),
+                  *, sample_offset_s: float = 0.4) -> list[FaultImpact]:
+    """One `FaultImpact` per ``fault`` event, in time order.
+
+    A sample ``t_s = k`` was observed at ``k + sample_offset_s`` (the run manifest's value).
+    """
     reqs = sorted(({"t": _num(r.get("t_s")), "ms": _num(r.get("response_ms")) or 0.0, "ok": _ok(r.get("ok")),
                     "code": int(_num(r.get("status_code")) or 0), "replica": str(r.get("replica") or ""), "error": str(r.get("error") or "")}
                    for r in requests if _num(r.get("t_s")) is not None), key=lambda r: r["t"])
     evs = sorted(({"t": _num(e.get("t_s")) or 0.0, "kind": str(e.get("kind") or ""), "detail": str(e.get("detail") or "")} for e in events),
                  key=lambda e: e["t"])
-    rows = sorted(({"t": _num(s.get("t_s")) or 0.0, "ready": _num(s.get("replicas_ready"))} for s in samples), key=lambda s: s["t"])
+    rows = sorted(({"t": (_num(s.get("t_s")) or 0.0) + sample_offset_s, "ready": _num(s.get("replicas_ready"))} for s in samples), key=lambda s: s["t"])
     faults = [e for e in evs if e["kind"] == "fault"]
     out = []
     for i, fault in enumerate(faults):
@@ -131,9 +135,9 @@ def _impact(fault: Mapping[str, Any], t_f: float, t_next: float, reqs: Sequence[
     seen_before = {r["replica"] for r in reqs if r["t"] < t_f and r["ok"] and r["replica"]}
     t_2xx = next((r["t"] for r in span if r["ok"] and r["replica"] and (r["replica"] not in seen_before or _same(r["replica"], victim))
                   and (not _same(r["replica"], victim) or (t_ready is not None and r["t"] >= t_ready))), None)
-    before = [s["ready"] for s in rows if s["t"] <= t_f and s["ready"] is not None]
+    before = [s["ready"] for s in rows if s["t"] < t_f and s["ready"] is not None]
     ready_before = int(before[-1]) if before else None
-    after = [s for s in rows if t_f < s["t"] < t_next and s["ready"] is not None]
+    after = [s for s in rows if t_f <= s["t"] < t_next and s["ready"] is not None]
     ready_min = int(min(s["ready"] for s in after)) if after else None
     t_desired = None
     if ready_before is not None and after:
