@@ -31,7 +31,7 @@ from scalelab.platforms.k8s_cluster import (
     scale_namespace,
     wait_namespaces_gone,
 )
-from scalelab.platforms.k8s_manifests import APP_LABEL, Manifests, namespace_for, render, write_rendered
+from scalelab.platforms.k8s_manifests import APP_LABEL, Manifests, cpu_quantity, namespace_for, render, write_rendered
 from scalelab.poll import Deadline
 from scalelab.registry import platform_spec
 from scalelab.scenario import Arm, HPAScaler, Scenario
@@ -239,6 +239,20 @@ class KubernetesPlatform:
             fix=(metrics_api_problem(self.api) or PreflightError("", fix="check metrics-server: `kubectl top pods -A`")).fix,
             lab=LAB,
         )
+
+    def check_limits(self) -> None:
+        """Fail if the Deployment does not carry the scenario's CPU limit (the kubelet enforces what it carries)."""
+        from kubernetes import client
+
+        if self.scenario is None:
+            return
+        dep = raw(client.AppsV1Api(self.api).read_namespaced_deployment, "ai-agent", self.namespace)
+        containers = ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+        got = ((containers[0].get("resources") or {}).get("limits") or {}).get("cpu")
+        want = cpu_quantity(self.scenario.workload.cpu_limit)
+        if got != want:
+            raise PlatformError(f"the ai-agent Deployment runs with a CPU limit of {got}, expected {want}",
+                                fix="check k8s/deployment.yaml and admission webhooks or LimitRanges in the cluster", lab=LAB)
 
     def current_replicas(self) -> int:
         from kubernetes import client
