@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scalelab import registry
-from scalelab.errors import ScenarioError
+from scalelab.errors import PlatformError, ScenarioError
 from scalelab.runner import Runner, RunOptions, run_arm
 from scalelab.scenario import Scenario
 
@@ -188,3 +188,32 @@ def test_run_arm_goes_through_the_registry(toy: Any, tmp_path: Path, monkeypatch
     monkeypatch.setattr(runner_mod.Runner, "__init__", init)
     run_dir = run_arm(_scenario({"type": "fixed"}, duration_s=4), "toy-arm", RunOptions(runs_dir=tmp_path))
     assert json.loads((run_dir / "manifest.json").read_text())["platform_info"] == {"toy": True}
+
+
+def test_faults_fire_at_their_time_as_events(toy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scalelab.faults import inject
+
+    fired: list[tuple[str, int]] = []
+
+    class ToyInjector:
+        def __init__(self, platform: Any, seed: int) -> None:
+            self.platform = platform
+
+        def inject(self, kind: str, index: int) -> inject.Injected:
+            fired.append((kind, index))
+            if kind == "hang":
+                raise PlatformError("no ready replica", fix="later")
+            return inject.Injected(kind, "toy-1", "by hand")
+
+    monkeypatch.setitem(inject.INJECTORS, "toy", ToyInjector)
+    monkeypatch.setitem(inject.SUPPORTED, "toy", ("kill", "hang"))
+    base = _scenario({"type": "fixed"}).model_dump(mode="json")
+    sc = Scenario.model_validate({**base, "faults": [{"at_s": 6.5, "kind": "hang"}, {"at_s": 3.25, "kind": "kill"}]})
+    run_dir, _ = _run(sc, tmp_path)
+    assert fired == [("kill", 1), ("hang", 0)]  # in time order, each with its index in the file
+    events = [(float(e["t_s"]), e["kind"], e["detail"]) for e in _rows(run_dir / "events.csv") if e["kind"] in ("fault", "note")]
+    assert events[0] == (3.25, "fault", "kill replica=toy-1 by hand")
+    assert events[1][:2] == (6.5, "note") and "not injected: no ready replica" in events[1][2]
+    monkeypatch.setitem(inject.SUPPORTED, "toy", ("kill",))
+    with pytest.raises(ScenarioError, match="allowed there: kill"):
+        _run(sc, tmp_path / "again")

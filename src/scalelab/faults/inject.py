@@ -24,14 +24,14 @@ starts and lists what a platform can do.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scalelab import _run
 from scalelab.errors import PlatformError, ScenarioError
 
-__all__ = ["Injected", "Injector", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick"]
+__all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick"]
 
 #: the fault kinds each platform's hook implements
 SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang"), "kubernetes": ("kill",)}
@@ -76,11 +76,11 @@ def _where(kinds: Sequence[str]) -> str:
 
 
 def injector_for(platform: Any, seed: int) -> Injector:
-    if platform.name == "compose":
-        return ComposeInjector(platform, seed)
-    if platform.name == "kubernetes":
-        return KubernetesInjector(platform, seed)
-    raise ScenarioError(f"faults cannot be injected on {platform.name}", fix=f"remove faults: from the scenario; platforms with faults: {', '.join(SUPPORTED)}")
+    """The platform's hook (`INJECTORS`, by platform name)."""
+    make = INJECTORS.get(platform.name)
+    if make is None:
+        raise ScenarioError(f"faults cannot be injected on {platform.name}", fix=f"remove faults: from the scenario; platforms with faults: {', '.join(SUPPORTED)}")
+    return make(platform, seed)
 
 
 class ComposeInjector:
@@ -129,6 +129,10 @@ class KubernetesInjector:
             raise ScenarioError(f"fault kind {kind} is not implemented on kubernetes", fix="use kill")
         core.delete_namespaced_pod(victim, ns, grace_period_seconds=0, _request_timeout=10)
         return Injected(kind, victim, f"delete pod {victim} --grace-period=0")
+
+
+#: platform name -> its hook; a new platform adds one line here and its kinds to `SUPPORTED`
+INJECTORS: dict[str, Callable[[Any, int], Injector]] = {"compose": ComposeInjector, "kubernetes": KubernetesInjector}
 
 
 class FaultSchedule:

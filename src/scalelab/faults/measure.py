@@ -95,62 +95,83 @@ def _after(t: float | None, t_f: float) -> float | None:
     return None if t is None else round(t - t_f, 3)
 
 
+@dataclass(frozen=True)
+class _Req:
+    t: float
+    ms: float
+    ok: bool
+    code: int
+    replica: str
+    error: str
+
+
+@dataclass(frozen=True)
+class _Ev:
+    t: float
+    kind: str
+    detail: str
+
+
 def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = (),
                   *, sample_offset_s: float = 0.4) -> list[FaultImpact]:
     """One `FaultImpact` per ``fault`` event, in time order.
 
     A sample ``t_s = k`` was observed at ``k + sample_offset_s`` (the run manifest's value).
     """
-    reqs = sorted(({"t": _num(r.get("t_s")), "ms": _num(r.get("response_ms")) or 0.0, "ok": _ok(r.get("ok")),
-                    "code": int(_num(r.get("status_code")) or 0), "replica": str(r.get("replica") or ""), "error": str(r.get("error") or "")}
-                   for r in requests if _num(r.get("t_s")) is not None), key=lambda r: r["t"])
-    evs = sorted(({"t": _num(e.get("t_s")) or 0.0, "kind": str(e.get("kind") or ""), "detail": str(e.get("detail") or "")} for e in events),
-                 key=lambda e: e["t"])
-    rows = sorted(({"t": (_num(s.get("t_s")) or 0.0) + sample_offset_s, "ready": _num(s.get("replicas_ready"))} for s in samples), key=lambda s: s["t"])
-    faults = [e for e in evs if e["kind"] == "fault"]
+    reqs = sorted((_Req(t, _num(r.get("response_ms")) or 0.0, _ok(r.get("ok")), int(_num(r.get("status_code")) or 0),
+                        str(r.get("replica") or ""), str(r.get("error") or ""))
+                   for r in requests if (t := _num(r.get("t_s"))) is not None), key=lambda r: r.t)
+    evs = sorted((_Ev(_num(e.get("t_s")) or 0.0, str(e.get("kind") or ""), str(e.get("detail") or "")) for e in events), key=lambda e: e.t)
+    rows = sorted(((_num(s.get("t_s")) or 0.0) + sample_offset_s, ready) for s in samples if (ready := _num(s.get("replicas_ready"))) is not None)
+    faults = [e for e in evs if e.kind == "fault"]
     out = []
     for i, fault in enumerate(faults):
-        t_f = fault["t"]
-        t_next = faults[i + 1]["t"] if i + 1 < len(faults) else math.inf
-        out.append(_impact(fault, t_f, t_next, reqs, evs, rows))
+        t_next = faults[i + 1].t if i + 1 < len(faults) else math.inf
+        out.append(_impact(fault, t_next, reqs, evs, rows))
     return out
 
 
-def _impact(fault: Mapping[str, Any], t_f: float, t_next: float, reqs: Sequence[dict[str, Any]], evs: Sequence[dict[str, Any]],
-            rows: Sequence[dict[str, Any]]) -> FaultImpact:
-    detail = fault["detail"]
+def _impact(fault: _Ev, t_next: float, reqs: Sequence[_Req], evs: Sequence[_Ev], rows: Sequence[tuple[float, float]]) -> FaultImpact:
+    t_f, detail = fault.t, fault.detail
     kind = detail.split(" ", 1)[0] if detail else ""
     match = _REPLICA.search(detail)
     victim = match.group(1) if match else ""
-    span = [r for r in reqs if t_f <= r["t"] < t_next]
-    failed = [r for r in span if not r["ok"]]
+    span = [r for r in reqs if t_f <= r.t < t_next]
+    failed = [r for r in span if not r.ok]
     by_class = {c: 0 for c in ERROR_CLASSES}
     for r in failed:
-        by_class[classify(r["code"], r["error"])] += 1
+        by_class[classify(r.code, r.error)] += 1
 
     def first_event(kind_: str) -> float | None:
-        return next((e["t"] for e in evs if e["kind"] == kind_ and t_f <= e["t"] < t_next), None)
+        return next((e.t for e in evs if e.kind == kind_ and t_f <= e.t < t_next), None)
 
     t_start, t_ready = first_event("replica_start"), first_event("replica_ready")
-    seen_before = {r["replica"] for r in reqs if r["t"] < t_f and r["ok"] and r["replica"]}
-    t_2xx = next((r["t"] for r in span if r["ok"] and r["replica"] and (r["replica"] not in seen_before or _same(r["replica"], victim))
-                  and (not _same(r["replica"], victim) or (t_ready is not None and r["t"] >= t_ready))), None)
-    before = [s["ready"] for s in rows if s["t"] < t_f and s["ready"] is not None]
+    seen_before = {r.replica for r in reqs if r.t < t_f and r.ok and r.replica}
+
+    def replacement(r: _Req) -> bool:
+        if not (r.ok and r.replica):
+            return False
+        if _same(r.replica, victim):  # the victim itself, back after a restart
+            return t_ready is not None and r.t >= t_ready
+        return r.replica not in seen_before
+
+    t_2xx = next((r.t for r in span if replacement(r)), None)
+    before = [ready for t, ready in rows if t < t_f]
     ready_before = int(before[-1]) if before else None
-    after = [s for s in rows if t_f <= s["t"] < t_next and s["ready"] is not None]
-    ready_min = int(min(s["ready"] for s in after)) if after else None
+    after = [(t, ready) for t, ready in rows if t_f <= t < t_next]
+    ready_min = int(min(ready for _, ready in after)) if after else None
     t_desired = None
-    if ready_before is not None and after:
-        dipped = next((j for j, s in enumerate(after) if s["ready"] < ready_before), None)
+    if ready_before is not None:
+        dipped = next((j for j, (_, ready) in enumerate(after) if ready < ready_before), None)
         if dipped is not None:
-            t_desired = next((s["t"] for s in after[dipped:] if s["ready"] >= ready_before), None)
-    last_err = failed[-1]["t"] if failed else None
+            t_desired = next((t for t, ready in after[dipped:] if ready >= ready_before), None)
+    last_err = failed[-1].t if failed else None
     end = max(t_f + MIN_WINDOW_S, last_err or t_f, t_desired or t_f)
-    latencies = sorted(r["ms"] for r in span if r["t"] <= end)
+    latencies = sorted(r.ms for r in span if r.t <= end)
     p99 = latencies[max(1, math.ceil(0.99 * len(latencies))) - 1] if latencies else None
     return FaultImpact(
         t_fault_s=t_f, kind=kind, replica=victim, requests=len(span), failed=len(failed), by_class=by_class,
-        first_error_s=failed[0]["t"] if failed else None, last_error_s=last_err,
+        first_error_s=failed[0].t if failed else None, last_error_s=last_err,
         to_replacement_s=_after(t_start, t_f), to_ready_s=_after(t_ready, t_f), to_first_2xx_s=_after(t_2xx, t_f),
         to_desired_s=_after(t_desired, t_f), ready_before=ready_before, ready_min=ready_min,
         window_s=round(end - t_f, 3), p99_ms=p99, max_ms=latencies[-1] if latencies else None,
