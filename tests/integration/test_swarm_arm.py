@@ -70,6 +70,22 @@ def chat(base_url: str) -> str:
         return str(json.loads(resp.read())["hostname"])
 
 
+def test_rendered_stacks_pass_the_cli_s_stack_schema(docker_engine: str, tmp_path: Path) -> None:
+    """`docker stack config` validates against the compose schema stack deploy uses and lists what it would ignore."""
+    from scalelab.platforms.swarm_stack import stack_yaml
+
+    sc = load_scenario("ci-spike", cpu_budget=1.0)
+    base = SwarmSettings.for_scenario(sc, "swarm-manual", "schema")
+    variants = [base, dataclasses.replace(base, endpoint_mode="vip", placement={"constraints": ["node.role==manager"], "spread": ["node.labels.zone"], "max_replicas_per_node": 3},
+                                          restart_policy={"condition": "on-failure", "delay_s": 1.0, "max_attempts": 3, "window_s": 20.0})]
+    for i, s in enumerate(variants):
+        path = tmp_path / f"stack-{i}.yaml"
+        path.write_text(stack_yaml(s), encoding="utf-8")
+        proc = subprocess.run(["docker", "stack", "config", "-c", str(path)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "Ignoring" not in proc.stderr, proc.stderr
+        assert "max_replicas_per_node: 3" in proc.stdout or i == 0
+
+
 def test_a_swarm_the_kit_did_not_create_fails_preflight(clean_engine: str) -> None:
     sc = load_scenario("ci-spike", cpu_budget=1.0)
     platform = SwarmPlatform(SwarmSettings.for_scenario(sc, "swarm-manual", f"it-foreign-{os.getpid()}", port=free_port()))
@@ -106,6 +122,13 @@ def test_deploy_scale_2_to_5_spreads_over_all_tasks_and_down_leaves_nothing(clea
         platform.check_limits()
         # The nginx front door is the only published port, on 127.0.0.1.
         assert docker("port", settings.lb_container).strip().startswith("8080/tcp -> 127.0.0.1:")
+
+        # Hardening as on compose: non-root, read-only root, /tmp a writable tmpfs, no capabilities.
+        task = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={settings.service}").split()[0]
+        probe = subprocess.run(["docker", "exec", task, "bash", "-c", "id -u; grep ' /tmp ' /proc/mounts; touch /tmp/x && echo tmp-ok; touch /x || echo root-ro"],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert probe.splitlines()[0] == "65532" and "tmpfs /tmp tmpfs" in probe and "tmp-ok" in probe and "root-ro" in probe, probe
+        assert json.loads(docker("inspect", "--format", "{{json .HostConfig.CapDrop}}", task)) == ["ALL"]
 
         obs = platform.observe()
         assert obs.replicas_desired == 2 and obs.replicas_ready == 2 and obs.replicas_measured == 2

@@ -48,10 +48,13 @@ def test_the_service_is_compose_yaml_s_service_with_a_deploy_section() -> None:
     compose = compose_service()
     # same image, user, read-only root, tmpfs, capabilities, healthcheck test as the compose arm
     assert svc["image"] == s.agent_image
-    for key in ("user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"):
+    for key in ("user", "read_only", "cap_drop", "stop_grace_period"):
         assert svc[key] == compose[key], key
     assert svc["user"] != "0" and svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     assert svc["healthcheck"]["test"] == compose["healthcheck"]["test"]
+    # compose's /tmp:size=16m as the long form swarm applies (the short one it drops silently)
+    assert compose["tmpfs"] == ["/tmp:size=16m"] and "tmpfs" not in svc
+    assert svc["volumes"] == [{"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 16 * 2**20}}]
     assert svc["healthcheck"]["interval"] == "3s" and svc["healthcheck"]["start_period"] == "60s"
     assert svc["environment"] == {"AGENT_WORK_MS": "50", "AGENT_WARMUP_S": "3"}
     # compose-only keys are gone; nothing is published (nginx is the only door, on 127.0.0.1)

@@ -8,6 +8,8 @@ with the same settings, with the compose-only keys turned into a ``deploy:`` sec
   CPU request and the memory limit become ``deploy.resources.reservations`` (the scheduler
   places tasks by reservations);
 - ``pull_policy`` goes (stack deploy never builds nor needs a registry on one node);
+- ``tmpfs`` (short syntax) becomes a ``type: tmpfs`` volume: stack deploy drops the short form
+  without a word (the task's /tmp was read-only), the long form it applies;
 - ``security_opt`` goes: services cannot set ``no-new-privileges`` (stack deploy prints
   "Ignoring unsupported options: security_opt"); the non-root user and cap_drop ALL remain.
 
@@ -141,6 +143,18 @@ def _interpolate(value: Any, env: dict[str, str]) -> Any:
     return value
 
 
+def _tmpfs_mount(entry: str) -> dict[str, Any]:
+    """``/tmp:size=16m`` (compose's short tmpfs) as a long-syntax tmpfs volume, which swarm services honour."""
+    target, _, opts = entry.partition(":")
+    mount: dict[str, Any] = {"type": "tmpfs", "target": target}
+    for opt in filter(None, opts.split(",")):
+        key, _, value = opt.partition("=")
+        if key == "size":
+            units = {"k": 2**10, "m": 2**20, "g": 2**30}
+            mount["tmpfs"] = {"size": int(float(value[:-1]) * units[value[-1].lower()]) if value[-1].lower() in units else int(value)}
+    return mount
+
+
 def compose_service(folder: Path | None = None) -> dict[str, Any]:
     """compose.yaml's ``ai-agent`` service, as written (not interpolated)."""
     path = (folder or compose_dir()) / "compose.yaml"
@@ -154,6 +168,8 @@ def render_stack(s: SwarmSettings, *, folder: Path | None = None) -> dict[str, A
     env = s.env()
     svc = _interpolate(compose_service(folder), env)
     pids = svc.get("pids_limit")
+    if svc.get("tmpfs"):  # stack deploy drops the short `tmpfs:` list silently: mount them as tmpfs volumes
+        svc["volumes"] = [*svc.get("volumes", []), *(_tmpfs_mount(entry) for entry in svc.pop("tmpfs"))]
     for key in UNSUPPORTED_KEYS:
         svc.pop(key, None)
     labels = {**svc.get("labels", {}), "scalelab.platform": "swarm", "scalelab.stack": s.stack}
