@@ -263,6 +263,33 @@ def scale_cmd(platform: str, replicas: int, project: str | None, kubeconfig: str
     click.echo(f"{res.project}: {res.replicas} replicas ready")
 
 
+@cli.group("autoscale")
+def autoscale_group() -> None:
+    """Switch the kit's own scaler (scaler: threshold) off and on during a compose run."""
+
+
+def _autoscale(action: str, project: str | None) -> None:
+    from scalelab.platforms.compose import ComposePlatform
+
+    platform = ComposePlatform.attach(project)
+    platform.autoscale(action)
+    click.echo(f"{platform.settings.project}: autoscale {action} requested; the run records it within a second (events.csv, kind autoscale)")
+
+
+@autoscale_group.command("pause")
+@click.option("--project", default=None, help="Which running scalelab compose project (default: the only one).")
+def autoscale_pause_cmd(project: str | None) -> None:
+    """Pause the running scaler until `scalelab autoscale resume` (scale by hand meanwhile)."""
+    _autoscale("pause", project)
+
+
+@autoscale_group.command("resume")
+@click.option("--project", default=None, help="Which running scalelab compose project (default: the only one).")
+def autoscale_resume_cmd(project: str | None) -> None:
+    """Resume the running scaler."""
+    _autoscale("resume", project)
+
+
 @cli.command("down")
 @PLATFORM_ARG
 @KUBECONFIG_OPT

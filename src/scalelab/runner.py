@@ -222,6 +222,10 @@ class Runner:
                         self.view.event(self._t(), f"scale to {ev.get('replicas')} ({ev.get('source')})")
                         if ev.get("source") == "live" and self.scaler is not None and ev.get("replicas") is not None:
                             self.scaler.override(self._t(), int(ev["replicas"]))
+                    elif ev["kind"] == "autoscale" and self.scaler is not None:  # `scalelab autoscale pause|resume`
+                        switch = getattr(self.scaler, str(ev.get("detail")), None) if ev.get("detail") in ("pause", "resume") else None
+                        if switch is not None:
+                            switch(self._t(), "scalelab autoscale " + str(ev["detail"]))
                 self._last_view = ScalerView(float(k), obs.replicas_desired, obs.replicas_ready, tuple(obs.replicas))
                 if obs.placement:
                     writer.placement({"t_s": k, **p} for p in obs.placement)

@@ -267,3 +267,43 @@ def test_simulator_long_cooldown_reacts_late() -> None:
     # the baseline scale-down at t=1 starts the cooldown: the spike (30-90 s) gets no scale-up at all
     assert slow[0] == (1.0, 2) and not [t for t, _ in slow if 30 <= t < 90]
     assert max(desired[30:90]) == 2 and over_slow > over_fast + 30
+
+
+def test_runner_autoscale_pause_and_resume(toy: Any, tmp_path: Any) -> None:
+    sent: list[str] = []
+
+    def switch(t: float, plat: Any) -> None:
+        for at, action in ((2.6, "pause"), (6.6, "resume")):
+            if t >= at and action not in sent:
+                sent.append(action)
+                plat.pending_events.append({"kind": "autoscale", "replicas": None, "source": "live", "detail": action})
+
+    events = _toy_run(tmp_path, {"type": "threshold", "max_replicas": 8, "up_cooldown_s": 0}, demand=lambda t: 400.0, duration_s=10, at=switch)
+    times = [float(e["t_s"]) for e in events if e["kind"] == "scale" and e["source"] == "threshold"]
+    # up at 2 and 3 (the pause is seen at the 3.4 sample), nothing while paused, again from 7 (resume seen at 7.4 -> 8)
+    assert times[:2] == [2.0, 3.0] and not [t for t in times if 4 <= t < 8] and 8.0 in times
+    kinds = [(e["kind"], e["detail"]) for e in events if e["kind"] in ("autoscale", "scaler_decision")]
+    assert ("autoscale", "pause") in kinds and ("autoscale", "resume") in kinds
+    assert ("scaler_decision", "paused: scalelab autoscale pause") in kinds and ("scaler_decision", "resumed: scalelab autoscale resume") in kinds
+
+
+def test_autoscale_switch_file_reaches_the_running_platform(tmp_path: Any) -> None:
+    from scalelab.platforms.compose import ComposePlatform, ComposeSettings
+    from scalelab.scalers.switch import SwitchReader, write_switch
+    from scalelab.scenario import load_scenario
+
+    settings = ComposeSettings.for_scenario(load_scenario("ci-spike", cpu_budget=1.0), "unit-switch", port=18080)
+    write_switch(tmp_path / settings.project, "pause")  # before the run started: not for this run
+    running = ComposePlatform(settings, state_root_dir=tmp_path)
+    ComposePlatform(settings, state_root_dir=tmp_path).autoscale("resume")  # another process: `scalelab autoscale resume`
+    assert running._switch.events() == [{"kind": "autoscale", "replicas": None, "source": "live", "detail": "resume"}]
+    assert running._switch.events() == []
+    with (tmp_path / settings.project / "autoscale.log").open("a") as fh:
+        fh.write('{"autoscale": "explode"}\nnot json\n{"autoscale": "pa')  # junk and a half-written line
+    assert running._switch.events() == []
+    with (tmp_path / settings.project / "autoscale.log").open("a") as fh:
+        fh.write('use"}\n')
+    assert [e["detail"] for e in running._switch.events()] == ["pause"]
+    with pytest.raises(ValueError, match="pause, resume"):
+        write_switch(tmp_path, "off")
+    assert SwitchReader(tmp_path / "nowhere").events() == []

@@ -41,6 +41,7 @@ from scalelab.platforms.compose_settings import (
 )
 from scalelab.poll import poll_until
 from scalelab.registry import platform_spec
+from scalelab.scalers.switch import SwitchReader, write_switch
 
 #: the compose file as applied, kept in the run directory
 RENDERED_FILE = "compose-rendered.yaml"
@@ -61,6 +62,7 @@ class ComposePlatform:
         self._sdk: Any = None  # docker SDK client, made on first use
         self._streams = StatsStreams()
         self._inflight = InflightReader()  # each agent's /metrics, for kit scalers
+        self._switch = SwitchReader(self.state_dir)  # `scalelab autoscale pause|resume`
         self._seen_running: dict[str, str] = {}  # id -> name
         self._seen_ready: set[str] = set()
         self._log_offset = 0
@@ -159,12 +161,16 @@ class ComposePlatform:
     def current_replicas(self) -> int:
         return self.desired
 
+    def autoscale(self, action: str) -> Path:
+        """Ask the run in progress to ``pause`` or ``resume`` its kit scaler (read at its next observation)."""
+        return write_switch(self.state_dir, action)
+
     def observe(self) -> Observation:
         now = time.monotonic()
         listing = self._containers(running_only=True)
         running = {c["Id"]: c["Names"][0].lstrip("/") for c in listing}
         ready = {c["Id"] for c in self._containers(healthy_only=True)} & set(running)
-        events: list[dict[str, Any]] = self._live_requests()
+        events: list[dict[str, Any]] = self._live_requests() + self._switch.events()
         for cid, name in running.items():
             if cid not in self._seen_running:
                 events.append({"kind": "replica_start", "replicas": len(running), "source": "docker", "detail": name})

@@ -84,6 +84,7 @@ EVENT_KINDS = (
     "phase",  # detail: warmup/load/cooldown
     "scale",  # a scale action: source manual-plan | live | api
     "scaler_decision",  # a kit scaler held, paused or (dry-run) would have scaled (detail: the figures)
+    "autoscale",  # `scalelab autoscale pause|resume` during a run (detail: pause/resume)
     "hpa_rescale",  # the HPA changed the desired replicas (detail: reason)
     "hpa_condition",  # an HPA condition changed
     "replica_start",  # a container or pod started (detail: name)
