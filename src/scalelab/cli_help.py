@@ -11,6 +11,7 @@ from typing import Any
 __all__ = ["SHORT_HELP", "apply"]
 
 SHORT_HELP: dict[str, str] = {
+    "autoscale": "Pause or resume the kit's own scaler.",
     "calibrate": "Fit the simulator to a recorded run.",
     "clean": "Remove everything the kit started; keeps runs/.",
     "cluster": "The lab's kind cluster (lab 03).",
@@ -32,6 +33,8 @@ SHORT_HELP: dict[str, str] = {
     # cluster subcommands
     "cluster up": "Create or reuse the kind cluster.",
     "cluster down": "Delete the kind cluster.",
+    "autoscale pause": "Pause the running scaler.",
+    "autoscale resume": "Resume the running scaler.",
 }
 
 
