@@ -114,6 +114,12 @@ slides: $(STAMP) ## Lab 04: the report plus one 1920x1080 projector slide per st
 lab05-whatif: $(STAMP) ## Lab 05: what if the HPA target were 30/50/70/90%? (simulated, seconds)
 	$(SCALELAB) whatif $(SCENARIO) --arm kubernetes-hpa --vary target_cpu_pct=30,50,70,90 --compare-with compose-manual
 
+lab06-sim: $(STAMP) ## Lab 06: the home-made threshold autoscaler with cooldowns 0, 30 and 120 s (simulated, seconds)
+	for cd in 0 30 120; do $(SCALELAB) sim $(SCENARIO) --arm compose-threshold --runs-dir $(RUNS) --no-figure --set arms.compose-threshold.scaler.up_cooldown_s=$$cd --set arms.compose-threshold.scaler.down_cooldown_s=$$cd || exit 1; done
+
+lab06-run: $(STAMP) ## Lab 06: the threshold autoscaler on real compose (ci-spike, 2.5 minutes), recorded under runs/
+	$(SCALELAB) run ci-spike --arm compose-threshold --runs-dir $(RUNS)
+
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)
 
