@@ -28,6 +28,7 @@ LAB_FILES = [
     "03-kind-cluster-and-hpa.md",
     "04-compare-and-cost.md",
     "05-what-if-with-the-simulator.md",
+    "06-write-your-own-autoscaler.md",
     "99-cleanup.md",
 ]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
