@@ -255,8 +255,8 @@ def simulate_runs(
     """Like `run_scenario`, returning the runs as `load_run` reads them, without reading them back.
 
     Arms are independent, so with several arms they are simulated and written in up to
-    ``workers`` forked processes (default: ``$SCALELAB_SIM_WORKERS``, else 2, at most the CPUs):
-    a simulated day of three arms then takes the time of two.
+    ``workers`` forked processes (default: ``$SCALELAB_SIM_WORKERS``, else 2 when a core is idle
+    by the 1-minute load average, else 1): on an idle machine three arms take the time of two.
     """
     names = list(arms) if arms else list(scenario.arms)
     for name in names:
@@ -281,8 +281,12 @@ def _workers(requested: int | None, arms: int) -> int:
 
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    wanted = requested if requested is not None else int(os.environ.get("SCALELAB_SIM_WORKERS") or 2)
-    return max(1, min(wanted, arms, os.cpu_count() or 1))
+    cpus = os.cpu_count() or 1
+    if requested is None and os.environ.get("SCALELAB_SIM_WORKERS"):
+        requested = int(os.environ["SCALELAB_SIM_WORKERS"])
+    if requested is None:  # a second process only when a core is idle: on a busy host it costs more than it saves
+        requested = 2 if os.getloadavg()[0] <= cpus - 1.0 else 1
+    return max(1, min(requested, arms, cpus))
 
 
 def _utc(start: dt.datetime, t_s: float) -> str:
