@@ -16,7 +16,7 @@ SHORT_HELP: dict[str, str] = {
     "clean": "Remove everything the kit started; keeps runs/.",
     "cluster": "The lab's kind cluster (lab 03).",
     "compare": "How close a simulated run came to a real one.",
-    "demo": "Simulate the classroom spike on both arms.",
+    "demo": "Simulate the classroom spike on every arm.",
     "doctor": "Check this machine for a lab path, with fixes.",
     "down": "Remove what the kit started on a platform.",
     "explain": "The HPA's decisions of a run, worked out by hand.",

@@ -1,4 +1,4 @@
-"""`scalelab demo`: the classroom spike on both arms in the simulator, a figure and a summary.
+"""`scalelab demo`: the classroom spike on every arm in the simulator, a figure and a summary.
 
 No Docker needed: simulates ``classroom-spike``, writes one run directory per arm (the same
 format as real runs), draws the comparison figure next to them and returns the summary table.

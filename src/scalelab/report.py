@@ -79,7 +79,7 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
     if not usable:
         raise RunFormatError(
             f"no completed run under {Path(root)}/",
-            fix="record one (make lab02-spike, make lab03-spike), simulate both arms (make demo), or pass run directories",
+            fix="record one (make lab02-spike, make lab03-spike), simulate every arm (make demo), or pass run directories",
             lab="04-compare-and-cost",
         )
     story = max(usable)[1]
