@@ -77,6 +77,13 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# --- density (lab 12): commands live in scalelab.density.commands ------------------------------
+
+from scalelab.density.commands import density_grp  # noqa: E402 - registration only
+
+cli.add_command(density_grp)
+
+
 def main() -> None:
     """The error boundary: every failure ends as one ``ERROR:`` message with the fix, never a traceback (unless -v)."""
     _sigterm_as_interrupt()
