@@ -13,6 +13,9 @@ PLATFORM ?= compose
 SEED     ?= 7
 # make setup WHEELHOUSE=wheelhouse installs with no network from a folder `make wheelhouse` filled
 WHEELHOUSE ?=
+# lab 12 (density): MODE=runtime|network|workload, PROFILE=host|laptop|ci
+MODE     ?= runtime
+PROFILE  ?= host
 # Another cluster than kind's: KUBECONFIG=... (read by scalelab) and KUBE_CONTEXT=...
 KUBE_CONTEXT ?=
 KUBEFLAGS := $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT))
@@ -21,7 +24,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
-        report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down
+        report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down \
+        lab12-plan lab12-run lab12-pods lab12-show
 
 help: ## Show this help (colours only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
@@ -122,6 +126,19 @@ lab06-run: $(STAMP) ## Lab 06: the threshold autoscaler on real compose (ci-spik
 
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)
+
+## ---------------------------------------------------------------- lab 12: container density on one host
+lab12-plan: $(STAMP) ## Lab 12: read this host's limits, predict the first wall per mode (changes nothing)
+	$(SCALELAB) density plan
+
+lab12-run: $(STAMP) ## Lab 12: ramp containers in batches until a stop rule, then remove them: MODE=runtime|network|workload PROFILE=host|laptop|ci
+	$(SCALELAB) density run --mode $(MODE) --profile $(PROFILE)
+
+lab12-pods: $(STAMP) ## Lab 12: fill one Kubernetes node past maxPods ("Too many pods"); pod start latency vs the 5 s objective
+	$(SCALELAB) density pods $(KUBEFLAGS)
+
+lab12-show: $(STAMP) ## Lab 12: the figures and the latency-against-N chart of the latest density runs
+	$(SCALELAB) density show --out reports/density.png
 
 ## ---------------------------------------------------------------- test infrastructure (developers, CI)
 test-cluster-up: ## Build (cached) and start the single-node Kubernetes used by integration tests

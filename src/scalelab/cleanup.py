@@ -33,6 +33,16 @@ def _platform_step(name: str, options: PlatformOptions, say: Say) -> Step:
         return Step(name, skipped=exc.message.splitlines()[0])
 
 
+def _density_step(say: Say) -> Step:
+    """Density ramps (lab 12) that no longer run: their containers and networks."""
+    from scalelab.density.engine import clean_stale
+
+    try:
+        return clean_stale(say)
+    except ScalelabError as exc:
+        return Step("density", skipped=exc.message.splitlines()[0])
+
+
 def _kind_step(say: Say) -> Step:
     from scalelab.platforms import kind
 
@@ -47,6 +57,7 @@ def clean(*, cluster: bool = False, kubeconfig: str | None = None, context: str 
     """Remove what the kit started on every registered platform and (with ``cluster``) the kind cluster."""
     options = PlatformOptions(kubeconfig=kubeconfig, context=context)
     steps = [_platform_step(name, options, say) for name in platform_names()]
+    steps.append(_density_step(say))
     if cluster:
         steps.append(_kind_step(say))
     return steps

@@ -90,3 +90,22 @@ def pods_cmd(kubeconfig: str | None, context: str | None, extra: int, batch: int
     result = k8s.run_pods(runs_dir, kubeconfig=kubeconfig, context=context, extra=extra, batch=batch, budget_s=budget_s, image=image,
                           say=lambda m: click.echo(f"• {m}", err=True))
     click.echo(k8s.render_result(result), nl=False)
+
+
+@density_grp.command("show")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/density.png"), show_default=True,
+              help="Where the latency-against-N chart goes.")
+@DENSITY_RUNS
+def show_cmd(runs: tuple[Path, ...], out_file: Path, runs_dir: Path) -> None:
+    """The figures of density runs and one chart of start latency against N, walls marked.
+
+    RUNS are density run directories; none: the newest finished run of each mode under --runs-dir.
+    """
+    from scalelab.density import figure
+
+    dirs = list(runs) or figure.latest_runs(runs_dir)
+    for d in dirs:
+        click.echo(f"run: {d}")
+        click.echo(figure.summary(d))
+    click.echo(f"chart: {figure.density_figure(dirs, out_file)}")

@@ -41,6 +41,7 @@ __all__ = [
     "owner_alive",
     "labels",
     "cgroup_dirs",
+    "clean_stale",
     "wait_http_ready",
 ]
 
@@ -276,6 +277,19 @@ def remove_leftovers(client: Any, say: Say, *, include_live: bool = False) -> tu
     if stale:
         say(f"removed {len(stale)} container(s) left by earlier density run(s): {', '.join(sorted(r for r in runs if r))}")
     return len(stale), errors
+
+
+def clean_stale(say: Say) -> Any:
+    """`scalelab clean`'s density step: containers and networks of ramps that no longer run."""
+    from scalelab.cleanup import Step
+    from scalelab.images import docker_available
+
+    if not docker_available(timeout_s=20):
+        return Step("density", skipped="Docker engine not reachable: no density containers to remove")
+    client = connect()
+    runs = sorted({(c.get("Labels") or {}).get(LABEL, "") for c in list_ours(client) if not owner_alive(c.get("Labels") or {})})
+    remove_leftovers(client, say)
+    return Step("density", tuple(r for r in runs if r))
 
 
 def cgroup_dirs(ids: list[str], sys_root: Path = host.SYS) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from scalelab.density.record import DensityRun, load_density
 
-__all__ = ["summary", "density_figure", "figures_at"]
+__all__ = ["summary", "density_figure", "figures_at", "latest_runs"]
 
 #: Kubernetes' pod start-up objective: p99 <= 5 s for stateless pods, image pull excluded.
 POD_STARTUP_SLO_MS = 5000.0
@@ -133,3 +133,27 @@ def density_figure(paths: list[str | os.PathLike[str]], out_path: str | os.PathL
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def latest_runs(root: str | os.PathLike[str]) -> list[Path]:
+    """The newest finished density run of each mode under ``root`` (runtime, network, workload, pods)."""
+    import json
+
+    from scalelab.errors import RunFormatError
+
+    newest: dict[str, tuple[str, Path]] = {}
+    base = Path(root)
+    for path in sorted(base.iterdir()) if base.is_dir() else []:
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if manifest.get("kind") != "density" or manifest.get("status") not in ("completed", "interrupted"):
+            continue
+        mode, start = str(manifest.get("mode")), str(manifest.get("utc_start"))
+        if mode not in newest or start > newest[mode][0]:
+            newest[mode] = (start, path)
+    if not newest:
+        raise RunFormatError(f"no density run under {base}/", fix="record one: `make lab12-run` (or `scalelab density run`)", lab="12-density")
+    order = ["runtime", "network", "workload", "pods"]
+    return [newest[m][1] for m in sorted(newest, key=lambda m: order.index(m) if m in order else 99)]

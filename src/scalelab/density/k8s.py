@@ -188,8 +188,9 @@ def run_pods(runs_dir: Path, *, kubeconfig: str | None = None, context: str | No
     requested = free + extra
     run_id = new_density_run_id("pods")
     namespace = f"scalelab-density-{secrets.token_hex(3)}"
+    info = node["status"].get("nodeInfo", {})
     node_info = {"name": node_name, "max_pods": max_pods, "pods_before": before, "free_slots": free,
-                 "kubelet": node["status"].get("nodeInfo", {}).get("kubeletVersion"), "runtime": node["status"].get("nodeInfo", {}).get("containerRuntimeVersion")}
+                 "kubelet": info.get("kubeletVersion"), "runtime": info.get("containerRuntimeVersion")}
     rec = Recorder(runs_dir, run_id, platform="kubernetes", mode="pods", extra={
         "namespace": namespace, "image": image, "kubernetes": version, "node": node_info,
         "config": {"extra": extra, "batch": batch, "budget_s": budget_s, "batch_timeout_s": batch_timeout_s},

@@ -324,6 +324,7 @@ def _teardown(client: Any, run_id: str, ids: list[str], network: str | None, t0:
     engine.remove_networks(client, run_id)
     teardown_s = time.monotonic() - t
     all_ids = sorted(set(ids) | set(ours))
+    rec.containers(all_ids)
     left = {
         "containers": [c["Id"][:12] for c in engine.list_ours(client, run_id)],
         "networks": [n["Name"] for n in client.api.networks(filters={"label": f"{engine.LABEL}={run_id}"})],

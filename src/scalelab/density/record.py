@@ -17,9 +17,10 @@ from typing import Any
 
 from scalelab.telemetry.store import RunWriter, git_revision, iso, utc_now
 
-__all__ = ["DENSITY", "DENSITY_COLUMNS", "DENSITY_DOCS", "Recorder", "DensityRun", "load_density", "measured_costs", "new_density_run_id"]
+__all__ = ["DENSITY", "CONTAINERS", "DENSITY_COLUMNS", "DENSITY_DOCS", "Recorder", "DensityRun", "load_density", "measured_costs", "new_density_run_id"]
 
 DENSITY = "density.csv"
+CONTAINERS = "containers.txt"
 
 DENSITY_DOCS: dict[str, str] = {
     "t_s": "seconds since the ramp started, at the end of this batch (after the settle pause)",
@@ -97,6 +98,10 @@ class Recorder:
                            replicas_ready=row["n_running"], mem_mb=_mem_used(row))
         self.writer.event(row["t_s"], "scale", replicas=row["n_requested"], source="density",
                           detail=f"batch {row['batch']}: {row.get('started', 0)} started, {row.get('failed', 0)} failed")
+
+    def containers(self, ids: list[str]) -> None:
+        """Every container id the run made (``containers.txt``): what a later check looks for."""
+        (self.dir / CONTAINERS).write_text("".join(f"{cid}\n" for cid in ids), encoding="utf-8")
 
     def note(self, t_s: float, text: str, **manifest: Any) -> None:
         self.writer.event(t_s, "note", source="density", detail=text)
