@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scalelab.density import engine
+from scalelab.density import engine, host
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -46,9 +46,9 @@ def _assert_nothing_left(docker: str, run_dir: Path) -> list[str]:
         proc = subprocess.run([docker, "container", "inspect", cid], capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0, f"container {cid[:12]} still exists"
     deadline = time.monotonic() + 15
-    while engine.cgroup_dirs(ids) and time.monotonic() < deadline:
+    while host.cgroup_dirs(ids) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert engine.cgroup_dirs(ids) == [], "memory cgroups of the run are left"
+    assert host.cgroup_dirs(ids) == [], "memory cgroups of the run are left"
     return ids
 
 
@@ -75,8 +75,10 @@ def test_ci_ramp_records_every_batch_and_leaves_nothing(clean_engine: str, tmp_p
     assert list(batches["n_running"]) == [20, 50, 95, 100] and batches["failed"].sum() == 0
     assert (batches["latency_p50_ms"] > 0).all() and (batches["latency_p95_ms"] >= batches["latency_p50_ms"]).all()
     last = batches.iloc[-1]
-    assert 0 < last["mem_per_container_mb"] < 100 and 1 <= last["tasks_per_container"] < 60
-    assert last["shim_rss_mb"] > 0 and last["dockerd_rss_mb"] > 0 and last["ps_ms"] > 0
+    # MemAvailable's drop is noise on a shared host; the shim's and the container's own memory are not
+    assert 0 < last["shim_pss_mb"] <= last["shim_rss_mb"] < 100 and 0 < last["cgroup_mb"] < 16
+    assert 1 <= last["tasks_per_container"] < 60 and last["fds_per_container"] > 0
+    assert last["dockerd_rss_mb"] > 0 and last["ps_ms"] > 0
     assert batches["stop"].fillna("").tolist()[-1] == "cap"
     assert len(_assert_nothing_left(clean_engine, run_dir)) == 100
     assert manifest["observed"]["left"] == {}

@@ -132,6 +132,13 @@ def test_stop_rules(row: dict[str, object], elapsed: float, expected: str | None
     assert r.check(row, elapsed, next_batch_s=5.0) == expected
 
 
+def test_load_limit_allows_for_a_host_that_was_busy_before() -> None:
+    from scalelab.density.ramp import default_load_limit
+
+    assert default_load_limit(2, 0.5) == 8.0
+    assert default_load_limit(2, 6.0) == 10.0
+
+
 def test_latency_rule_needs_two_slow_batches_in_a_row() -> None:
     r = rules()
     assert r.check(_row(latency_p50_ms=50.0), 1) is None  # baseline = first batch's median
@@ -182,12 +189,12 @@ def test_cgroup_version_and_leftover_cgroups(tmp_path: Path) -> None:
     sys_root = tmp_path / "sys"
     (sys_root / "fs" / "cgroup" / "memory" / "docker" / "abc123").mkdir(parents=True)
     assert host.cgroup_version(sys_root) == 1
-    assert engine.cgroup_dirs(["abc123", "def456"], sys_root) == [str(sys_root / "fs/cgroup/memory/docker/abc123")]
+    assert host.cgroup_dirs(["abc123", "def456"], sys_root) == [str(sys_root / "fs/cgroup/memory/docker/abc123")]
     v2 = tmp_path / "v2"
     (v2 / "fs" / "cgroup" / "system.slice" / "docker-def456.scope").mkdir(parents=True)
     (v2 / "fs" / "cgroup" / "cgroup.controllers").write_text("cpu memory pids\n")
     assert host.cgroup_version(v2) == 2
-    assert engine.cgroup_dirs(["def456"], v2) == [str(v2 / "fs/cgroup/system.slice/docker-def456.scope")]
+    assert host.cgroup_dirs(["def456"], v2) == [str(v2 / "fs/cgroup/system.slice/docker-def456.scope")]
 
 
 def test_read_host_limits_from_a_recorded_tree(tmp_path: Path) -> None:
@@ -223,3 +230,46 @@ def test_owner_alive(tmp_path: Path) -> None:
     assert engine.owner_alive({engine.PID_LABEL: str(os.getpid()), engine.HOST_LABEL: me})
     assert not engine.owner_alive({engine.PID_LABEL: "0", engine.HOST_LABEL: me})
     assert engine.owner_alive({engine.PID_LABEL: "1", engine.HOST_LABEL: "another-machine"}), "never judge another host's runs"
+
+
+# --- Kubernetes side: node choice, image, pod spec ----------------------------------------------
+
+
+def _node(name: str, *, ready: bool = True, taint: str | None = None, images: list[str] | None = None) -> dict[str, object]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": taint}] if taint else []},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                   "allocatable": {"pods": "110"}, "images": [{"names": n.split(",")} for n in images or []]},
+    }
+
+
+def test_pick_node_skips_tainted_and_not_ready_nodes() -> None:
+    from scalelab.density.k8s import pick_node
+
+    nodes = [_node("cp", taint="NoSchedule"), _node("w1", ready=False), _node("w2")]
+    assert pick_node(nodes)["metadata"]["name"] == "w2"  # type: ignore[index]
+    from scalelab.errors import PreflightError
+
+    with pytest.raises(PreflightError):
+        pick_node([_node("cp", taint="NoSchedule")])
+
+
+def test_pause_image_comes_from_what_the_node_holds() -> None:
+    from scalelab.density.k8s import pause_image
+
+    node = _node("n", images=["scalelab-ai-agent:0.1.0", "registry.k8s.io/pause@sha256:abc,registry.k8s.io/pause:3.10.1"])
+    assert pause_image(node) == "registry.k8s.io/pause:3.10.1"
+    assert pause_image(_node("n", images=["scalelab-ai-agent:0.1.0"])) is None
+
+
+def test_pod_manifest_is_safe_and_left_to_the_scheduler() -> None:
+    from scalelab.density.k8s import pod_manifest
+
+    pod = pod_manifest("pause-0001", "run-ab12", "node-1", "registry.k8s.io/pause:3.10.1")
+    spec = pod["spec"]
+    assert "nodeName" not in spec and spec["nodeSelector"] == {"kubernetes.io/hostname": "node-1"}, "the scheduler decides (Too many pods)"
+    c = spec["containers"][0]
+    assert c["imagePullPolicy"] == "Never" and spec["securityContext"]["runAsNonRoot"] is True
+    assert c["resources"]["limits"] == {"cpu": "10m", "memory": "16Mi"} and c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["automountServiceAccountToken"] is False and pod["metadata"]["labels"] == {engine.LABEL: "run-ab12"}

@@ -58,7 +58,7 @@ def plan_cmd(modes: tuple[str, ...], cap: int, costs_from: Path | None, as_json:
 @click.option("--growth", type=click.FloatRange(1.0, 4.0), default=None, help="Each batch is this many times the previous one.")
 @click.option("--parallel", type=click.IntRange(1, 100), default=None, help="Starts in flight at once within a batch.")
 @click.option("--budget", "budget_s", type=click.FloatRange(10, 7200), default=None, help="Wall-clock budget in seconds.")
-@click.option("--load-limit", type=click.FloatRange(0.5, 1000), default=None, help="Stop when the 1-minute load exceeds this (default: 4 x CPUs).")
+@click.option("--load-limit", type=click.FloatRange(0.5, 1000), default=None, help="Stop when the 1-minute load exceeds this (default: 4 x CPUs, or the load at start + 2 x CPUs if higher).")
 @click.option("--mem-floor-gib", type=click.FloatRange(0.25, 1024), default=None,
               help="Stop when MemAvailable falls below this (default: 20% of RAM, at least 2 GiB).")
 @DENSITY_RUNS

@@ -40,7 +40,6 @@ __all__ = [
     "remove_leftovers",
     "owner_alive",
     "labels",
-    "cgroup_dirs",
     "clean_stale",
     "wait_http_ready",
 ]
@@ -290,24 +289,3 @@ def clean_stale(say: Say) -> Any:
     runs = sorted({(c.get("Labels") or {}).get(LABEL, "") for c in list_ours(client) if not owner_alive(c.get("Labels") or {})})
     remove_leftovers(client, say)
     return Step("density", tuple(r for r in runs if r))
-
-
-def cgroup_dirs(ids: list[str], sys_root: Path = host.SYS) -> list[str]:
-    """Memory cgroup directories still named after one of ``ids`` (``docker/<id>``, ``docker-<id>.scope``)."""
-    if not ids:
-        return []
-    root = sys_root / "fs" / "cgroup"
-    if (root / "memory").is_dir():
-        root = root / "memory"
-    found = []
-    wanted = set(ids)
-    for parent in (root / "docker", root / "system.slice", root):
-        try:
-            names = os.listdir(parent)
-        except OSError:
-            continue
-        for name in names:
-            core = name.removeprefix("docker-").removesuffix(".scope")
-            if core in wanted:
-                found.append(str(parent / name))
-    return sorted(set(found))

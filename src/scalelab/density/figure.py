@@ -8,7 +8,7 @@ from typing import Any
 
 from scalelab.density.record import DensityRun, load_density
 
-__all__ = ["summary", "density_figure", "figures_at", "latest_runs"]
+__all__ = ["summary", "density_figure", "figures_at", "latest_runs", "memory_slope_mb"]
 
 #: Kubernetes' pod start-up objective: p99 <= 5 s for stateless pods, image pull excluded.
 POD_STARTUP_SLO_MS = 5000.0
@@ -29,6 +29,17 @@ def figures_at(run: DensityRun, points: tuple[int, ...] = (10, 100)) -> dict[str
     return out
 
 
+def memory_slope_mb(run: DensityRun) -> float | None:
+    """MiB of MemAvailable lost per extra container: the least-squares slope over the batches (less noisy than one difference)."""
+    import numpy as np
+
+    frame = run.batches.dropna(subset=["mem_available_mb", "n_running"])
+    if len(frame) < 3 or frame["n_running"].nunique() < 3:
+        return None
+    slope = np.polyfit(frame["n_running"].astype(float), frame["mem_available_mb"].astype(float), 1)[0]
+    return float(-slope)
+
+
 def _docker_summary(run: DensityRun) -> list[str]:
     m, frame = run.manifest, run.batches
     last = frame.iloc[-1].to_dict() if not frame.empty else {}
@@ -46,8 +57,9 @@ def _docker_summary(run: DensityRun) -> list[str]:
            for k, r in at.items()]
     lines.append("create+start latency at " + "; ".join(lat))
     lines.append(
-        f"per container: {_fmt(last.get('mem_per_container_mb'), ' MiB', 1)} of host memory (shim RSS {_fmt(last.get('shim_rss_mb'), ' MiB', 1)}, "
-        f"PSS {_fmt(last.get('shim_pss_mb'), ' MiB', 1)}), {_fmt(last.get('tasks_per_container'), ' tasks', 1)}, "
+        f"per container: {_fmt(last.get('mem_per_container_mb'), ' MiB', 1)} of host memory (MemAvailable drop; slope over the batches "
+        f"{_fmt(memory_slope_mb(run), ' MiB', 1)}), shim RSS {_fmt(last.get('shim_rss_mb'), ' MiB', 1)} / PSS {_fmt(last.get('shim_pss_mb'), ' MiB', 1)}, "
+        f"own cgroup {_fmt(last.get('cgroup_mb'), ' MiB', 1)}; {_fmt(last.get('tasks_per_container'), ' tasks', 1)}, "
         f"{_fmt(last.get('fds_per_container'), ' fds', 1)}"
     )
     lines.append(f"dockerd: {_fmt(last.get('dockerd_rss_mb'), ' MiB', 0)} RSS, {_fmt(last.get('dockerd_cpu_pct'), '% CPU', 0)} during the last batch, "

@@ -28,6 +28,8 @@ __all__ = [
     "bridge_ports",
     "inotify_instances",
     "clock_ticks",
+    "cgroup_dirs",
+    "cgroup_memory_bytes",
 ]
 
 PROC = Path("/proc")
@@ -205,3 +207,36 @@ def inotify_instances(uid: int = 0, proc: Path = PROC) -> int:
             except OSError:
                 continue
     return count
+
+
+def cgroup_dirs(ids: list[str], sys_root: Path = SYS) -> list[str]:
+    """Memory cgroup directories still named after one of ``ids`` (``docker/<id>``, ``docker-<id>.scope``)."""
+    if not ids:
+        return []
+    root = sys_root / "fs" / "cgroup"
+    if (root / "memory").is_dir():
+        root = root / "memory"
+    found = []
+    wanted = set(ids)
+    for parent in (root / "docker", root / "system.slice", root):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            core = name.removeprefix("docker-").removesuffix(".scope")
+            if core in wanted:
+                found.append(str(parent / name))
+    return sorted(set(found))
+
+
+def cgroup_memory_bytes(ids: list[str], sys_root: Path = SYS) -> list[int]:
+    """Memory charged to each container's cgroup (``memory.usage_in_bytes`` on v1, ``memory.current`` on v2)."""
+    out = []
+    for d in cgroup_dirs(ids, sys_root):
+        value = read_int(Path(d) / "memory.usage_in_bytes")
+        if value is None:
+            value = read_int(Path(d) / "memory.current")
+        if value is not None:
+            out.append(value)
+    return out

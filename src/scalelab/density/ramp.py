@@ -39,16 +39,16 @@ class RampConfig:
     budget_s: float = 600.0
     settle_s: float = 1.0
     latency_factor: float = 10.0
-    load_limit: float | None = None  # None: 4 x CPUs
+    load_limit: float | None = None  # None: default_load_limit()
     mem_floor_bytes: int | None = None  # None: plan.memory_floor_bytes
     profile: str = "host"
 
 
 #: ``host``: this 2-core / 24 GiB VM class; ``laptop``: lower cap, shorter; ``ci``: ~100, well under 3 minutes.
 PROFILES: dict[str, dict[str, Any]] = {
-    "host": {"cap": 300, "batch": 10, "growth": 1.5, "parallel": 10, "budget_s": 600.0},
-    "laptop": {"cap": 100, "batch": 10, "growth": 1.5, "parallel": 5, "budget_s": 300.0},
-    "ci": {"cap": 100, "batch": 20, "growth": 1.5, "parallel": 10, "budget_s": 120.0, "settle_s": 0.5},
+    "host": {"cap": 300, "batch": 10, "growth": 1.5, "parallel": 5, "budget_s": 600.0},
+    "laptop": {"cap": 100, "batch": 10, "growth": 1.5, "parallel": 4, "budget_s": 300.0},
+    "ci": {"cap": 100, "batch": 20, "growth": 1.5, "parallel": 5, "budget_s": 120.0, "settle_s": 0.5},
 }
 
 
@@ -58,6 +58,11 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signame: str) -> None:
         super().__init__(signame)
         self.signame = signame
+
+
+def default_load_limit(cpus: int, load_at_start: float) -> float:
+    """4 x CPUs, or the load the host already had plus 2 x CPUs when others keep it busy (a shared VM)."""
+    return max(4.0 * cpus, load_at_start + 2.0 * cpus)
 
 
 def batch_sizes(first: int, growth: float, cap: int) -> Iterator[int]:
@@ -153,6 +158,7 @@ def _measure(state: dict[str, Any], base: _Baseline, ids: list[str], cpu_before:
     row: dict[str, Any] = {
         "mem_available_mb": _mb(mem.get("MemAvailable")),
         "mem_per_container_mb": _mb((base.mem_available - mem.get("MemAvailable", base.mem_available)) / n) if ids else None,
+        "cgroup_mb": _mb(statistics.fmean(charged)) if (charged := host.cgroup_memory_bytes(ids)) else None,
         "tasks_total": tasks,
         "tasks_per_container": (tasks - base.tasks) / n if ids else None,
         "load1": load1,
@@ -219,12 +225,12 @@ def run_ramp(cfg: RampConfig, runs_dir: Path, say: Say = print) -> RampResult:
             fix="free memory or stop other workloads; `scalelab density plan` shows every limit", lab=LAB)
     cap = min(cfg.cap, prediction.budget)
     floor = cfg.mem_floor_bytes or plan.memory_floor_bytes(limits.mem_total_bytes)
-    rules = StopRules(cap=cap, mem_floor_bytes=floor, load_limit=cfg.load_limit or 4.0 * limits.cpus, budget_s=cfg.budget_s,
+    rules = StopRules(cap=cap, mem_floor_bytes=floor, load_limit=cfg.load_limit or default_load_limit(limits.cpus, limits.load1), budget_s=cfg.budget_s,
                       latency_factor=cfg.latency_factor)
     run_id = new_density_run_id(cfg.mode)
     first = prediction.first
     rec = Recorder(runs_dir, run_id, platform="docker", mode=cfg.mode, extra={
-        "config": asdict(replace(cfg, cap=cap)), "image": image, "engine": {"kind": kind, "version": version},
+        "config": asdict(replace(cfg, cap=cap, load_limit=rules.load_limit, mem_floor_bytes=floor)), "image": image, "engine": {"kind": kind, "version": version},
         "limits": limits.to_dict(),
         "prediction": {"first_wall": first.name, "fits": first.fits, "error": first.error, "change": first.change,
                        "memory_fits": prediction.memory_fits, "budget": prediction.budget, "stops_at": prediction.stops_at,
@@ -339,10 +345,10 @@ def _teardown(client: Any, run_id: str, ids: list[str], network: str | None, t0:
 
 def _wait_cgroups_gone(ids: list[str], timeout_s: float) -> list[str]:
     deadline = time.monotonic() + timeout_s
-    left = engine.cgroup_dirs(ids)
+    left = host.cgroup_dirs(ids)
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
-        left = engine.cgroup_dirs(ids)
+        left = host.cgroup_dirs(ids)
     return left
 
 
