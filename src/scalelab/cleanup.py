@@ -35,7 +35,7 @@ def _platform_step(name: str, options: PlatformOptions, say: Say) -> Step:
 
 def _density_step(say: Say) -> Step:
     """Density ramps (lab 12) that no longer run: their containers and networks."""
-    from scalelab.density.engine import clean_stale
+    from scalelab.density.containers import clean_stale
 
     try:
         return clean_stale(say)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scalelab.density import engine, host
+from scalelab.density import containers, host
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -26,8 +26,8 @@ SCALELAB = [sys.executable, "-m", "scalelab"]
 
 
 def _ours(docker: str, what: str = "ps") -> list[str]:
-    argv = [docker, what, "-aq", "--filter", f"label={engine.LABEL}"] if what == "ps" else \
-        [docker, "network", "ls", "-q", "--filter", f"label={engine.LABEL}"]
+    argv = [docker, what, "-aq", "--filter", f"label={containers.LABEL}"] if what == "ps" else \
+        [docker, "network", "ls", "-q", "--filter", f"label={containers.LABEL}"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     return out.split()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.density import engine, host, plan
+from scalelab.density import containers, host, plan
 from scalelab.density.ramp import StopRules, batch_sizes, percentile
 
 LIMITS = Path(__file__).resolve().parents[1] / "fixtures" / "density" / "limits"
@@ -211,13 +211,13 @@ def test_container_spec_is_safe_by_default() -> None:
 
     api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
     client = type("C", (), {"api": api})()
-    spec = engine.container_spec(client, "runtime", engine.DENSITY_IMAGE, "20261204-000000-density-runtime-ab12", 7, None)
+    spec = containers.container_spec(client, "runtime", containers.DENSITY_IMAGE, "20261204-000000-density-runtime-ab12", 7, None)
     hc = spec["host_config"]
     assert spec["user"] == "65534:65534" and hc["NetworkMode"] == "none" and hc["ReadonlyRootfs"] is True
     assert hc["Memory"] == 16 * 1024**2 and hc["PidsLimit"] == 16 and hc["NanoCpus"] == 10_000_000
     assert hc["CapDrop"] == ["ALL"] and hc["LogConfig"]["Type"] == "none" and "no-new-privileges" in hc["SecurityOpt"]
-    assert spec["labels"][engine.LABEL] == "20261204-000000-density-runtime-ab12" and spec["name"].endswith("-0007")
-    work = engine.container_spec(client, "workload", "scalelab-ai-agent:0.1.0", "r-ab12", 0, "sl-density-net")
+    assert spec["labels"][containers.LABEL] == "20261204-000000-density-runtime-ab12" and spec["name"].endswith("-0007")
+    work = containers.container_spec(client, "workload", "scalelab-ai-agent:0.1.0", "r-ab12", 0, "sl-density-net")
     assert work["user"] == "65532:65532" and work["host_config"]["NetworkMode"] == "sl-density-net"
     assert work["healthcheck"] == {"test": ["NONE"]} and work["host_config"]["Memory"] == 256 * 1024**2
 
@@ -227,9 +227,9 @@ def test_owner_alive(tmp_path: Path) -> None:
     import socket
 
     me = socket.gethostname()
-    assert engine.owner_alive({engine.PID_LABEL: str(os.getpid()), engine.HOST_LABEL: me})
-    assert not engine.owner_alive({engine.PID_LABEL: "0", engine.HOST_LABEL: me})
-    assert engine.owner_alive({engine.PID_LABEL: "1", engine.HOST_LABEL: "another-machine"}), "never judge another host's runs"
+    assert containers.owner_alive({containers.PID_LABEL: str(os.getpid()), containers.HOST_LABEL: me})
+    assert not containers.owner_alive({containers.PID_LABEL: "0", containers.HOST_LABEL: me})
+    assert containers.owner_alive({containers.PID_LABEL: "1", containers.HOST_LABEL: "another-machine"}), "never judge another host's runs"
 
 
 # --- Kubernetes side: node choice, image, pod spec ----------------------------------------------
@@ -272,4 +272,4 @@ def test_pod_manifest_is_safe_and_left_to_the_scheduler() -> None:
     c = spec["containers"][0]
     assert c["imagePullPolicy"] == "Never" and spec["securityContext"]["runAsNonRoot"] is True
     assert c["resources"]["limits"] == {"cpu": "10m", "memory": "16Mi"} and c["securityContext"]["readOnlyRootFilesystem"] is True
-    assert spec["automountServiceAccountToken"] is False and pod["metadata"]["labels"] == {engine.LABEL: "run-ab12"}
+    assert spec["automountServiceAccountToken"] is False and pod["metadata"]["labels"] == {containers.LABEL: "run-ab12"}

@@ -28,13 +28,13 @@ def density_grp() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the limits read, as JSON (a recorded limit set), and nothing else.")
 def plan_cmd(modes: tuple[str, ...], cap: int, costs_from: Path | None, as_json: bool) -> None:
     """Read this host's limits, predict the first wall per mode with its error text, print the budget. Changes nothing."""
-    from scalelab.density import engine, plan
+    from scalelab.density import containers, plan
+    from scalelab.errors import ScalelabError
 
-    kind, version = "none", ""
     try:
-        kind, version = engine.engine_kind(engine.connect())
-    except Exception:  # noqa: BLE001 - the plan works without an engine; the run checks it
-        pass
+        kind, version = containers.engine_kind(containers.connect())
+    except ScalelabError:  # the plan works without an engine; the run checks it
+        kind, version = "none", ""
     limits = plan.read_host_limits(kind if kind != "none" else "local", version)
     if as_json:
         click.echo(plan.limits_json(limits), nl=False)

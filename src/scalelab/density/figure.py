@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def _walls_on(ax: Any, run: DensityRun, x_max: float) -> None:
         ax.axvline(n_max, color="black", ls=":", lw=1.2, label=f"observed stop: {observed.get('stop')} at {n_max}")
 
 
-def density_figure(paths: list[str | os.PathLike[str]], out_path: str | os.PathLike[str]) -> Path:
+def density_figure(paths: Sequence[str | os.PathLike[str]], out_path: str | os.PathLike[str]) -> Path:
     """One panel per run: start latency (p50, p95) against containers or pods running, walls and stop marked."""
     import matplotlib
 

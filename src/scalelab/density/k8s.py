@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.density import engine, host
+from scalelab.density import containers, host
 from scalelab.density.ramp import Stopped, percentile
 from scalelab.density.record import Recorder, new_density_run_id
 from scalelab.errors import PlatformError, PreflightError
@@ -62,7 +62,7 @@ def pod_manifest(name: str, run_id: str, node: str, image: str) -> dict[str, Any
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {engine.LABEL: run_id}},
+        "metadata": {"name": name, "labels": {containers.LABEL: run_id}},
         "spec": {
             "nodeSelector": {"kubernetes.io/hostname": node},
             "automountServiceAccountToken": False,
@@ -126,6 +126,14 @@ class _Watcher(threading.Thread):
             self._watch.stop()
 
 
+def _model(cls: Any, data: dict[str, Any]) -> Any:
+    """A typed client model from a manifest dict (kubernetes 37 validates it)."""
+    obj = cls.from_dict(data)
+    if obj is None:
+        raise PlatformError(f"cannot build a {cls.__name__} from {data}", lab=LAB)
+    return obj
+
+
 def _raw(method: Any, *args: Any, **kwargs: Any) -> Any:
     from scalelab.platforms.k8s_client import raw
 
@@ -153,9 +161,9 @@ def _delete_namespace(core: Any, name: str, timeout_s: float) -> float:
 
 
 def _remove_stale_namespaces(core: Any, say: Say) -> None:
-    for ns in _raw(core.list_namespace, label_selector=engine.LABEL).get("items", []):
+    for ns in _raw(core.list_namespace, label_selector=containers.LABEL).get("items", []):
         labels = ns.get("metadata", {}).get("labels") or {}
-        if not engine.owner_alive(labels) and ns.get("status", {}).get("phase") != "Terminating":
+        if not containers.owner_alive(labels) and ns.get("status", {}).get("phase") != "Terminating":
             say(f"removing namespace {ns['metadata']['name']} left by an earlier density run")
             _delete_namespace(core, ns["metadata"]["name"], 120)
 
@@ -210,7 +218,8 @@ def run_pods(runs_dir: Path, *, kubeconfig: str | None = None, context: str | No
     for sig in previous:
         signal.signal(sig, on_signal)
     try:
-        core.create_namespace({"metadata": {"name": namespace, "labels": engine.labels(run_id)}}, _request_timeout=30)
+        core.create_namespace(_model(client.V1Namespace, {"metadata": {"name": namespace, "labels": containers.labels(run_id)}}),
+                              _request_timeout=30)
         watcher.start()
         number = 0
         while len(created) < requested:
@@ -219,7 +228,7 @@ def run_pods(runs_dir: Path, *, kubeconfig: str | None = None, context: str | No
             t_batch = time.monotonic()
             for name in names:
                 created[name] = time.monotonic()
-                core.create_namespaced_pod(namespace, pod_manifest(name, run_id, node_name, image), _request_timeout=30)
+                core.create_namespaced_pod(namespace, _model(client.V1Pod, pod_manifest(name, run_id, node_name, image)), _request_timeout=30)
             deadline = time.monotonic() + batch_timeout_s
             while time.monotonic() < deadline and not all(n in watcher.ready_at or n in watcher.unschedulable or n in watcher.failed for n in names):
                 time.sleep(0.2)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from scalelab.density import engine, host, plan
+from scalelab.density import containers, host, plan
 from scalelab.density.record import Recorder, new_density_run_id
 from scalelab.errors import PreflightError, ScalelabError
 
@@ -183,39 +183,39 @@ def _measure(state: dict[str, Any], base: _Baseline, ids: list[str], cpu_before:
     return row
 
 
-def _start_batch(client: Any, pool: ThreadPoolExecutor, specs: list[dict[str, Any]], stop_flag: list[bool]) -> list[engine.Started]:
+def _start_batch(client: Any, pool: ThreadPoolExecutor, specs: list[dict[str, Any]], stop_flag: list[bool]) -> list[containers.Started]:
     """Submit a batch and wait for it; ``stop_flag`` keeps queued starts from beginning after a signal."""
 
-    def one(spec: dict[str, Any]) -> engine.Started:
+    def one(spec: dict[str, Any]) -> containers.Started:
         if stop_flag[0]:
-            return engine.Started(None, 0.0, "skipped: the ramp was stopping", time.monotonic())
-        return engine.create_and_start(client, spec)
+            return containers.Started(None, 0.0, "skipped: the ramp was stopping", time.monotonic())
+        return containers.create_and_start(client, spec)
 
-    futures: list[Future[engine.Started]] = [pool.submit(one, s) for s in specs]
+    futures: list[Future[containers.Started]] = [pool.submit(one, s) for s in specs]
     pending = set(futures)
     while pending:  # short waits, so a signal handler runs promptly in the main thread
         _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
     return [f.result() for f in futures]
 
 
-def _ready_times(client: Any, started: list[engine.Started], t_start: dict[str, float], network: str, timeout_s: float) -> list[float]:
+def _ready_times(client: Any, started: list[containers.Started], t_start: dict[str, float], network: str, timeout_s: float) -> list[float]:
     urls = {}
     for s in started:
         if s.container_id and not s.error:
-            ip = engine.container_ip(client, s.container_id, network)
+            ip = containers.container_ip(client, s.container_id, network)
             if ip:
-                urls[s.container_id] = f"http://{ip}:{engine.AGENT_PORT}/readyz"
-    return list(engine.wait_http_ready(urls, timeout_s, t_start).values())
+                urls[s.container_id] = f"http://{ip}:{containers.AGENT_PORT}/readyz"
+    return list(containers.wait_http_ready(urls, timeout_s, t_start).values())
 
 
 def run_ramp(cfg: RampConfig, runs_dir: Path, say: Say = print) -> RampResult:
     """Ramp, record, stop, clean up; returns what was observed (also written to the run directory)."""
     if cfg.mode not in plan.MODES:
         raise ScalelabError(f"--mode must be one of {', '.join(plan.MODES)}, got '{cfg.mode}'", lab=LAB)
-    client = engine.connect(cfg.parallel)
-    kind, version = engine.engine_kind(client)
-    engine.remove_leftovers(client, say)
-    image = engine.ensure_image(cfg.mode, client, say)
+    client = containers.connect(cfg.parallel)
+    kind, version = containers.engine_kind(client)
+    containers.remove_leftovers(client, say)
+    image = containers.ensure_image(cfg.mode, client, say)
     limits = plan.read_host_limits(kind, version)
     prediction = plan.predict(limits, cfg.mode, cap=cfg.cap)
     if prediction.budget < 1:
@@ -257,10 +257,10 @@ def run_ramp(cfg: RampConfig, runs_dir: Path, say: Say = print) -> RampResult:
         signal.signal(sig, on_signal)
     try:
         if cfg.mode != "runtime":
-            network, bridge = engine.create_network(client, run_id)
+            network, bridge = containers.create_network(client, run_id)
         index, last_batch_s = 0, 0.0
         for number, size in enumerate(batch_sizes(cfg.batch, cfg.growth, cap), start=1):
-            specs = [engine.container_spec(client, cfg.mode, image, run_id, index + i, network) for i in range(size)]
+            specs = [containers.container_spec(client, cfg.mode, image, run_id, index + i, network) for i in range(size)]
             index += size
             t_batch = time.monotonic()
             cpu_before = state["dockerd_cpu"]
@@ -277,7 +277,7 @@ def run_ramp(cfg: RampConfig, runs_dir: Path, say: Say = print) -> RampResult:
             t_ps = time.monotonic()
             client.api.containers()
             ps_ms = 1000 * (time.monotonic() - t_ps)
-            running = [c["Id"] for c in client.api.containers(filters={"label": f"{engine.LABEL}={run_id}", "status": "running"})]
+            running = [c["Id"] for c in client.api.containers(filters={"label": f"{containers.LABEL}={run_id}", "status": "running"})]
             lat = [1000 * s.latency_s for s in ok]
             row: dict[str, Any] = {
                 "t_s": round(time.monotonic() - base.t0, 3), "batch": number, "n_requested": index, "n_running": len(running),
@@ -325,15 +325,15 @@ def run_ramp(cfg: RampConfig, runs_dir: Path, say: Say = print) -> RampResult:
 def _teardown(client: Any, run_id: str, ids: list[str], network: str | None, t0: float, rec: Recorder, say: Say) -> RampResult:
     """Remove every object of the run (by label, so a start in flight is caught too) and check nothing is left."""
     t = time.monotonic()
-    ours = [c["Id"] for c in engine.list_ours(client, run_id)]
-    errors = engine.remove_containers(client, ours)
-    engine.remove_networks(client, run_id)
+    ours = [c["Id"] for c in containers.list_ours(client, run_id)]
+    errors = containers.remove_containers(client, ours)
+    containers.remove_networks(client, run_id)
     teardown_s = time.monotonic() - t
     all_ids = sorted(set(ids) | set(ours))
     rec.containers(all_ids)
     left = {
-        "containers": [c["Id"][:12] for c in engine.list_ours(client, run_id)],
-        "networks": [n["Name"] for n in client.api.networks(filters={"label": f"{engine.LABEL}={run_id}"})],
+        "containers": [c["Id"][:12] for c in containers.list_ours(client, run_id)],
+        "networks": [n["Name"] for n in client.api.networks(filters={"label": f"{containers.LABEL}={run_id}"})],
         "cgroups": _wait_cgroups_gone(all_ids, timeout_s=10.0),
         "errors": errors,
     }

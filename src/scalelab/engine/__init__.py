@@ -50,15 +50,18 @@ def require_engine(timeout_s: float = 15.0) -> None:
         raise PreflightError("no Docker engine answers (`docker version` failed)", fix=ENGINE_FIX, lab="00-prerequisites")
 
 
-def sdk_client(timeout_s: int = 30) -> Any:
-    """A docker SDK client for Engine API queries (PreflightError when the engine does not answer)."""
+def sdk_client(timeout_s: int = 30, pool: int = 10) -> Any:
+    """A docker SDK client for Engine API queries (PreflightError when the engine does not answer).
+
+    ``pool``: connections kept to the engine, for callers that send requests from several threads.
+    """
     try:
         import docker
         import docker.errors
     except ImportError:  # pragma: no cover - a dependency
         raise PreflightError("the `docker` Python package is missing", fix="run `make setup`") from None
     try:
-        client = docker.from_env(timeout=timeout_s)
+        client = docker.from_env(timeout=timeout_s, max_pool_size=pool)
         client.ping()
     except docker.errors.DockerException as exc:
         raise PreflightError(f"the Docker engine is not reachable: {str(exc)[:200]}", fix=ENGINE_FIX, lab="00-prerequisites") from None

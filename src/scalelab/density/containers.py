@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from scalelab import _run, versions
@@ -57,20 +56,10 @@ Say = Callable[[str], None]
 
 
 def connect(pool: int = 10) -> Any:
-    """A docker SDK client with ``pool`` connections; PreflightError when the engine does not answer."""
-    import docker
-    import docker.errors
+    """A docker SDK client with ``pool`` connections (starts run in parallel threads)."""
+    from scalelab.engine import sdk_client
 
-    try:
-        client = docker.from_env(timeout=120, max_pool_size=max(2, pool + 2))
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise PreflightError(
-            f"the Docker engine is not reachable: {str(exc)[:200]}",
-            fix="start Docker (Debian without systemd: `bash .ci/docker.sh`; a laptop: start Docker Desktop), then `docker info`",
-            lab="00-prerequisites",
-        ) from None
-    return client
+    return sdk_client(timeout_s=120, pool=max(2, pool + 2))
 
 
 def engine_kind(client: Any) -> tuple[str, str]:
@@ -281,9 +270,9 @@ def remove_leftovers(client: Any, say: Say, *, include_live: bool = False) -> tu
 def clean_stale(say: Say) -> Any:
     """`scalelab clean`'s density step: containers and networks of ramps that no longer run."""
     from scalelab.cleanup import Step
-    from scalelab.images import docker_available
+    from scalelab.engine import reachable
 
-    if not docker_available(timeout_s=20):
+    if not reachable(timeout_s=20):
         return Step("density", skipped="Docker engine not reachable: no density containers to remove")
     client = connect()
     runs = sorted({(c.get("Labels") or {}).get(LABEL, "") for c in list_ours(client) if not owner_alive(c.get("Labels") or {})})
