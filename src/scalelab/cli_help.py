@@ -17,6 +17,7 @@ SHORT_HELP: dict[str, str] = {
     "cluster": "The lab's kind cluster (lab 03).",
     "compare": "How close a simulated run came to a real one.",
     "demo": "Simulate the classroom spike on every arm.",
+    "density": "How many containers one host holds (lab 12).",
     "doctor": "Check this machine for a lab path, with fixes.",
     "down": "Remove what the kit started on a platform.",
     "explain": "The HPA's decisions of a run, worked out by hand.",
@@ -35,6 +36,10 @@ SHORT_HELP: dict[str, str] = {
     "cluster down": "Delete the kind cluster.",
     "autoscale pause": "Pause the running scaler.",
     "autoscale resume": "Resume the running scaler.",
+    "density plan": "Read the limits, predict the first wall.",
+    "density run": "Ramp containers in batches, then remove them.",
+    "density pods": "Fill one node past maxPods; pod start latency.",
+    "density show": "Figures and chart of density runs.",
 }
 
 

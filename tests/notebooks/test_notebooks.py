@@ -17,8 +17,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb",
-            "12-density.ipynb"]
+EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb"]
 FORBIDDEN = ("locust", "subprocess", "docker", "kubectl", "python_on_whales", "kubernetes.client", "scalelab.platforms", "scalelab.runner",
              "scalelab.operate", "os.system")
 

@@ -154,8 +154,22 @@ def load_density(path: str | os.PathLike[str]) -> DensityRun:
 
 
 def measured_costs(run_dir: Path) -> dict[str, float]:
-    """Per-container figures of a recorded run's last batch, as `plan.Costs` fields."""
+    """Per-container figures a recorded run measured, as `plan.Costs` fields.
+
+    Tasks from the last batch; daemon fds from their growth since the limits were read; memory
+    from the least-squares slope of MemAvailable over the batches (one difference is noisy).
+    """
+    from scalelab.density.figure import memory_slope_mb
+
     run = load_density(run_dir)
     last = run.batches.dropna(subset=["tasks_per_container"]).iloc[-1]
-    out = {"tasks": float(last["tasks_per_container"]), "memory_bytes": float(last["mem_per_container_mb"]) * 1024**2}
-    return {k: v for k, v in out.items() if v == v and v > 0}
+    n = float(last["n_running"])
+    limits = run.manifest.get("limits", {})
+    out = {"tasks": float(last["tasks_per_container"])}
+    for name in ("dockerd_fds", "containerd_fds"):
+        if limits.get(name) is not None and last.get(name) == last.get(name) and n > 0:
+            out[name] = (float(last[name]) - float(limits[name])) / n
+    slope = memory_slope_mb(run)
+    if slope is not None:
+        out["memory_bytes"] = slope * 1024**2
+    return {k: round(v, 2) for k, v in out.items() if v == v and v > 0}
