@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/bench_fidelity.py [--repeat 3]
 1. The wall time of `scalelab sim day` end to end (three arms simulated over 24 h at one-second
    steps, three run directories written, the summary printed), as a user types it: a fresh
    process each time. Prints the best and the median of ``--repeat`` runs.
-2. For every committed real run in tests/fixtures/runs/: the same scenario simulated, and the
+2. For every committed real run (tests/fixtures/runs/, tests/fixtures/recorded/): the same scenario simulated, and the
    `scalelab compare` figures side by side: replicas within +-1, seconds over the latency
    objective real vs simulated, errors real vs simulated.
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "runs"
+FIXTURES = (ROOT / "tests" / "fixtures" / "runs", ROOT / "tests" / "fixtures" / "recorded")
 
 
 def sim_day_wall_s(repeat: int) -> list[float]:
@@ -46,7 +46,7 @@ def fidelity_rows(calibrated: bool) -> list[dict]:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
-        for path in list_runs(FIXTURES):
+        for path in [p for folder in FIXTURES for p in list_runs(folder)]:
             real = load_run(path)
             if real.manifest.get("platform") == "sim":
                 continue

@@ -10,7 +10,7 @@ import pytest
 from scalelab.telemetry import load_run
 from scalelab.telemetry.spread import WindowSpread, imbalance, replica_seconds, spread_series
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+FIXTURES = [Path(__file__).resolve().parents[1] / "fixtures" / name for name in ("runs", "recorded")]
 
 
 def test_imbalance_even_pinned_and_idle_replicas() -> None:
@@ -52,7 +52,8 @@ def test_recorded_runs_have_a_spread_and_a_chart(tmp_path: Path) -> None:
     from scalelab import analysis
     from scalelab.plots import spread_figure
 
-    runs = [load_run(p) for p in sorted(FIXTURES.iterdir()) if (p / "manifest.json").is_file()]
+    runs = [load_run(p) for folder in FIXTURES for p in sorted(folder.iterdir()) if (p / "manifest.json").is_file()]
+    assert len(runs) >= 4
     for run in runs:
         assert len(run.replicas) and run.replicas["requests"].sum() == int(run.requests["replica"].notna().sum())
         jain = analysis.summarize(run)["spread_jain"]
