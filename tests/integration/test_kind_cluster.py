@@ -10,6 +10,7 @@ accept kind's `--privileged` node containers (on scalelab's CI machine: .ci/engi
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ def _scalelab(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+@functools.cache
 def _kubectl_path() -> str | None:
     """The kit's kubectl 1.34 (tests/cluster/build.sh), else one on PATH."""
     proc = subprocess.run(["bash", str(ROOT / "tests/cluster/build.sh"), "bindir"], capture_output=True, text=True, timeout=60)
@@ -44,10 +46,9 @@ def _kubectl_path() -> str | None:
 
 
 def _kubectl(*args: str) -> str:
-    return subprocess.run([KUBECTL[0], "--context", KIND_CONTEXT, *args], capture_output=True, text=True, timeout=60, check=True).stdout
-
-
-KUBECTL: list[str] = []
+    kubectl = _kubectl_path()
+    assert kubectl is not None
+    return subprocess.run([kubectl, "--context", KIND_CONTEXT, *args], capture_output=True, text=True, timeout=60, check=True).stdout
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +56,8 @@ def kind_cluster(docker_engine, scalelab_images):
     kind_node.ensure_kind_on_path(print)
     if shutil.which("kind") is None:
         require_or_skip("`kind` is not on PATH (`bash tests/cluster/build.sh node` builds it from the Go module proxy)")
-    kubectl = _kubectl_path()
-    if kubectl is None:
+    if _kubectl_path() is None:
         require_or_skip("no kubectl (`bash tests/cluster/build.sh kubernetes` builds it)")
-    KUBECTL[:] = [kubectl]
     image = kind_node.choose_node_image(None)
     if not kind_node.local_image_present(image):
         require_or_skip(f"no kind node image in Docker ({image}): build one with `make kind-node-image`")
