@@ -47,7 +47,7 @@ def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float 
     from scalelab.sim import prepare_scenario, simulate_runs
 
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=settings)
-    runs = simulate_runs(sc, runs_dir, arms=[arm] if arm else None, seed=seed)
+    runs = simulate_runs(sc, runs_dir, arms=[arm] if arm else None, seed=seed, workers=None)
     dirs = [r.path for r in runs]
     for d in dirs:
         click.echo(f"run: {d}")

@@ -250,13 +250,14 @@ def run_scenario(
 
 def simulate_runs(
     scenario: Scenario, runs_root: str | os.PathLike[str], *, arms: Iterable[str] | None = None, seed: int | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
 ) -> list[Run]:
     """Like `run_scenario`, returning the runs as `load_run` reads them, without reading them back.
 
-    Arms are independent, so with several arms they are simulated and written in up to
-    ``workers`` forked processes (default: ``$SCALELAB_SIM_WORKERS``, else 2 when a core is idle
-    by the 1-minute load average, else 1): on an idle machine three arms take the time of two.
+    Arms are independent, so with several arms they can be simulated and written in ``workers``
+    forked processes; ``workers=None`` (what `scalelab sim` passes) means ``$SCALELAB_SIM_WORKERS``,
+    else 2 when a core is idle by the 1-minute load average, else 1: on an idle machine three arms
+    then take the time of two. The default, 1, never forks (safe in a notebook's threaded kernel).
     """
     names = list(arms) if arms else list(scenario.arms)
     for name in names:
