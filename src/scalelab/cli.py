@@ -109,6 +109,8 @@ def main() -> None:
         _fail("an input is nested too deeply", "check the file you passed")
     except (ValueError, TypeError, KeyError) as exc:
         _fail(f"unexpected input: {type(exc).__name__}: {exc}", "check the files and options you passed; rerun with -v for the details")
+    except Exception as exc:  # noqa: BLE001 - the last line of the boundary: a message, not a traceback
+        _fail(f"internal error: {type(exc).__name__}: {str(exc)[:500]}", "rerun with -v for the traceback and report it; `scalelab clean` removes what was started")
 
 
 from scalelab import (  # noqa: E402, F401  (they register their commands on `cli`)

@@ -146,7 +146,7 @@ def _main(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
 def _check(code: int, text: str, names: list[str]) -> None:
     assert code in (1, 2), f"exit {code}: {text[-800:]}"
     assert "Traceback" not in text, text[-2000:]
-    assert "unexpected input" not in text, text[-800:]
+    assert "unexpected input" not in text and "internal error" not in text, text[-800:]
     assert any(n in text for n in names), f"none of {names} in: {text[-800:]}"
 
 
