@@ -17,7 +17,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb"]
+EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb",
+            "12-density.ipynb"]
 FORBIDDEN = ("locust", "subprocess", "docker", "kubectl", "python_on_whales", "kubernetes.client", "scalelab.platforms", "scalelab.runner",
              "scalelab.operate", "os.system")
 
@@ -60,7 +61,9 @@ def test_notebook_defaults_point_at_committed_recorded_runs(path: Path) -> None:
     assert run_dirs
     for rel in run_dirs:
         run_dir = (path.parent / str(rel)).resolve()
-        assert run_dir.parent == ROOT / "tests" / "fixtures" / "runs", f"{rel} must point into tests/fixtures/runs"
+        # density runs (lab 12) live in tests/fixtures/runs/density, apart from the load runs
+        assert run_dir.parent in (ROOT / "tests" / "fixtures" / "runs", ROOT / "tests" / "fixtures" / "runs" / "density"), \
+            f"{rel} must point into tests/fixtures/runs"
         manifest_path = run_dir / "manifest.json"
         assert manifest_path.is_file(), f"missing fixture run {run_dir}: copy a recorded run there (see tests/fixtures/runs/README.md)"
         manifest = json.loads(manifest_path.read_text())

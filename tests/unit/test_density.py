@@ -25,15 +25,15 @@ def limits(name: str) -> plan.HostLimits:
 
 # (limit set, mode, first wall, containers until it, budget with cap 300, what stops the ramp)
 CASES = [
-    ("reference-vm.json", "runtime", "tasks (kernel.pid_max)", 2508, 300, "cap"),
+    ("reference-vm.json", "runtime", "tasks (kernel.pid_max)", 2629, 300, "cap"),
     ("reference-vm.json", "network", "ports on one bridge", 1023, 300, "cap"),
     ("reference-vm.json", "workload", "ports on one bridge", 1023, 299, "memory floor"),
     ("laptop-cgroupv2.handwritten.json", "runtime", "inotify instances (root)", 88, 88, "inotify instances (root)"),
-    ("nofile-1024.handwritten.json", "runtime", "dockerd open files", 124, 124, "dockerd open files"),
-    ("busy-pid-max.handwritten.json", "runtime", "tasks (kernel.pid_max)", 136, 136, "tasks (kernel.pid_max)"),
+    ("nofile-1024.handwritten.json", "runtime", "dockerd open files", 24, 24, "dockerd open files"),
+    ("busy-pid-max.handwritten.json", "runtime", "tasks (kernel.pid_max)", 142, 142, "tasks (kernel.pid_max)"),
     ("leaked-memcg.handwritten.json", "runtime", "memcg IDs", 135, 135, "memcg IDs"),
-    ("docker-desktop.handwritten.json", "runtime", "tasks (kernel.pid_max)", 2508, 219, "memory floor"),
-    ("low-memory.handwritten.json", "runtime", "tasks (kernel.pid_max)", 2508, 36, "memory floor"),
+    ("docker-desktop.handwritten.json", "runtime", "tasks (kernel.pid_max)", 2629, 300, "cap"),
+    ("low-memory.handwritten.json", "runtime", "tasks (kernel.pid_max)", 2629, 165, "memory floor"),
     ("low-memory.handwritten.json", "workload", "ports on one bridge", 1023, 8, "memory floor"),
 ]
 
@@ -273,3 +273,42 @@ def test_pod_manifest_is_safe_and_left_to_the_scheduler() -> None:
     assert c["imagePullPolicy"] == "Never" and spec["securityContext"]["runAsNonRoot"] is True
     assert c["resources"]["limits"] == {"cpu": "10m", "memory": "16Mi"} and c["securityContext"]["readOnlyRootFilesystem"] is True
     assert spec["automountServiceAccountToken"] is False and pod["metadata"]["labels"] == {containers.LABEL: "run-ab12"}
+
+
+# --- the committed recorded runs (tests/fixtures/runs) -----------------------------------------
+
+RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "density"
+RUNTIME_RUN = RUNS / "20261204-204438-density-runtime-5082"
+PODS_RUN = RUNS / "20261204-204803-density-pods-c08e"
+
+
+def test_recorded_runtime_run_reads_back(tmp_path: Path) -> None:
+    from scalelab.density import density_figure, load_density, summary
+    from scalelab.density.record import measured_costs
+
+    run = load_density(RUNTIME_RUN)
+    assert run.manifest["observed"]["stop"] == "cap" and run.manifest["observed"]["n_max"] == 300
+    assert list(run.batches["n_running"]) == [10, 25, 48, 83, 136, 216, 300]
+    text = summary(RUNTIME_RUN)
+    assert "observed: cap at 300" in text and "left behind: nothing" in text and "create+start latency at 10" in text
+    costs = measured_costs(RUNTIME_RUN)
+    assert 10 < costs["tasks"] < 15 and 2 * 1024**2 < costs["memory_bytes"] < 5 * 1024**2
+    assert plan.DEFAULT_COSTS["runtime"].tasks == round(costs["tasks"], 1), "the reference costs are this run's"
+    assert len((RUNTIME_RUN / "containers.txt").read_text().split()) == 300
+    png = density_figure([RUNTIME_RUN, PODS_RUN], tmp_path / "density.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_recorded_pods_run_shows_the_max_pods_wall() -> None:
+    from scalelab.density import load_density, summary
+
+    run = load_density(PODS_RUN)
+    observed = run.manifest["observed"]
+    assert run.manifest["node"]["max_pods"] == 110 and observed["pods_on_node"] == 110
+    assert observed["pending"] == 10 and "Too many pods" in observed["reason"]
+    assert "against the 5 s p99 objective" in summary(PODS_RUN)
+
+
+def test_costs_from_a_recorded_run_feed_the_plan() -> None:
+    costs = plan.costs_from_run(RUNTIME_RUN, "runtime")
+    assert costs.source.startswith("measured by 20261204-204438") and costs.dockerd_fds == pytest.approx(5.06)

@@ -104,7 +104,7 @@ def _walls_on(ax: Any, run: DensityRun, x_max: float) -> None:
     if fits is not None and fits <= x_max * 1.05:
         ax.axvline(fits, color="tab:red", ls="--", lw=1.2, label=f"predicted wall: {pred.get('first_wall')}")
     elif fits is not None:
-        ax.annotate(f"predicted first wall: {pred.get('first_wall')}\nat ~{fits:,} (off the chart) ->", xy=(0.98, 0.55),
+        ax.annotate(f"predicted first wall: {pred.get('first_wall')}\nat ~{fits:,} (off the chart) ->", xy=(0.98, 0.08),
                     xycoords="axes fraction", ha="right", fontsize=8, color="tab:red")
     n_max = observed.get("n_max")
     if n_max:

@@ -90,15 +90,17 @@ class Costs:
     source: str = "estimate"
 
 
-#: Measured on the kit's reference VM (2 cores, Docker 20.10.24, containerd 1.6, cgroup v1):
-#: run ``tests/fixtures/runs/<density run>``; ``scalelab density plan --costs-from RUN`` uses
-#: your own measured figures instead.
+#: Runtime mode: measured on the kit's reference VM (2 cores, Docker 20.10.24, containerd 1.6,
+#: cgroup v1) by the run in tests/fixtures/runs/density/20261204-204438-density-runtime-5082 (300
+#: containers): 12.4 tasks, 5.1 dockerd fds, 4 containerd fds, 3.1 MiB of MemAvailable each.
+#: Network and workload modes: those figures plus estimates (a veth; the agent's ~60 MiB and its
+#: json log file). ``scalelab density plan --costs-from RUN`` uses your own measured figures.
 DEFAULT_COSTS: dict[str, Costs] = {
-    "runtime": Costs(tasks=13, memory_bytes=14 * MiB, dockerd_fds=1, containerd_fds=2, inotify=0, source="reference VM"),
-    "network": Costs(tasks=13, memory_bytes=15 * MiB, dockerd_fds=1, containerd_fds=2, inotify=0, bridge_ports=1, neigh=0,
-                     source="reference VM"),
-    "workload": Costs(tasks=16, memory_bytes=60 * MiB, dockerd_fds=3, containerd_fds=2, inotify=0, bridge_ports=1, neigh=1,
-                      source="reference VM"),
+    "runtime": Costs(tasks=12.4, memory_bytes=3.1 * MiB, dockerd_fds=5.1, containerd_fds=4, inotify=0, source="measured, reference VM"),
+    "network": Costs(tasks=12.4, memory_bytes=3.5 * MiB, dockerd_fds=5.1, containerd_fds=4, inotify=0, bridge_ports=1, neigh=0,
+                     source="runtime measured + a veth (estimate)"),
+    "workload": Costs(tasks=16, memory_bytes=60 * MiB, dockerd_fds=7, containerd_fds=4, inotify=0, bridge_ports=1, neigh=1,
+                      source="estimate"),
 }
 
 
