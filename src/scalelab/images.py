@@ -34,6 +34,7 @@ __all__ = [
     "build_agent",
     "build_all",
     "cache_dir",
+    "debootstrap_argv",
     "find_repo_root",
     "image_exists",
     "image_size_bytes",
@@ -52,6 +53,9 @@ AGENT_BASE_PACKAGES = ("python3", "python3-venv")
 LB_PACKAGES = ("nginx-light",)
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: The Debian archive keys (package debian-archive-keyring) debootstrap checks the Release file
+#: against; with --force-check-gpg it refuses an archive it cannot verify (docs/security.md).
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 #: Wheel platforms accepted for the image's CPython 3.11 / glibc 2.36.
 WHEEL_PLATFORMS = ("manylinux_2_36_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "linux_x86_64")
 LB_UID = 65532
@@ -185,7 +189,23 @@ def _require_debootstrap() -> str:
             fix="run `sudo scalelab image --offline`, or `scalelab image --online` where Docker Hub is reachable",
             lab="00-prerequisites",
         )
+    if not os.path.exists(DEBIAN_KEYRING):
+        raise PreflightError(
+            f"the Debian archive keyring {DEBIAN_KEYRING} is missing: debootstrap could not verify what it downloads",
+            fix="sudo apt-get install -y debian-archive-keyring",
+            lab="00-prerequisites",
+        )
     return path
+
+
+def debootstrap_argv(debootstrap: str, packages: tuple[str, ...], debs: Path, rootfs: Path, mirror: str) -> list[str | Path]:
+    """The debootstrap command line: a minimal Debian whose Release file must carry a valid
+    signature from the Debian archive keys (then every package is checked against its hash)."""
+    return [
+        debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
+        "--force-check-gpg", f"--keyring={DEBIAN_KEYRING}",
+        f"--cache-dir={debs}", DEBIAN_SUITE, rootfs, mirror,
+    ]  # fmt: skip
 
 
 def _trim_rootfs(rootfs: Path) -> None:
@@ -218,8 +238,7 @@ def import_debian_rootfs(
     debs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cfg.cache) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        argv: list[str | Path] = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}"]
-        argv += [f"--cache-dir={debs}", DEBIAN_SUITE, rootfs, cfg.mirror]
+        argv = debootstrap_argv(debootstrap, packages, debs, rootfs, cfg.mirror)
         fix = f"check that {cfg.mirror} is reachable (apt-get update works), or set SCALELAB_DEBIAN_MIRROR"  # noqa: S608
         try:
             _run.run(argv, timeout_s=timeout_s, fix=fix)

@@ -26,6 +26,7 @@ from scalelab.versions import AGENT_IMAGE
 __all__ = [
     "APP_LABEL",
     "MANAGED_BY",
+    "POD_SECURITY_LABELS",
     "RUN_ID_LABEL",
     "SCALELAB_SELECTOR",
     "Manifests",
@@ -47,6 +48,9 @@ LAB = "03-kind-cluster-and-hpa"
 APP_LABEL = {"app.kubernetes.io/name": "ai-agent"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": "scalelab"}
 RUN_ID_LABEL = "scalelab.io/run-id"
+#: Every namespace the kit creates enforces the "restricted" Pod Security Standard (and warns and
+#: audits against it): a pod the API server would reject on a hardened cluster fails here too.
+POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
 #: Label selector for everything scalelab created (used by ``scalelab down kubernetes``).
 SCALELAB_SELECTOR = "app.kubernetes.io/managed-by=scalelab"
 _BASE_FILES = ("deployment.yaml", "service.yaml", "hpa.yaml")
@@ -164,7 +168,7 @@ def render(
     _, arm = scenario.arm(arm_name)
     ns = namespace_for(run_id)
     labels = {**MANAGED_BY, RUN_ID_LABEL: label_value(run_id), "scalelab.io/arm": label_value(arm_name)}
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(labels)}}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {**labels, **POD_SECURITY_LABELS}}}
 
     deployment = _labelled(_one(folder / "deployment.yaml", "Deployment"), ns, labels)
     spec = deployment["spec"]
