@@ -35,6 +35,13 @@ context=scalelab-test
 kubeconfig=$state/kubeconfig
 workload_image=scalelab-ai-agent:0.1.0
 fw_comment=scalelab-test-cluster
+api_service_ip=10.96.0.1           # the `kubernetes` Service: first address of $service_subnet
+nft_table=scalelab_test            # DNAT from the pods to the loopback-only API server and kubelet
+# Host settings 'up' changes, itself or through kube-proxy (route_localnet) and the kubelet
+# (its kernel tunables): the values before the first 'up' are recorded and 'down' restores them.
+host_sysctls=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
+  vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 # Start order; 'down' stops in reverse.
 components=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
@@ -99,7 +106,7 @@ wait_for() { # timeout_s description command...
 
 install_packages() {
   local need=() p
-  for p in containerd runc containernetworking-plugins conntrack iptables socat iproute2 curl gcc libc6-dev; do
+  for p in containerd runc containernetworking-plugins conntrack iptables nftables socat iproute2 curl gcc libc6-dev; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
   done
   ((${#need[@]})) || return 0
@@ -126,7 +133,8 @@ preflight() {
 }
 
 make_certs() {
-  [[ -f $state/admin.conf && -f $state/kube-proxy.conf && -f $pki/front-proxy-client.crt ]] && return 0
+  [[ -f $state/admin.conf && -f $state/kube-proxy.conf && -f $pki/front-proxy-client.crt &&
+    -f $pki/apiserver-etcd-client.crt ]] && return 0
   log "generating certificates and kubeconfigs with kubeadm (offline phases)"
   "$bin_dir/kubeadm" init phase certs all --config "$state/kubeadm.yaml" >/dev/null
   "$bin_dir/kubeadm" init phase kubeconfig all --config "$state/kubeadm.yaml" --kubeconfig-dir "$state" >/dev/null
@@ -138,32 +146,98 @@ make_certs() {
   chmod 600 "$state"/*.conf "$kubeconfig"
 }
 
-open_firewall() {
-  # kube-proxy turns on route_localnet for NodePorts on 127.0.0.1; 'down' restores the value.
-  [[ -f $state/saved-route_localnet ]] ||
-    sysctl -n net.ipv4.conf.all.route_localnet >"$state/saved-route_localnet"
-  # Docker sets FORWARD DROP; let pod traffic on our bridge through (removed by 'down').
-  local dir
-  for dir in -i -o; do
-    iptables -C FORWARD "$dir" "$cni_bridge" -m comment --comment "$fw_comment" -j ACCEPT 2>/dev/null ||
-      iptables -I FORWARD 1 "$dir" "$cni_bridge" -m comment --comment "$fw_comment" -j ACCEPT
+# The sysctl values and the FORWARD chain as they were before the first 'up' (kept across re-runs).
+save_host_state() {
+  local key f
+  for key in "${host_sysctls[@]}"; do
+    f=$state/saved-${key##*.}
+    [[ -f $f ]] && continue
+    sysctl -n "$key" >"$f" 2>/dev/null || rm -f "$f"
   done
+  [[ -f $state/saved-forward-rules ]] || iptables -S FORWARD >"$state/saved-forward-rules"
+}
+
+restore_host_state() {
+  local key f
+  for key in "${host_sysctls[@]}"; do
+    f=$state/saved-${key##*.}
+    [[ -f $f ]] || continue
+    [[ $(sysctl -n "$key" 2>/dev/null) == "$(<"$f")" ]] && continue
+    log "restoring $key=$(<"$f")"
+    sysctl -qw "$key=$(<"$f")" || log "warning: could not restore $key"
+  done
+  if [[ -f $state/saved-forward-rules ]] && ! cmp -s <(iptables -S FORWARD) "$state/saved-forward-rules"; then
+    log "note: the FORWARD chain differs from before 'up' (changed by something else meanwhile):"
+    diff <(iptables -S FORWARD) "$state/saved-forward-rules" | sed 's/^/    /' || true
+  fi
+}
+
+open_firewall() {
+  save_host_state
+  # Docker sets FORWARD DROP. Pods may open connections out; towards the pods only replies are
+  # forwarded, so nothing on the network reaches a pod through this host (this host itself
+  # reaches them directly). Both rules carry $fw_comment; 'down' removes exactly those.
+  local out=(-i "$cni_bridge" -m comment --comment "$fw_comment" -j ACCEPT)
+  local back=(-o "$cni_bridge" -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "$fw_comment" -j ACCEPT)
+  iptables -C FORWARD "${out[@]}" 2>/dev/null || iptables -I FORWARD 1 "${out[@]}"
+  iptables -C FORWARD "${back[@]}" 2>/dev/null || iptables -I FORWARD 1 "${back[@]}"
   sysctl -qw net.ipv4.ip_forward=1
   [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
-  return 0
+  # Packets DNATed to 127.0.0.1 from cni0 need route_localnet (kube-proxy sets it too, for
+  # NodePorts on 127.0.0.1); the kubelet's KUBE-FIREWALL chain drops every other packet from
+  # outside to 127.0.0.0/8.
+  sysctl -qw net.ipv4.conf.all.route_localnet=1
+  loopback_dnat
+}
+
+# The API server and the kubelet listen on 127.0.0.1 only. Pods reach them at the addresses the
+# cluster advertises (the `kubernetes` Service, the node's InternalIP) through DNAT to loopback,
+# applied only to packets from cni0 and to this host's own connections: what arrives on any
+# other interface is never translated and finds nothing listening. Our chains run at priority
+# -110, before kube-proxy's nat rules (-100), so the Service address is translated here first.
+loopback_dnat() {
+  nft -f - <<EOF
+table ip $nft_table
+delete table ip $nft_table
+table ip $nft_table {
+  chain prerouting {
+    type nat hook prerouting priority -110; policy accept;
+    iifname "$cni_bridge" ip daddr $api_service_ip tcp dport 443 dnat to 127.0.0.1:6443
+    iifname "$cni_bridge" ip daddr $node_ip tcp dport 6443 dnat to 127.0.0.1:6443
+    iifname "$cni_bridge" ip daddr $node_ip tcp dport 10250 dnat to 127.0.0.1:10250
+  }
+  chain output {
+    type nat hook output priority -110; policy accept;
+    ip daddr $api_service_ip tcp dport 443 dnat to 127.0.0.1:6443
+    ip daddr $node_ip tcp dport 6443 dnat to 127.0.0.1:6443
+    ip daddr $node_ip tcp dport 10250 dnat to 127.0.0.1:10250
+  }
+}
+EOF
 }
 
 start_control_plane() {
-  start etcd "$bin_dir/etcd" --name default --data-dir "$state/etcd" \
-    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster default=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
+  # etcd on loopback with kubeadm's certificates: clients (the API server) and the peer port
+  # need a certificate from the etcd CA. Only /health and /metrics stay plain HTTP (2381).
+  local etcd_tls=(--cert-file="$pki/etcd/server.crt" --key-file="$pki/etcd/server.key"
+    --trusted-ca-file="$pki/etcd/ca.crt" --client-cert-auth=true
+    --peer-cert-file="$pki/etcd/peer.crt" --peer-key-file="$pki/etcd/peer.key"
+    --peer-trusted-ca-file="$pki/etcd/ca.crt" --peer-client-cert-auth=true)
+  start etcd "$bin_dir/etcd" --name default --data-dir "$state/etcd" "${etcd_tls[@]}" \
+    --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379 \
+    --listen-peer-urls https://127.0.0.1:2380 --initial-advertise-peer-urls https://127.0.0.1:2380 \
+    --initial-cluster default=https://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
     --unsafe-no-fsync --snapshot-count 10000 --log-level warn
-  wait_for 60 "etcd health" curl -fsS http://127.0.0.1:2381/health
+  wait_for 60 "etcd health (client TLS)" curl -fsS --cacert "$pki/etcd/ca.crt" \
+    --cert "$pki/etcd/healthcheck-client.crt" --key "$pki/etcd/healthcheck-client.key" \
+    https://127.0.0.1:2379/health
 
+  # Loopback only (pods come in through loopback_dnat), no anonymous requests, no privileged pods.
   start kube-apiserver "$bin_dir/kube-apiserver" \
-    --advertise-address="$node_ip" --secure-port=6443 \
-    --etcd-servers=http://127.0.0.1:2379 \
+    --advertise-address="$node_ip" --bind-address=127.0.0.1 --secure-port=6443 \
+    --anonymous-auth=false \
+    --etcd-servers=https://127.0.0.1:2379 --etcd-cafile="$pki/etcd/ca.crt" \
+    --etcd-certfile="$pki/apiserver-etcd-client.crt" --etcd-keyfile="$pki/apiserver-etcd-client.key" \
     --service-cluster-ip-range="$service_subnet" \
     --client-ca-file="$pki/ca.crt" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
@@ -173,7 +247,6 @@ start_control_plane() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --allow-privileged=true \
     --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
     --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User \
@@ -182,8 +255,7 @@ start_control_plane() {
     --proxy-client-cert-file="$pki/front-proxy-client.crt" \
     --proxy-client-key-file="$pki/front-proxy-client.key" \
     --enable-aggregator-routing=true
-  wait_for 120 "kube-apiserver /readyz" \
-    curl -fsS --cacert "$pki/ca.crt" https://127.0.0.1:6443/readyz
+  wait_for 120 "kube-apiserver /readyz" kubectl_ get --raw=/readyz
 
   # Bindings a full 'kubeadm init' would create; phases alone do not.
   local super=("$bin_dir/kubectl" --kubeconfig "$state/super-admin.conf")
@@ -352,15 +424,15 @@ remove_network_state() {
     done
   done
   ip link show "$cni_bridge" >/dev/null 2>&1 && ip link delete "$cni_bridge" || true
+  nft delete table ip "$nft_table" 2>/dev/null || true
+  # Sysctls first (route_localnet is what KUBE-FIREWALL guards), then the kubelet's chains.
+  restore_host_state
   remove_kubelet_chains
 }
 
-# The kubelet's own chains (KUBE-FIREWALL guards route_localnet; canaries and the hint):
-# restore route_localnet first, then drop them, for IPv4 and IPv6.
+# The kubelet's own chains (KUBE-FIREWALL guards route_localnet; canaries and the hint), for
+# IPv4 and IPv6.
 remove_kubelet_chains() {
-  if [[ -f $state/saved-route_localnet ]]; then
-    sysctl -qw net.ipv4.conf.all.route_localnet="$(<"$state/saved-route_localnet")"
-  fi
   local ipt table chain
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
@@ -430,6 +502,11 @@ status() {
   local mem
   read -r -a mem <<<"$(control_plane_memory)"
   echo "memory: RSS now ${mem[0]} MiB, sum of per-process peaks ${mem[1]} MiB"
+  echo "listening TCP sockets of these processes (all on loopback):"
+  for c in "${components[@]}"; do
+    pid=$(pid_of "$c") || continue
+    ss -H -ltnp | grep -F "pid=$pid," | awk -v c="$c" '{printf "  %-24s %s\n", c, $4}' || true
+  done
   echo "kubeconfig: $kubeconfig (context $context)"
   if pid_of kube-apiserver >/dev/null; then
     kubectl_ get nodes -o wide 2>&1 || true

@@ -112,3 +112,24 @@ def test_cluster() -> KubeCluster:
         require_or_skip(f"test cluster {context} in {kubeconfig} not reachable: {exc!s:.200}")
     print(f"test cluster: context {context}, Kubernetes {version.git_version}")
     return cluster
+
+
+@pytest.fixture(scope="session")
+def root_user() -> None:
+    """Root: `ss -ltnp` names the processes of other users' sockets only for root; skips (fails in CI) otherwise."""
+    if os.geteuid() != 0:
+        require_or_skip("listing every process's listening sockets (`ss -ltnp`) needs root")
+
+
+@pytest.fixture()
+def test_cluster_processes(test_cluster: KubeCluster) -> dict[str, int]:
+    """``{component: pid}`` of the test cluster's live processes (its PID files, see tests/cluster/cluster.sh)."""
+    pid_dir = test_cluster.logs_dir.parent / "pids"
+    pids = {}
+    for f in sorted(pid_dir.glob("*.pid")):
+        pid = int(f.read_text().strip() or 0)
+        if pid and Path(f"/proc/{pid}").exists():
+            pids[f.stem] = pid
+    if not pids:
+        require_or_skip(f"the test cluster's processes do not run on this machine (no live PID in {pid_dir})")
+    return pids

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from scalelab.platforms import k8s_manifests as km
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,7 +251,9 @@ def test_hpa_scales_ai_agent_out_and_in(test_cluster, capsys):
     namespace = f"scalelab-smoke-{uuid.uuid4().hex[:6]}"
     api_client = test_cluster.api_client()
     core = client.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "scalelab-test"}}})
+    # Labelled like the kit's run namespaces: the raw k8s/ manifests must pass the restricted profile.
+    labels = {"app.kubernetes.io/part-of": "scalelab-test", **km.POD_SECURITY_LABELS}
+    core.create_namespace({"metadata": {"name": namespace, "labels": labels}})
     timeline = Timeline()
     load = LoadResult()
     stop = threading.Event()

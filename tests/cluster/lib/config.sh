@@ -32,6 +32,9 @@ state = "$run_dir/containerd"
   # (pause: -998) fails in runc ("nsexec: failed to update /proc/self/oom_score_adj:
   # Permission denied"). Clamp pod scores to containerd's own instead (harmless elsewhere).
   restrict_oom_score_adj = true
+  # kubectl exec/logs/port-forward streams: loopback only (the kubelet proxies them).
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -95,9 +98,13 @@ controlPlaneEndpoint: 127.0.0.1:6443
 certificatesDir: $pki
 apiServer:
   certSANs: [127.0.0.1, localhost, $node_ip]
+# Local etcd, so 'certs all' also makes the etcd CA, etcd's server and peer certificates and the
+# API server's etcd client certificate; cluster.sh runs etcd itself (client TLS, loopback only).
 etcd:
-  external:
-    endpoints: [http://127.0.0.1:2379]
+  local:
+    dataDir: $state/etcd
+    serverCertSANs: [127.0.0.1, localhost]
+    peerCertSANs: [127.0.0.1, localhost]
 networking:
   serviceSubnet: $service_subnet
   podSubnet: $cluster_cidr
@@ -115,6 +122,11 @@ cgroupDriver: cgroupfs
 failCgroupV1: false
 containerRuntimeEndpoint: unix://$containerd_sock
 failSwapOn: false
+# Loopback only: the API server reaches it at 127.0.0.1 and pods (metrics-server) through the
+# DNAT cluster.sh sets up from cni0 (open_firewall). No read-only port, no anonymous requests.
+address: 127.0.0.1
+port: 10250
+readOnlyPort: 0
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
