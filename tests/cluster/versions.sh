@@ -5,7 +5,7 @@
 # whose containerd matrix still includes containerd 1.x (Debian 12 ships 1.6.20). We take the
 # latest 1.34 patch the Go module proxy serves: `go list -m -versions k8s.io/kubernetes`.
 K8S_VERSION=v1.34.4
-# etcd: kubeadm's pin for 1.31-1.34 and the floor it accepts for an external etcd.
+# etcd: kubeadm's pin for 1.31-1.34 (cluster.sh runs it itself, with kubeadm's certificates).
 ETCD_VERSION=v3.5.24
 # metrics-server: v0.8.1 was the intended pin, but this machine's Go module proxy answers
 # "403 This module version is not available" for v0.8.1, and v0.8.0 is not in the checksum
