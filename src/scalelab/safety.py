@@ -92,6 +92,8 @@ def restricted_violations(spec: dict[str, Any], *, meta: dict[str, Any] | None =
     for key, value in ((meta or {}).get("annotations") or {}).items():
         if key.startswith("container.apparmor.security.beta.kubernetes.io/") and not (value == "runtime/default" or str(value).startswith("localhost/")):
             out.append(f"annotation {key}={value}: AppArmor must be runtime/default or localhost/*")
+    if psc.get("runAsNonRoot") is False:
+        out.append("spec.securityContext.runAsNonRoot must not be false")
     pod_non_root = psc.get("runAsNonRoot") is True
     pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
     for where, c in _containers(spec):
@@ -115,9 +117,20 @@ def restricted_violations(spec: dict[str, Any], *, meta: dict[str, Any] | None =
         for port in c.get("ports") or []:
             if port.get("hostPort"):
                 out.append(f"{where}: hostPort {port['hostPort']} is not allowed")
+        for hook, handler in _handlers(c):
+            if (handler.get("httpGet") or {}).get("host") or (handler.get("tcpSocket") or {}).get("host"):
+                out.append(f"{where}: {hook} must not set a host (it would reach beyond the pod)")
         if read_only_root and sc.get("readOnlyRootFilesystem") is not True:
             out.append(f"{where}: readOnlyRootFilesystem must be true (kit rule: mount an emptyDir where it writes)")
     return out
+
+
+def _handlers(c: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if c.get(probe):
+            yield probe, c[probe]
+    for hook, handler in (c.get("lifecycle") or {}).items():
+        yield f"lifecycle.{hook}", handler or {}
 
 
 def _sc_common(where: str, sc: dict[str, Any]) -> list[str]:

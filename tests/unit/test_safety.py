@@ -97,6 +97,8 @@ BREAKAGES = {
     "privileged": (lambda s: _c0(s).update(privileged=True), "privileged must not be true"),
     "allowPrivilegeEscalation": (lambda s: _c0(s).pop("allowPrivilegeEscalation"), "allowPrivilegeEscalation must be false"),
     "runAsNonRoot": (lambda s: s["securityContext"].pop("runAsNonRoot"), "runAsNonRoot must be true"),
+    "runAsNonRoot false": (lambda s: s["securityContext"].update(runAsNonRoot=False), "runAsNonRoot must not be false"),
+    "probe host": (lambda s: s["containers"][0]["livenessProbe"]["httpGet"].update(host="10.0.0.1"), "livenessProbe must not set a host"),
     "runAsUser": (lambda s: _c0(s).update(runAsUser=0), "runAsUser must not be 0"),
     "seccomp missing": (lambda s: s["securityContext"].pop("seccompProfile"), "seccompProfile.type must be RuntimeDefault"),
     "seccomp unconfined": (lambda s: _c0(s).update(seccompProfile={"type": "Unconfined"}), "seccompProfile must not be Unconfined"),
