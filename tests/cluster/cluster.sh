@@ -122,11 +122,17 @@ preflight() {
   [[ -n $node_ip ]] || die "no global IPv4 address for the node (needed as the node's InternalIP)"
   local port c
   for c in "${components[@]}"; do pid_of "$c" >/dev/null && return 0; done  # re-running 'up'
-  for port in 2379 2380 6443 10250 10257 10259 30080; do
+  for port in 2379 2380 6443 10250 10257 10259; do
     if ss -Htln "sport = :$port" | grep -q .; then
       die "port $port is already in use (another cluster, e.g. kind?): $(ss -Htlnp "sport = :$port" | head -1)"
     fi
   done
+  # NodePorts hold no socket (kube-proxy answers them with iptables), so a kind cluster's
+  # 127.0.0.1:30080 can stay: while a run of this cluster has a Service on 30080, connections
+  # from this host to 127.0.0.1:30080 reach this cluster (kube-proxy's DNAT comes first).
+  if ss -Htln "sport = :30080" | grep -q .; then
+    log "note: 127.0.0.1:30080 is published by something else ($(ss -Htlnp "sport = :30080" | head -1 | awk '{print $NF}')); this cluster's NodePort 30080 takes precedence for local connections while a run uses it"
+  fi
   local avail_kb
   avail_kb=$(df -Pk /var/lib | awk 'NR==2 {print $4}')
   ((avail_kb > 4 * 1024 * 1024)) || log "warning: only $((avail_kb / 1024)) MiB free under /var/lib"
