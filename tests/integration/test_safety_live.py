@@ -184,7 +184,7 @@ def test_rendered_manifests_pass_restricted_admission(test_cluster, capsys) -> N
         with pytest.raises(ForbiddenError) as refused:
             dyn.create(pods, body=bare, namespace=ns, dry_run="All")
         body = str(refused.value.body)
-        results.append(f"create --dry-run bare Pod: HTTP {refused.value.status}: {body[body.find('violates'):][:300]}")
+        results.append(f"create --dry-run bare Pod: HTTP {refused.value.status}: {body[body.find('violates') :][:300]}")
         assert 'violates PodSecurity "restricted' in body, body
         for rule in ("allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile", "capabilities"):
             assert rule in body, (rule, body)

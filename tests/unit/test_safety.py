@@ -31,12 +31,7 @@ def _shipped_pods() -> list[tuple[str, dict, dict]]:
 
 
 def _kubernetes_arms() -> list[tuple[str, str]]:
-    return [
-        (name, arm_name)
-        for name in sorted(builtin_scenarios())
-        for arm_name, arm in load_scenario(name, cpu_budget=2).arms.items()
-        if arm.platform == "kubernetes"
-    ]
+    return [(name, arm_name) for name in sorted(builtin_scenarios()) for arm_name, arm in load_scenario(name, cpu_budget=2).arms.items() if arm.platform == "kubernetes"]
 
 
 # --- Kubernetes: the restricted Pod Security Standard ---------------------------------------------
