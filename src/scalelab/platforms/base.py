@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from scalelab.registry import PlatformSpec
 from scalelab.scalers.base import ReplicaStat
 
-__all__ = ["Observation", "Platform", "PlatformKind", "PlatformOptions", "ReplicaStat", "Say"]
+__all__ = ["lifecycle_events", "Observation", "Platform", "PlatformKind", "PlatformOptions", "ReplicaStat", "Say"]
 
 Say = Callable[[str], None]
 
@@ -121,3 +121,17 @@ class PlatformKind(Protocol):
     def doctor_checks(self) -> list[Any]:
         """Extra `scalelab.doctor.Check`s of this platform (beyond the spec's ``doctor_needs``)."""
         ...
+
+
+def lifecycle_events(seen_running: dict[str, str], seen_ready: set[str], running: dict[str, str], ready: set[str], source: str) -> list[dict[str, Any]]:
+    """Start, ready and stop events between two looks at a platform's replicas (id -> name, ready ids)."""
+    events: list[dict[str, Any]] = []
+    for rid, name in running.items():
+        if rid not in seen_running:
+            events.append({"kind": "replica_start", "replicas": len(running), "source": source, "detail": name})
+    for rid in sorted(ready - seen_ready):
+        events.append({"kind": "replica_ready", "replicas": len(ready), "source": source, "detail": running[rid]})
+    for rid, name in seen_running.items():
+        if rid not in running:
+            events.append({"kind": "replica_stop", "replicas": len(running), "source": source, "detail": name})
+    return events

@@ -26,7 +26,7 @@ from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
-from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say
+from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say, lifecycle_events
 from scalelab.platforms.compose_inflight import InflightReader
 from scalelab.platforms.compose_settings import (
     LAB,
@@ -171,14 +171,7 @@ class ComposePlatform:
         running = {c["Id"]: c["Names"][0].lstrip("/") for c in listing}
         ready = {c["Id"] for c in self._containers(healthy_only=True)} & set(running)
         events: list[dict[str, Any]] = self._live_requests() + self._switch.events()
-        for cid, name in running.items():
-            if cid not in self._seen_running:
-                events.append({"kind": "replica_start", "replicas": len(running), "source": "docker", "detail": name})
-        for cid in sorted(ready - self._seen_ready):
-            events.append({"kind": "replica_ready", "replicas": len(ready), "source": "docker", "detail": running[cid]})
-        for cid, name in self._seen_running.items():
-            if cid not in running:
-                events.append({"kind": "replica_stop", "replicas": len(running), "source": "docker", "detail": name})
+        events += lifecycle_events(self._seen_running, self._seen_ready, running, ready, "docker")
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
         in_flight = self._inflight.read(listing)

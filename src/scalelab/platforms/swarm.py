@@ -32,7 +32,7 @@ from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
-from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say
+from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say, lifecycle_events
 from scalelab.platforms.swarm_stack import SwarmSettings, ipvs_status, render_nginx, stack_yaml
 from scalelab.platforms.swarm_state import (
     DOWN_FIX,
@@ -183,14 +183,7 @@ class SwarmPlatform:
                     events.append({"kind": "note", "replicas": None, "source": "swarm", "detail": note})
         names = {cid: f"{self.settings.service}.{t.get('Slot')}.{cid[:12]}" for cid, t in running.items()}
         ready = self._healthy_ids() & set(running)
-        for cid in running:
-            if cid not in self._seen_running:
-                events.append({"kind": "replica_start", "replicas": len(running), "source": "swarm", "detail": names[cid]})
-        for cid in sorted(ready - self._seen_ready):
-            events.append({"kind": "replica_ready", "replicas": len(ready), "source": "swarm", "detail": names[cid]})
-        for cid, name in self._seen_running.items():
-            if cid not in running:
-                events.append({"kind": "replica_stop", "replicas": len(running), "source": "swarm", "detail": name})
+        events += lifecycle_events(self._seen_running, self._seen_ready, names, ready, "swarm")
         self._seen_running, self._seen_ready = names, ready
         readings = self._streams.read(list(running), now)
         cores = [c for c, _ in readings.values() if c is not None]
