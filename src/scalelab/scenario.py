@@ -230,6 +230,7 @@ class ThresholdScaler(_Frozen):
     min_replicas: int = Field(1, ge=1, le=200)
     max_replicas: int = Field(10, ge=1, le=200)
     interval_s: Seconds = Field(1.0, gt=0, description="evaluation interval")
+    window_s: Seconds = Field(1.0, gt=0, le=3600, description="average the figures over the observations of the last window_s (1 s: this second's only)")
     scale_up: ThresholdRule = ThresholdRule(cpu_pct=80, mem_pct=80, in_flight=3, combine="any")
     scale_down: ThresholdRule = ThresholdRule(cpu_pct=30, mem_pct=30, in_flight=1, combine="all")
     step: int = Field(1, ge=1, le=1000, description="replicas (step_unit pods) or % of the current count (percent) per action")

@@ -132,6 +132,21 @@ def test_pause_and_resume_switch() -> None:
     assert [(n, k) for _, n, k in log] == [(None, "scaler_decision"), (3, "scale")]
 
 
+def test_window_averages_out_one_noisy_second() -> None:
+    # One second at 88 % CPU in a quiet baseline: a 1 s window scales up on it, a 5 s window does not.
+    readings = [40, 45, 38, 42, 88]
+    for window, expected in ((1, [(3, "scale")]), (5, [])):
+        s = ThresholdAutoscaler(_cfg(min_replicas=2, window_s=window, up_cooldown_s=0))
+        out: list[Any] = []
+        for t, cpu in enumerate(readings, start=1):
+            out += s.decide(_view(float(t), 2, cpu=cpu, mem=10, fl=0.5))
+        assert _scales(out) == expected, window
+    # A load that stays high still fires, at most one window late: the price of the smoothing.
+    s = ThresholdAutoscaler(_cfg(min_replicas=2, window_s=5, up_cooldown_s=0))
+    fired = [t for t, cpu in enumerate([40, 90, 90, 90, 90, 90], start=1) if s.decide(_view(float(t), 2, cpu=cpu, mem=10, fl=0.5))]
+    assert fired and fired[0] == 6
+
+
 def test_interval_sets_the_due_times() -> None:
     scaler = make_kit_scaler(_cfg(interval_s=5))
     assert scaler.next_due_s() == 5.0

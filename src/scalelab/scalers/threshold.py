@@ -1,7 +1,8 @@
 """A home-made threshold autoscaler, the kind a team writes for compose (docs/threshold-scaler.md).
 
 Every ``interval_s`` it averages the ready replicas' CPU and memory (% of their limits) and the
-requests in flight per replica, and applies the scenario's rules:
+requests in flight per replica (over its observations of the last ``window_s``: 1 s reacts to a
+single noisy second), and applies the scenario's rules:
 
 - **up** when the ``scale_up`` rule fires (default: CPU > 80 % *or* memory > 80 % *or* more than
   3 in flight per replica), by ``step`` replicas (or ``step`` % of the current count), at most
@@ -26,12 +27,13 @@ The same object runs in a real run (`scalelab.runner`) and in the simulator
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from scalelab.scalers.base import ReplicaStat, ScaleDecision, ScalerView
 
-__all__ = ["ThresholdAutoscaler", "Figures", "measure", "rule_fires", "step_target"]
+__all__ = ["ThresholdAutoscaler", "Figures", "measure", "over_window", "rule_fires", "step_target"]
 
 DECISION = "scaler_decision"
 
@@ -64,6 +66,24 @@ def measure(replicas: tuple[ReplicaStat, ...]) -> Figures:
         _mean([r.cpu_pct_of_limit for r in ready]),
         _mean([r.mem_pct_of_limit for r in ready]),
         _mean([r.in_flight for r in ready]),
+    )
+
+
+def over_window(history: deque[tuple[float, Figures]], t_s: float, now: Figures, window_s: float) -> Figures:
+    """Append ``now`` (observed at ``t_s``) to ``history`` and average the figures of the last ``window_s``.
+
+    Each figure is the mean of the observations that measured it (None only if none did); ``ready``
+    is this observation's.
+    """
+    history.append((t_s, now))
+    while history and history[0][0] <= t_s - window_s + 1e-9:
+        history.popleft()
+    seen = [f for _, f in history]
+    return Figures(
+        now.ready,
+        _mean([f.cpu_pct for f in seen]),
+        _mean([f.mem_pct for f in seen]),
+        _mean([f.in_flight for f in seen]),
     )
 
 
@@ -108,6 +128,7 @@ class ThresholdAutoscaler:
         self._switched_off = False
         self._pending_notes: list[ScaleDecision] = []
         self._last_hold: str | None = None
+        self._history: deque[tuple[float, Figures]] = deque()
 
     # -- the contract --------------------------------------------------------------------------
     def next_due_s(self) -> float | None:
@@ -147,7 +168,7 @@ class ThresholdAutoscaler:
     # -- the rules -----------------------------------------------------------------------------
     def _evaluate(self, view: ScalerView) -> ScaleDecision | None:
         cfg, t, current = self.cfg, view.t_s, view.desired
-        figures = measure(view.replicas)
+        figures = over_window(self._history, t, measure(view.replicas), float(cfg.window_s))
         if self._switched_off:
             return None
         if t < self._paused_until:
