@@ -74,7 +74,15 @@ start() { # component binary args...
   local name=$1; shift
   if pid_of "$name" >/dev/null; then log "$name already runs"; return 0; fi
   log "starting $name (log: $log_dir/$name.log)"
-  setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
+  # Close every inherited descriptor above 2 first: a daemon must not keep the caller's files
+  # open (a `flock LOCKFILE cluster.sh up` would otherwise stay locked as long as containerd runs).
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi
+    done
+    exec setsid "$@"
+  ) >>"$log_dir/$name.log" 2>&1 </dev/null &
   echo $! >"$pid_dir/$name.pid"
 }
 
