@@ -63,6 +63,7 @@ def kind_cluster(docker_engine, scalelab_images):
         require_or_skip(f"no kind node image in Docker ({image}): build one with `make kind-node-image`")
     if subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, timeout=60).stdout.split().count(KIND_CLUSTER):
         require_or_skip(f"a kind cluster '{KIND_CLUSTER}' already exists (someone's lab cluster): not touching it")
+    network_before = subprocess.run(["docker", "network", "inspect", "kind"], capture_output=True, timeout=60).returncode == 0
     started = time.monotonic()
     proc = _scalelab("cluster", "up", timeout=CREATE_LIMIT_S + 300)
     elapsed = time.monotonic() - started
@@ -76,6 +77,9 @@ def kind_cluster(docker_engine, scalelab_images):
         names = subprocess.run(["docker", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={KIND_CLUSTER}", "--format", "{{.Names}}"],
                                capture_output=True, text=True, timeout=60).stdout.split()
         assert names == [], f"kind node containers left behind: {names}"
+        network_after = subprocess.run(["docker", "network", "inspect", "kind"], capture_output=True, timeout=60).returncode == 0
+        # The kit removes the `kind` network it created, and leaves one that was there before.
+        assert network_after == network_before, f"kind network before: {network_before}, after: {network_after}"
 
 
 def test_cluster_up_makes_three_ready_nodes_quickly(kind_cluster):

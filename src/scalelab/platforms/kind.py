@@ -34,9 +34,14 @@ __all__ = [
     "cluster_up",
     "cluster_down",
     "install_metrics_server",
+    "KIND_NETWORK",
 ]
 
 LAB = "03-kind-cluster-and-hpa"
+#: the Docker network kind creates for its node containers (and never removes itself)
+KIND_NETWORK = "kind"
+#: under the kit's cache: the id of the ``kind`` network when the kit's ``cluster up`` created it
+NETWORK_OWNER_FILE = "kind-network-owner"
 #: tool -> how to install it
 TOOLS = {
     "docker": "install Docker (https://docs.docker.com/engine/install/) and start it",
@@ -106,6 +111,46 @@ def cluster_exists(name: str = KIND_CLUSTER) -> bool:
     return name in out.split()
 
 
+def _network_id(name: str = KIND_NETWORK) -> str | None:
+    proc = _run.run(["docker", "network", "inspect", "--format", "{{.Id}}", name], check=False, timeout_s=30)
+    return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
+
+def _owner_file() -> Path:
+    from scalelab.images import cache_dir
+
+    return cache_dir() / NETWORK_OWNER_FILE
+
+
+def _record_network_owner(existed_before: bool) -> None:
+    """After a create: remember the ``kind`` network's id if it did not exist before (the kit made it)."""
+    net = None if existed_before else _network_id()
+    if net:
+        path = _owner_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(net + "\n", encoding="utf-8")
+
+
+def _remove_owned_network(echo: Echo) -> None:
+    """Remove the ``kind`` network if the kit created it and no container uses it any more."""
+    path = _owner_file()
+    try:
+        owned = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    net = _network_id()
+    if net is None or net != owned:
+        path.unlink(missing_ok=True)  # gone, or re-created by someone else: not ours
+        return
+    users = _run.run(["docker", "network", "inspect", "--format", "{{len .Containers}}", KIND_NETWORK], check=False, timeout_s=30).stdout.strip()
+    if users not in ("", "0"):
+        echo(f"leaving the Docker network '{KIND_NETWORK}': {users} container(s) still use it")
+        return
+    echo(f"removing the Docker network '{KIND_NETWORK}' (created by the kit's `cluster up`)")
+    _run.run(["docker", "network", "rm", KIND_NETWORK], check=False, timeout_s=60)
+    path.unlink(missing_ok=True)
+
+
 def _require_image(image: str) -> None:
     proc = _run.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False, timeout_s=30)
     if proc.returncode != 0:
@@ -128,11 +173,15 @@ def cluster_up(*, image: str | None = None, agent_image: str = AGENT_IMAGE, k8s_
     else:
         echo(f"creating kind cluster '{KIND_CLUSTER}' ({node_image.split('@')[0]}, 1 control plane + 2 workers); this takes 1-3 minutes")
         started = time.monotonic()
+        network_existed = _network_id() is not None
         try:
             _run.run(create_argv(config, node_image), capture=False, timeout_s=timeout_s, fix="read kind's output above; `scalelab cluster down` cleans up a half-created cluster")
         except CommandError:
+            _record_network_owner(network_existed)
             _run.run(delete_argv(), check=False, timeout_s=120)
+            _remove_owned_network(echo)
             raise
+        _record_network_owner(network_existed)
         echo(f"kind cluster created in {time.monotonic() - started:.0f} s")
     echo(f"loading {agent_image} into the nodes")
     _run.run(load_argv(agent_image), timeout_s=timeout_s, fix=f"is the image built? `docker image ls {agent_image.split(':')[0]}`")
@@ -173,14 +222,16 @@ def _apply(dyn: Any, doc: dict[str, Any]) -> None:
 
 
 def cluster_down(name: str = KIND_CLUSTER, *, echo: Echo = print) -> bool:
-    """Delete the kind cluster; False (and nothing done) when it does not exist."""
+    """Delete the kind cluster (and the ``kind`` network if the kit created it); False when there is no cluster."""
     ensure_kind_on_path(echo)
     if shutil.which("kind") is None:
         echo("kind is not installed: there is no kind cluster to delete")
         return False
     if not cluster_exists(name):
         echo(f"no kind cluster '{name}': nothing to delete")
+        _remove_owned_network(echo)
         return False
     echo(f"deleting kind cluster '{name}'")
     _run.run(delete_argv(name), timeout_s=180)
+    _remove_owned_network(echo)
     return True
