@@ -26,7 +26,7 @@ from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
-from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say, lifecycle_events
+from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
 from scalelab.platforms.compose_inflight import InflightReader
 from scalelab.platforms.compose_settings import (
     LAB,
@@ -39,6 +39,7 @@ from scalelab.platforms.compose_settings import (
     compose_dir,
     state_root,
 )
+from scalelab.platforms.docker_observe import container_observation
 from scalelab.poll import poll_until
 from scalelab.registry import platform_spec
 from scalelab.scalers.switch import SwitchReader, write_switch
@@ -174,33 +175,9 @@ class ComposePlatform:
         events += lifecycle_events(self._seen_running, self._seen_ready, running, ready, "docker")
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
-        in_flight = self._inflight.read(listing)
-        cores = [c for c, _ in readings.values() if c is not None]
-        mems = [m for _, m in readings.values() if m is not None]
-        limit, mem_limit = self.settings.cpus, self.settings.memory_mb * 2**20
-        per_replica = [
-            ReplicaStat(
-                name,
-                cid in ready,
-                cpu_pct_of_limit=stats.cpu_pct_of_limit(readings.get(cid, (None, None))[0], limit),
-                mem_pct_of_limit=None if readings.get(cid, (None, None))[1] is None else 100.0 * (readings[cid][1] or 0) / mem_limit,
-                in_flight=in_flight.get(cid),
-            )
-            for cid, name in running.items()
-        ]
-        return Observation(
-            replicas_desired=self.desired,
-            replicas_ready=len(ready),
-            cpu_cores_used=(sum(cores) if cores else None) if running else 0.0,
-            replicas_measured=len(running),
-            mem_mb=(sum(mems) / 2**20 if mems else None) if running else 0.0,
-            events=events,
-            replicas=per_replica,
-            # per container (its hostname, the short id, is what the agent answers with): for the spread
-            placement=[
-                {"pod": cid[:12], "node": "docker-host", "phase": "running", "ready": int(cid in ready), "cpu_cores": readings.get(cid, (None, None))[0]}
-                for cid in sorted(running)
-            ],
+        return container_observation(
+            desired=self.desired, names=running, ready=ready, readings=readings, cpus=self.settings.cpus,
+            memory_mb=self.settings.memory_mb, events=events, node_of=lambda _cid: "docker-host", in_flight=self._inflight.read(listing),
         )
 
     def down(self) -> None:

@@ -32,7 +32,8 @@ from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
-from scalelab.platforms.base import Observation, PlatformOptions, ReplicaStat, Say, lifecycle_events
+from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
+from scalelab.platforms.docker_observe import container_observation
 from scalelab.platforms.swarm_stack import SwarmSettings, ipvs_status, render_nginx, stack_yaml
 from scalelab.platforms.swarm_state import (
     DOWN_FIX,
@@ -186,28 +187,9 @@ class SwarmPlatform:
         events += lifecycle_events(self._seen_running, self._seen_ready, names, ready, "swarm")
         self._seen_running, self._seen_ready = names, ready
         readings = self._streams.read(list(running), now)
-        cores = [c for c, _ in readings.values() if c is not None]
-        mems = [m for _, m in readings.values() if m is not None]
-        mem_limit = self.settings.memory_mb * 2**20
-        per_replica = []
-        for cid in running:
-            cpu, mem = readings.get(cid, (None, None))
-            per_replica.append(ReplicaStat(names[cid], cid in ready, cpu_pct_of_limit=stats.cpu_pct_of_limit(cpu, self.settings.cpus),
-                                           mem_pct_of_limit=None if mem is None else 100.0 * mem / mem_limit))
-        return Observation(
-            replicas_desired=self.desired,
-            replicas_ready=len(ready),
-            cpu_cores_used=(sum(cores) if cores else None) if running else 0.0,
-            replicas_measured=len(running),
-            mem_mb=(sum(mems) / 2**20 if mems else None) if running else 0.0,
-            events=events,
-            replicas=per_replica,
-            # the agent answers with its hostname, which swarm sets to the task container's short id
-            placement=[
-                {"pod": cid[:12], "node": self._node_name(running[cid].get("NodeID", "")), "phase": "running",
-                 "ready": int(cid in ready), "cpu_cores": readings.get(cid, (None, None))[0]}
-                for cid in sorted(running)
-            ],
+        return container_observation(
+            desired=self.desired, names=names, ready=ready, readings=readings, cpus=self.settings.cpus,
+            memory_mb=self.settings.memory_mb, events=events, node_of=lambda cid: self._node_name(running[cid].get("NodeID", "")),
         )
 
     def down(self) -> None:
