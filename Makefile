@@ -24,7 +24,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
-        report lab05-whatif lab99-cleanup test-cluster-up test-cluster-down \
+        report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab99-cleanup test-cluster-up test-cluster-down \
         lab12-plan lab12-run lab12-pods lab12-show
 
 help: ## Show this help (colours only on a terminal)
@@ -118,11 +118,14 @@ slides: $(STAMP) ## Lab 04: the report plus one 1920x1080 projector slide per st
 lab05-whatif: $(STAMP) ## Lab 05: what if the HPA target were 30/50/70/90%? (simulated, seconds)
 	$(SCALELAB) whatif $(SCENARIO) --arm kubernetes-hpa --vary target_cpu_pct=30,50,70,90 --compare-with compose-manual
 
-lab06-sim: $(STAMP) ## Lab 06: the home-made threshold autoscaler with cooldowns 0, 30 and 120 s (simulated, seconds)
-	for cd in 0 30 120; do $(SCALELAB) sim $(SCENARIO) --arm compose-threshold --runs-dir $(RUNS) --no-figure --set arms.compose-threshold.scaler.up_cooldown_s=$$cd --set arms.compose-threshold.scaler.down_cooldown_s=$$cd || exit 1; done
+lab06-sim: $(STAMP) ## Lab 06: the home-made threshold autoscaler with cooldowns 0, 30 and 120 s beside the operator and the HPA (simulated, seconds)
+	$(SCALELAB) sim classroom-spike --runs-dir $(RUNS) --no-figure
 
 lab06-run: $(STAMP) ## Lab 06: the threshold autoscaler on real compose (ci-spike, 2.5 minutes), recorded under runs/
 	$(SCALELAB) run ci-spike --arm compose-threshold --runs-dir $(RUNS)
+
+lab06-cooldowns: $(STAMP) ## Lab 06: the classroom spike on real compose with cooldowns 0, 30 and 120 s, recorded under runs/ (3 x 4.5 minutes)
+	for arm in compose-threshold-0s compose-threshold compose-threshold-120s; do $(SCALELAB) run classroom-spike --arm $$arm --runs-dir $(RUNS) || exit 1; done
 
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)

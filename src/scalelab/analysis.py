@@ -1,7 +1,7 @@
 """What a run measured, in a few numbers: reads only run directories (`scalelab.telemetry`).
 
 `summarize(run)` gives one arm's figures (peak p95, seconds over the latency objective, errors,
-replica-hours, cost, reaction times around the spike, peak replicas); `summary_table(runs)` puts
+replica-hours, cost, reaction times around the spike, peak replicas, scale actions); `summary_table(runs)` puts
 several side by side; `render_summary` prints it as a rich table; `compare(real, sim)` says how
 close a simulated run came to a real one. Works the same for real and simulated runs.
 """
@@ -30,6 +30,7 @@ __all__ = [
     "spike_window_of",
     "SUMMARY_COLUMNS",
     "high_load_seconds",
+    "scale_actions",
     "spread_index",
     "compare_table",
     "render_compare",
@@ -46,6 +47,7 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "first_scale_up_s": "up after spike s",
     "scale_down_s": "down after spike s",
     "peak_replicas": "peak replicas",
+    "scale_actions": "scale actions",
 }
 
 
@@ -82,10 +84,18 @@ def summarize(run: Run) -> dict[str, Any]:
         "first_scale_up_s": up,
         "scale_down_s": down,
         "peak_replicas": int(desired.max()) if len(desired) else 0,
+        "scale_actions": scale_actions(s),
         "duration_s": float(s["t_s"].iloc[-1] - s["t_s"].iloc[0] + dt) if len(s) else 0.0,
         "p95_high_load_ms": _median(p95[high]),
         "spread_jain": spread_index(run),
     }
+
+
+def scale_actions(samples: pd.DataFrame) -> int:
+    """How many times the desired replica count changed during the run: one per decision that moved it, whoever
+    made it (operator, home-made autoscaler, HPA). A decision that asked for the count already set is not an action."""
+    desired = pd.to_numeric(samples["replicas_desired"], errors="coerce").dropna()
+    return int((desired.diff().fillna(0) != 0).sum())
 
 
 def high_load_seconds(samples: pd.DataFrame) -> pd.Series:
@@ -165,7 +175,7 @@ def summary_rows(table: pd.DataFrame) -> list[list[str]]:
     return [[_fmt(row.get(key), _DIGITS.get(key, 0)) for key in SUMMARY_COLUMNS] for _, row in table.iterrows()]
 
 
-def render_summary(table: pd.DataFrame, *, width: int = 120, title: str | None = None) -> str:
+def render_summary(table: pd.DataFrame, *, width: int = 140, title: str | None = None) -> str:
     """The summary as a plain-text rich table (what `scalelab sim` and `demo` print)."""
     from rich.console import Console
     from rich.table import Table

@@ -234,7 +234,8 @@ def _summary_html(table: pd.DataFrame, colors: Sequence[str]) -> str:
     notes = (
         "<p><b>s over SLO</b>: seconds whose p95 latency was above the objective. <b>replica-h</b>: desired replicas summed over the run. "
         "<b>up after spike</b>: seconds from the spike start to the first added replica; <b>down after spike</b>: seconds from the spike end "
-        "to the first removed one (<i>never</i>: nobody scaled).</p>"
+        "to the first removed one (<i>never</i>: nobody scaled). <b>scale actions</b>: how many times the desired replica "
+        "count changed, whoever changed it (operator, home-made autoscaler, HPA).</p>"
     )
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{notes}'
 

@@ -38,6 +38,15 @@ def test_summarize_compose(runs: dict) -> None:
     assert s["seconds_over_objective"] == float((samples["p95_ms"] > 500).sum())
     assert s["errors"] == pytest.approx(samples["errors"].sum())
     assert s["peak_p95_ms"] == pytest.approx(samples["p95_ms"].max())
+    assert s["scale_actions"] == 1  # the operator's one command, 3 -> 8
+
+
+def test_scale_actions_count_every_change_of_the_desired_count() -> None:
+    import pandas as pd
+
+    samples = pd.DataFrame({"replicas_desired": [3, 3, 2, 2, 3, 4, 4, 4, 3, None, 3]})
+    assert analysis.scale_actions(samples) == 4  # 3->2, 2->3, 3->4, 4->3; a missing second is no action
+    assert analysis.scale_actions(pd.DataFrame({"replicas_desired": [5] * 10})) == 0
 
 
 def test_summary_table_and_render(runs: dict) -> None:

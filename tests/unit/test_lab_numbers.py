@@ -120,3 +120,12 @@ def test_lab05_zero_window_scales_down_before_the_spike_not_during_it(tmp_path: 
     full60 = next(t for t, n in sixty if n == 10)
     assert f"ten pods {round(full0 - full60)} s later" in text
     assert f"from {_mmss(next(t for t, n in zero if t > end))}" in text
+
+
+def test_lab05_and_lab06_show_todays_simulated_spike(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["sim", "classroom-spike", "--runs-dir", str(tmp_path), "--no-figure"])
+    assert result.exit_code == 0, result.output
+    printed = _rows(result.output)
+    assert len(printed) == 5, "classroom-spike has five arms: the operator, three cooldowns of the threshold scaler, the HPA"
+    for name in ("05-what-if-with-the-simulator.md", "06-write-your-own-autoscaler.md"):
+        assert set(printed) <= set(_rows(_lab(name))), f"{name} shows another table than `scalelab sim classroom-spike`"
