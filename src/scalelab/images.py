@@ -32,6 +32,7 @@ __all__ = [
     "BuiltImage",
     "ImageBuildConfig",
     "build_agent",
+    "build_agent_v2_image",
     "build_all",
     "cache_dir",
     "debootstrap_argv",
@@ -364,6 +365,25 @@ def build_agent_image(cfg: ImageBuildConfig, say: Say) -> None:
     _run.run(argv, env={"DOCKER_BUILDKIT": "0"}, timeout_s=cfg.build_timeout_s, fix=fix)
 
 
+#: The v2 agent: one metadata-only layer on the v1 image (no second install, about a second).
+AGENT_V2_DOCKERFILE = f"""\
+# scalelab-ai-agent v2 (built by `scalelab image`): the v1 image with the version it reports changed.
+FROM {versions.AGENT_IMAGE}
+ENV AGENT_VERSION=v2
+LABEL org.opencontainers.image.version="{versions.KIT_VERSION}-v2"
+"""
+
+
+def build_agent_v2_image(cfg: ImageBuildConfig, say: Say) -> None:
+    """``AGENT_IMAGE_V2`` from the local v1 image (legacy builder, never --pull: no registry needed)."""
+    ctx = cfg.cache / "build" / "agent-v2-context"
+    ctx.mkdir(parents=True, exist_ok=True)
+    (ctx / "Dockerfile").write_text(AGENT_V2_DOCKERFILE, encoding="utf-8")
+    say(f"tagging {versions.AGENT_IMAGE_V2}: {versions.AGENT_IMAGE} + AGENT_VERSION=v2 (one metadata layer)")
+    _run.run(["docker", "build", "-q", "-t", versions.AGENT_IMAGE_V2, ctx], env={"DOCKER_BUILDKIT": "0"}, timeout_s=120,
+             fix=f"build {versions.AGENT_IMAGE} first (`scalelab image`)")
+
+
 # --- load balancer image --------------------------------------------------------------------
 
 
@@ -411,12 +431,13 @@ def _ensure_base(cfg: ImageBuildConfig, say: Say) -> BuiltImage:
 
 
 def build_agent(cfg: ImageBuildConfig, say: Say) -> list[BuiltImage]:
-    """The agent image and what it needs: the offline base (if missing) and the wheelhouse."""
+    """The agent image (v1, and v2 on top of it) and what it needs: the offline base (if missing) and the wheelhouse."""
     require_docker()
     cfg.cache.mkdir(parents=True, exist_ok=True)
     results = [_ensure_base(cfg, say)] if cfg.offline else []
     ensure_wheelhouse(cfg, say)
     results.append(_timed(versions.AGENT_IMAGE, True, lambda: build_agent_image(cfg, say)))
+    results.append(_timed(versions.AGENT_IMAGE_V2, True, lambda: build_agent_v2_image(cfg, say)))
     return results
 
 

@@ -43,6 +43,7 @@ from scalelab.load.plan import LoadPlan
 from scalelab.load.profiles import profile_for
 from scalelab.platforms import Platform, PlatformOptions, platform_for
 from scalelab.registry import scaler_spec
+from scalelab.rollout.act import RolloutSchedule
 from scalelab.runview import RunView
 from scalelab.scalers import KitScaler, ScaleDecision, ScalerView, make_kit_scaler
 from scalelab.scenario import Scenario
@@ -142,12 +143,15 @@ class Runner:
         self._scale_errors: list[BaseException] = []
         self._scale_threads: list[threading.Thread] = []
         self.faults = FaultSchedule(scenario.faults, platform, scenario.seed)
+        self.rollout = RolloutSchedule(scenario, self.arm_name, platform, now=self._t)
 
     # -- the whole run ------------------------------------------------------------------------
     def run(self) -> Path:
         self.faults.check(self.scenario.source or self.scenario.name)
+        self.rollout.check(self.scenario.source or self.scenario.name)
         if not self.options.attach:
             self.platform.preflight()  # raises before anything starts
+            self.rollout.preflight()
         writer = RunWriter.create(self.options.runs_dir, scenario=self.scenario, arm=self.arm_name, platform=self.arm.platform, run_id=self.run_id)
         previous_term = _sigterm_as_interrupt()
         with self.view, writer:
@@ -216,6 +220,7 @@ class Runner:
                 if new_phase != phase:
                     writer.event(float(k - 1) if phase else 0.0, "phase", detail=new_phase)
                     phase = new_phase
+                self._record_rollout()
                 for ev in obs.events:
                     writer.event(self._t(), ev["kind"], replicas=ev.get("replicas"), source=ev.get("source", ""), detail=ev.get("detail", ""))
                     if ev["kind"] == "scale":
@@ -300,12 +305,16 @@ class Runner:
             self.clock.sleep(t_target - now)
 
     def _fire_faults(self, until: float) -> None:
-        """Inject the scenario's faults due by ``until`` at their times; each is a ``fault`` event."""
-        while (due := self.faults.next_due_s()) is not None and due <= until:
+        """Inject the scenario's faults (and start its rollout) due by ``until`` at their times; each is an event."""
+        while (due := min((d for d in (self.faults.next_due_s(), self.rollout.next_due_s()) if d is not None), default=None)) is not None and due <= until:
             now = self._t()
             if due > now:
                 self.clock.sleep(due - now)
             t = self._t()
+            if due == self.rollout.next_due_s():
+                self.view.event(t, "rollout: " + self.rollout.fire(t))
+                self._record_rollout()
+                continue
             try:
                 done = self.faults.fire_next()
             except ScalelabError as exc:
@@ -313,6 +322,13 @@ class Runner:
                 continue
             self._writer.event(t, "fault", source="kit", detail=done.detail())
             self.view.event(t, done.detail())
+
+    def _record_rollout(self) -> None:
+        """The rollout's steps so far (its thread queues them; only this thread writes events)."""
+        for t, kind, detail in self.rollout.drain():
+            self._writer.event(t, kind, source="kit", detail=detail)
+            if kind != "rollout_start":
+                self.view.event(t, f"{kind}: {detail}")
 
     def _act(self, decision: ScaleDecision) -> None:
         t = self._t()
@@ -346,6 +362,11 @@ class Runner:
         try:
             for thread in self._scale_threads:
                 thread.join(timeout=60)
+            if self.rollout.running:
+                self.view.message("waiting for the rollout to give up ...")
+            self.rollout.stop(timeout_s=60)
+            if hasattr(self, "_writer"):
+                self._record_rollout()
             if self.options.keep or self.options.attach:
                 self.view.message(f"--keep: the replicas stay up at {self.platform.base_url}; remove them with `scalelab down {self.platform.name}`")
                 return

@@ -23,6 +23,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from scalelab.errors import ScenarioError
 from scalelab.registry import PLATFORMS, check_pair
+from scalelab.rollout.strategies import FIELDS as ROLLOUT_FIELDS
+from scalelab.rollout.strategies import STRATEGIES as ROLLOUT_STRATEGIES
 
 __all__ = [
     "Scenario",
@@ -44,6 +46,8 @@ __all__ = [
     "parse_duration",
     "apply_overrides",
     "Fault",
+    "Rollout",
+    "ArmRollout",
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -286,6 +290,63 @@ class SwarmDeploy(_Frozen):
     placement: SwarmPlacement = SwarmPlacement()
 
 
+_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
+
+
+class ArmRollout(_Frozen):
+    """How this arm's platform rolls out (scenario ``rollout:`` says when and to what; docs/rollouts.md).
+
+    On Kubernetes the pod settings apply from the start (the old pods are the ones that stop).
+    """
+
+    strategy: str | None = Field(None, description="compose: recreate | double-then-retire; kubernetes: rolling | recreate (default: the first)")
+    max_surge: int | str | None = Field(None, description="kubernetes rolling: pods above replicas during the rollout (N or 'P%'; default 25%)")
+    max_unavailable: int | str | None = Field(None, description="kubernetes rolling: pods below replicas during the rollout (N or 'P%'; default 25%)")
+    readiness: bool = Field(True, description="kubernetes: keep the readiness probe (false: a pod gets traffic once its container runs)")
+    pre_stop_s: int = Field(0, ge=0, le=300, description="kubernetes: preStop sleep before SIGTERM (the endpoint removal catches up)")
+    grace_s: int | None = Field(None, ge=1, le=3600, description="kubernetes: terminationGracePeriodSeconds, preStop included (default 30)")
+    min_ready_s: int = Field(0, ge=0, le=600, description="kubernetes: minReadySeconds before a new pod counts as available")
+    health_timeout_s: Seconds = Field(60.0, gt=0, le=600, description="compose double-then-retire: longest wait for the new replicas to be healthy")
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _int_or_percent(cls, value: object) -> object:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"{value!r} is neither a number of pods (1) nor a percentage ('25%')")
+        if isinstance(value, int) and not 0 <= value <= 200:
+            raise ValueError(f"{value} pods is out of range (0-200)")
+        if isinstance(value, str) and not _PERCENT.match(value.strip()):
+            raise ValueError(f"'{value}' is not a percentage like '25%' (0-100%)")
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ArmRollout:
+        if self.grace_s is not None and self.pre_stop_s >= self.grace_s:
+            raise ValueError(f"pre_stop_s ({self.pre_stop_s}) must be shorter than grace_s ({self.grace_s}): the grace period includes the preStop "
+                             "sleep, so SIGTERM would come with no time left to drain")
+        if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
+            raise ValueError("max_surge and max_unavailable cannot both be 0: the rollout could never make progress")
+        return self
+
+    def check_platform(self, platform: str) -> None:
+        """ValueError when the strategy or a set field does not apply to ``platform``."""
+        allowed = ROLLOUT_STRATEGIES.get(platform)
+        if self.strategy is not None and allowed is not None and self.strategy not in allowed:
+            raise ValueError(f"rollout.strategy '{self.strategy}' is not one of {platform}'s: {', '.join(allowed)}")
+        if self.strategy is not None and allowed is None:
+            known = "; ".join(f"{p}: {', '.join(s)}" for p, s in ROLLOUT_STRATEGIES.items())
+            raise ValueError(f"platform {platform} has no rollout strategies yet (there are {known})")
+        changed = {name for name, info in type(self).model_fields.items() if getattr(self, name) != info.default}  # survives a dump/validate round trip
+        for name in sorted(changed):
+            owner = ROLLOUT_FIELDS.get(name)
+            if owner is not None and owner != platform:
+                raise ValueError(f"rollout.{name} applies to platform {owner} only, not {platform}")
+        if platform == "kubernetes" and self.strategy == "recreate" and {"max_surge", "max_unavailable"} & changed:
+            raise ValueError("rollout.max_surge / max_unavailable apply to strategy rolling, not recreate")
+
+
 class Arm(_Frozen):
     """One way of running the story: a platform, a scaler and the replicas it starts with.
 
@@ -297,6 +358,7 @@ class Arm(_Frozen):
     scaler: Scaler
     replicas: int = Field(3, ge=1, le=200, description="replicas at the start")
     swarm: SwarmDeploy | None = Field(None, description="platform: swarm only: restart, update, placement, endpoint mode")
+    rollout: ArmRollout | None = Field(None, description="how this arm rolls out (strategy, Kubernetes probes and timings; docs/rollouts.md)")
 
     @field_validator("platform")
     @classmethod
@@ -310,6 +372,8 @@ class Arm(_Frozen):
         check_pair(self.platform, self.scaler.type)
         if self.swarm is not None and self.platform != "swarm":
             raise ValueError(f"the 'swarm' section applies to platform: swarm only, not '{self.platform}'")
+        if self.rollout is not None:
+            self.rollout.check_platform(self.platform)
         return self
 
 
@@ -334,6 +398,13 @@ class Fault(_Frozen):
     target: Literal["one"] = Field("one", description="one ready replica, chosen by the scenario's seed")
 
 
+class Rollout(_Frozen):
+    """A rollout the kit starts during a recorded run (`scalelab.rollout`): every replica moves from v1 to ``to``."""
+
+    at_s: Seconds = Field(description="seconds after the load starts, the same on every platform")
+    to: Literal["v2"] = Field("v2", description="the agent version to roll to (image scalelab-ai-agent:<kit>-v2, built by `scalelab image`)")
+
+
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -347,6 +418,7 @@ class Scenario(_Frozen):
     arms: dict[str, Arm] = Field(min_length=1)
     sim: SimModel = SimModel()
     faults: tuple[Fault, ...] = Field((), max_length=20, description="faults injected during a recorded run (scalelab.faults)")
+    rollout: Rollout | None = Field(None, description="roll every replica to another version during a recorded run (scalelab.rollout)")
     # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
     cpu_budget: float | None = Field(None, ge=MIN_CPU_BUDGET, le=MAX_CPU_BUDGET)
     source: str = ""
@@ -359,6 +431,8 @@ class Scenario(_Frozen):
         for fault in self.faults:
             if fault.at_s >= self.duration_s:
                 raise ValueError(f"faults: at_s {fault.at_s:g} is not before the end of the load (duration_s {self.duration_s:g})")
+        if self.rollout is not None and self.rollout.at_s >= self.duration_s:
+            raise ValueError(f"rollout: at_s {self.rollout.at_s:g} is not before the end of the load (duration_s {self.duration_s:g})")
         return self
 
     def arm(self, name: str | None) -> tuple[str, Arm]:

@@ -6,12 +6,18 @@ Python package (images, node images, cluster components) plus the kit's own imag
 
 from __future__ import annotations
 
-__all__ = ["VERSIONS", "AGENT_IMAGE", "LB_IMAGE", "BASE_IMAGE", "LOCAL_KIND_NODE_IMAGE", "component_versions"]
+__all__ = ["VERSIONS", "AGENT_IMAGE", "AGENT_IMAGE_V2", "AGENT_VERSIONS", "agent_image", "LB_IMAGE", "BASE_IMAGE", "LOCAL_KIND_NODE_IMAGE",
+           "component_versions"]
 
 KIT_VERSION = "0.1.0"
 
 #: The workload image: one versioned tag, never `:latest`.
 AGENT_IMAGE = f"scalelab-ai-agent:{KIT_VERSION}"
+#: The same agent with ``AGENT_VERSION=v2`` baked in (one metadata layer on top of AGENT_IMAGE):
+#: its replies say ``"version": "v2"``, so a rollout's requests show which version answered.
+AGENT_IMAGE_V2 = f"scalelab-ai-agent:{KIT_VERSION}-v2"
+#: The version a replica reports -> the image that runs it (a scenario's ``rollout.to``).
+AGENT_VERSIONS: dict[str, str] = {"v1": AGENT_IMAGE, "v2": AGENT_IMAGE_V2}
 #: nginx load balancer in front of compose replicas (locally built offline, official online).
 LB_IMAGE = f"scalelab-lb:{KIT_VERSION}"
 #: Local Debian base image built with debootstrap + docker import (offline path).
@@ -33,6 +39,11 @@ VERSIONS: dict[str, str] = {
     "compose": "v2+ (plugin)",
     "nginx_offline": "Debian bookworm nginx-light 1.22",
 }
+
+
+def agent_image(version: str) -> str:
+    """The image tag of an agent version (``v1``, ``v2``)."""
+    return AGENT_VERSIONS[version]
 
 
 def component_versions() -> dict[str, str]:

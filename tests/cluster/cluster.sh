@@ -33,7 +33,8 @@ service_subnet=10.96.0.0/12
 node_name=scalelab-node
 context=scalelab-test
 kubeconfig=$state/kubeconfig
-workload_image=scalelab-ai-agent:0.1.0
+# the agent, and its v2 tag for rollouts (scalelab image builds both; src/scalelab/versions.py)
+workload_images=(scalelab-ai-agent:0.1.0 scalelab-ai-agent:0.1.0-v2)
 fw_comment=scalelab-test-cluster
 api_service_ip=10.96.0.1           # the `kubernetes` Service: first address of $service_subnet
 nft_table=scalelab_test            # DNAT from the pods to the loopback-only API server and kubelet
@@ -370,8 +371,11 @@ up() {
   start containerd containerd --config "$state/containerd.toml"
   wait_for 30 "containerd socket" ctr --address "$containerd_sock" version
   local images=("$pause_image" "$metrics_server_image")
-  docker image inspect "$workload_image" >/dev/null 2>&1 && images+=("$workload_image") ||
-    log "note: $workload_image is not in Docker yet (make image); 'cluster.sh load' it later"
+  local img
+  for img in "${workload_images[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 && images+=("$img") ||
+      log "note: $img is not in Docker yet (make image); 'cluster.sh load' it later"
+  done
   # shellcheck disable=SC2206
   images+=(${SCALELAB_TEST_CLUSTER_IMAGES:-})
   import_images "${images[@]}"

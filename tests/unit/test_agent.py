@@ -40,6 +40,9 @@ def test_config_from_env_validates_and_names_the_variable() -> None:
         AgentConfig.from_env({"AGENT_WORK_MS": "fast"})
     with pytest.raises(ValueError, match="AGENT_PORT"):
         AgentConfig.from_env({"AGENT_PORT": "70000"})
+    assert AgentConfig.from_env({"AGENT_VERSION": "v2"}).version == "v2"
+    with pytest.raises(ValueError, match="AGENT_VERSION"):
+        AgentConfig.from_env({"AGENT_VERSION": "v 2;rm"})
 
 
 # --- the ASGI app, called directly --------------------------------------------------------------
@@ -65,6 +68,7 @@ def test_app_routes_and_errors() -> None:
     assert status == 200
     data = json.loads(body)
     assert data["reply"] == reply_text("hi there") and data["hostname"] and data["work_ms"] == 1
+    assert data["version"] == "v1"  # AGENT_VERSION unset: the v1 image
     assert _call(app, "POST", "/chat", b"not json")[0] == 400
     assert _call(app, "POST", "/chat", b'{"msg": 1}')[0] == 400
     assert _call(app, "GET", "/chat")[0] == 405

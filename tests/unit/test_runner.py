@@ -217,3 +217,37 @@ def test_faults_fire_at_their_time_as_events(toy: Any, tmp_path: Path, monkeypat
     monkeypatch.setitem(inject.SUPPORTED, "toy", ("kill",))
     with pytest.raises(ScenarioError, match="allowed there: kill"):
         _run(sc, tmp_path / "again")
+
+
+def test_a_rollout_starts_at_its_time_and_its_steps_become_events(toy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scalelab.rollout import act, strategies
+
+    rolled: list[tuple[str, str | None]] = []
+
+    class ToyRoller:
+        def __init__(self, platform: Any) -> None:
+            self.platform = platform
+
+        def preflight(self, image: str) -> None:
+            rolled.append(("preflight", image))
+
+        def roll(self, image: str, how: Any, emit: Any, stop: Any, timeout_s: float) -> str:
+            rolled.append((image, how.strategy))
+            emit("rollout", "flipping the replicas")
+            return "replicas=2 on v2"
+
+    monkeypatch.setitem(act.ROLLERS, "toy", ToyRoller)
+    monkeypatch.setitem(strategies.STRATEGIES, "toy", ("flip",))
+    base = _scenario({"type": "fixed"}).model_dump(mode="json")
+    sc = Scenario.model_validate({**base, "rollout": {"at_s": 4.5, "to": "v2"}})
+    run_dir, _ = _run(sc, tmp_path)
+    from scalelab.versions import AGENT_IMAGE_V2
+
+    assert rolled == [("preflight", AGENT_IMAGE_V2), (AGENT_IMAGE_V2, "flip")]
+    events = [(float(e["t_s"]), e["kind"], e["detail"]) for e in _rows(run_dir / "events.csv") if e["kind"].startswith("rollout")]
+    assert events[0] == (4.5, "rollout_start", f"strategy=flip to=v2 image={AGENT_IMAGE_V2} replicas=2")
+    assert [k for _, k, _ in events] == ["rollout_start", "rollout", "rollout_end"]
+    assert events[2][2].startswith("ok wall_s=") and events[2][2].endswith("replicas=2 on v2")
+    monkeypatch.setitem(strategies.STRATEGIES, "toy", ())
+    with pytest.raises(ScenarioError, match="rollouts cannot run on toy"):
+        _run(sc, tmp_path / "again")

@@ -19,7 +19,7 @@ def main() -> None:
 
     print(
         f"scalelab ai-agent on {config.host}:{config.port} work_ms={config.work_ms:g} "
-        f"warmup_s={config.warmup_s:g} threads={config.threads}",
+        f"warmup_s={config.warmup_s:g} threads={config.threads} version={config.version}",
         file=sys.stderr,
         flush=True,
     )

@@ -114,7 +114,7 @@ class AgentApp:
             return 200, self.metrics.render().encode(), CONTENT_TYPE
         if path == "/":
             _allow(method, "GET", "HEAD")
-            info = {"service": "scalelab ai-agent", "hostname": self.hostname, "work_ms": self.config.work_ms}
+            info = {"service": "scalelab ai-agent", "hostname": self.hostname, "version": self.config.version, "work_ms": self.config.work_ms}
             return 200, _json(info), "application/json"
         raise _BadRequest(404, f"no route {path}; try POST /chat, GET /healthz, /readyz, /metrics")
 
@@ -133,7 +133,8 @@ class AgentApp:
             if result.abandoned:
                 self.metrics.abandoned += 1
                 raise _BadRequest(499, "client disconnected; work abandoned")
-            body = {"reply": result.reply, "hostname": self.hostname, "work_ms": self.config.work_ms, "cpu_ms": round(result.cpu_ms, 3)}
+            body = {"reply": result.reply, "hostname": self.hostname, "version": self.config.version, "work_ms": self.config.work_ms,
+                    "cpu_ms": round(result.cpu_ms, 3)}
             return 200, _json(body), "application/json"
         finally:
             self.metrics.inflight -= 1

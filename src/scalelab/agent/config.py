@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["AgentConfig"]
+__all__ = ["AgentConfig", "DEFAULT_VERSION"]
+
+#: What a replica reports as its version when ``AGENT_VERSION`` is unset (the v2 image sets it).
+DEFAULT_VERSION = "v1"
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """``AGENT_WORK_MS`` CPU per chat, ``AGENT_WARMUP_S`` cold start, where to listen, workers."""
+    """``AGENT_WORK_MS`` CPU per chat, ``AGENT_WARMUP_S`` cold start, where to listen, workers,
+    ``AGENT_VERSION`` the version every reply carries (rollouts: which version answered)."""
 
     work_ms: float = 50.0
     warmup_s: float = 2.0
@@ -24,6 +30,7 @@ class AgentConfig:
     #: usually ends it first: compose 10 s, Kubernetes 30 s).
     grace_s: float = 30.0
     max_body_bytes: int = 64 * 1024
+    version: str = DEFAULT_VERSION
 
     def __post_init__(self) -> None:
         if not 0 <= self.work_ms <= 60_000:
@@ -34,6 +41,8 @@ class AgentConfig:
             raise ValueError(f"AGENT_PORT must be a TCP port (1-65535), got {self.port}")
         if not 1 <= self.threads <= 64:
             raise ValueError(f"AGENT_THREADS must be between 1 and 64, got {self.threads}")
+        if not _VERSION.match(self.version):
+            raise ValueError(f"AGENT_VERSION must be 1-32 letters, digits, '.', '_' or '-', got {self.version!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AgentConfig:
@@ -55,4 +64,5 @@ class AgentConfig:
             port=int(num("AGENT_PORT", cls.port, int)),
             threads=int(num("AGENT_THREADS", cls.threads, int)),
             grace_s=num("AGENT_GRACE_S", cls.grace_s),
+            version=env.get("AGENT_VERSION", "").strip() or cls.version,
         )

@@ -1,4 +1,4 @@
-"""``python -m scalelab.faults RUN_DIR...``: the platform x fault table of recorded runs."""
+"""``python -m scalelab.faults RUN_DIR...``: the platform x fault table of recorded runs (rollouts included)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from scalelab.errors import ScalelabError
 from scalelab.faults.measure import fault_impacts, impact_rows
+from scalelab.rollout.measure import as_fault_rows, rollout_impacts
 
 COLUMNS = ("platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
            "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "p99_ms", "max_ms")
@@ -18,21 +19,23 @@ def table(run_dirs: list[Path]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for path in run_dirs:
         run = load_run(path)
-        impacts = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
-                                sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
-        rows += impact_rows(str(run.manifest.get("platform", "")), impacts)
+        records = run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records")
+        offset = float(run.manifest.get("sample_offset_s", 0.4))
+        platform = str(run.manifest.get("platform", ""))
+        rows += impact_rows(platform, fault_impacts(*records, sample_offset_s=offset))
+        rows += as_fault_rows(platform, rollout_impacts(*records, sample_offset_s=offset))
     return rows
 
 
-def render(rows: list[dict[str, object]]) -> str:
+def render(rows: list[dict[str, object]], columns: tuple[str, ...] = COLUMNS) -> str:
     def cell(v: object) -> str:
         if v is None:
             return "-"
         return f"{v:.2f}" if isinstance(v, float) else str(v)
 
-    body = [[cell(r.get(c)) for c in COLUMNS] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
     return "\n".join(lines)
 
@@ -46,7 +49,7 @@ def main(argv: list[str]) -> int:
     except ScalelabError as exc:
         print(f"ERROR: {exc.render()}", file=sys.stderr)
         return 1
-    print(render(rows) if rows else "no fault events in these runs")
+    print(render(rows) if rows else "no fault or rollout events in these runs")
     return 0
 
 

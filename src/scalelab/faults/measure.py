@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ERROR_CLASSES", "classify", "FaultImpact", "fault_impacts", "impact_rows", "MIN_WINDOW_S"]
+__all__ = ["ERROR_CLASSES", "classify", "FaultImpact", "fault_impacts", "impact_rows", "MIN_WINDOW_S", "Req", "Ev", "parse_requests",
+           "parse_events", "parse_ready", "count_classes", "p99"]
 
 ERROR_CLASSES = ("5xx", "refused", "reset", "timeout", "dropped", "other")
 #: the latency window lasts at least this long after the fault
@@ -96,20 +97,55 @@ def _after(t: float | None, t_f: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class _Req:
+class Req:
+    """One row of requests.csv (``t`` = completion time)."""
+
     t: float
     ms: float
     ok: bool
     code: int
     replica: str
     error: str
+    version: str = ""
 
 
 @dataclass(frozen=True)
-class _Ev:
+class Ev:
     t: float
     kind: str
     detail: str
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def parse_requests(requests: Iterable[Mapping[str, Any]]) -> list[Req]:
+    """requests.csv rows in completion order."""
+    return sorted((Req(t, _num(r.get("response_ms")) or 0.0, _ok(r.get("ok")), int(_num(r.get("status_code")) or 0),
+                       _text(r.get("replica")), _text(r.get("error")), _text(r.get("version")))
+                   for r in requests if (t := _num(r.get("t_s"))) is not None), key=lambda r: r.t)
+
+
+def parse_events(events: Iterable[Mapping[str, Any]]) -> list[Ev]:
+    return sorted((Ev(_num(e.get("t_s")) or 0.0, _text(e.get("kind")), _text(e.get("detail"))) for e in events), key=lambda e: e.t)
+
+
+def parse_ready(samples: Iterable[Mapping[str, Any]], sample_offset_s: float) -> list[tuple[float, float]]:
+    """(time observed, ready replicas) per sample: a sample ``t_s = k`` was observed at ``k + sample_offset_s``."""
+    return sorted(((_num(s.get("t_s")) or 0.0) + sample_offset_s, ready) for s in samples if (ready := _num(s.get("replicas_ready"))) is not None)
+
+
+def count_classes(failed: Iterable[Req]) -> dict[str, int]:
+    by_class = {c: 0 for c in ERROR_CLASSES}
+    for r in failed:
+        by_class[classify(r.code, r.error)] += 1
+    return by_class
+
+
+def p99(latencies_ms: Sequence[float]) -> float | None:
+    """The 99th percentile (nearest rank) of sorted latencies; None when there are none."""
+    return latencies_ms[max(1, math.ceil(0.99 * len(latencies_ms))) - 1] if latencies_ms else None
 
 
 def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = (),
@@ -118,11 +154,9 @@ def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mappin
 
     A sample ``t_s = k`` was observed at ``k + sample_offset_s`` (the run manifest's value).
     """
-    reqs = sorted((_Req(t, _num(r.get("response_ms")) or 0.0, _ok(r.get("ok")), int(_num(r.get("status_code")) or 0),
-                        str(r.get("replica") or ""), str(r.get("error") or ""))
-                   for r in requests if (t := _num(r.get("t_s"))) is not None), key=lambda r: r.t)
-    evs = sorted((_Ev(_num(e.get("t_s")) or 0.0, str(e.get("kind") or ""), str(e.get("detail") or "")) for e in events), key=lambda e: e.t)
-    rows = sorted(((_num(s.get("t_s")) or 0.0) + sample_offset_s, ready) for s in samples if (ready := _num(s.get("replicas_ready"))) is not None)
+    reqs = parse_requests(requests)
+    evs = parse_events(events)
+    rows = parse_ready(samples, sample_offset_s)
     faults = [e for e in evs if e.kind == "fault"]
     out = []
     for i, fault in enumerate(faults):
@@ -131,16 +165,14 @@ def fault_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mappin
     return out
 
 
-def _impact(fault: _Ev, t_next: float, reqs: Sequence[_Req], evs: Sequence[_Ev], rows: Sequence[tuple[float, float]]) -> FaultImpact:
+def _impact(fault: Ev, t_next: float, reqs: Sequence[Req], evs: Sequence[Ev], rows: Sequence[tuple[float, float]]) -> FaultImpact:
     t_f, detail = fault.t, fault.detail
     kind = detail.split(" ", 1)[0] if detail else ""
     match = _REPLICA.search(detail)
     victim = match.group(1) if match else ""
     span = [r for r in reqs if t_f <= r.t < t_next]
     failed = [r for r in span if not r.ok]
-    by_class = {c: 0 for c in ERROR_CLASSES}
-    for r in failed:
-        by_class[classify(r.code, r.error)] += 1
+    by_class = count_classes(failed)
 
     def first_event(kind_: str) -> float | None:
         return next((e.t for e in evs if e.kind == kind_ and t_f <= e.t < t_next), None)
@@ -148,7 +180,7 @@ def _impact(fault: _Ev, t_next: float, reqs: Sequence[_Req], evs: Sequence[_Ev],
     t_start, t_ready = first_event("replica_start"), first_event("replica_ready")
     seen_before = {r.replica for r in reqs if r.t < t_f and r.ok and r.replica}
 
-    def replacement(r: _Req) -> bool:
+    def replacement(r: Req) -> bool:
         if not (r.ok and r.replica):
             return False
         if _same(r.replica, victim):  # the victim itself, back after a restart
@@ -168,13 +200,12 @@ def _impact(fault: _Ev, t_next: float, reqs: Sequence[_Req], evs: Sequence[_Ev],
     last_err = failed[-1].t if failed else None
     end = max(t_f + MIN_WINDOW_S, last_err or t_f, t_desired or t_f)
     latencies = sorted(r.ms for r in span if r.t <= end)
-    p99 = latencies[max(1, math.ceil(0.99 * len(latencies))) - 1] if latencies else None
     return FaultImpact(
         t_fault_s=t_f, kind=kind, replica=victim, requests=len(span), failed=len(failed), by_class=by_class,
         first_error_s=failed[0].t if failed else None, last_error_s=last_err,
         to_replacement_s=_after(t_start, t_f), to_ready_s=_after(t_ready, t_f), to_first_2xx_s=_after(t_2xx, t_f),
         to_desired_s=_after(t_desired, t_f), ready_before=ready_before, ready_min=ready_min,
-        window_s=round(end - t_f, 3), p99_ms=p99, max_ms=latencies[-1] if latencies else None,
+        window_s=round(end - t_f, 3), p99_ms=p99(latencies), max_ms=latencies[-1] if latencies else None,
     )
 
 

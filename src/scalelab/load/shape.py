@@ -47,15 +47,17 @@ def shape_class(plan: LoadPlan) -> type[LoadTestShape]:
     return ScenarioShape
 
 
-def _replica_of(response: Any) -> str:
-    """The replica's hostname from the agent's JSON reply ('' when there is none)."""
+def _replica_of(response: Any) -> tuple[str, str]:
+    """The replica's hostname and the version it reports, from the agent's JSON reply ('' when absent)."""
     if response is None:
-        return ""
+        return "", ""
     try:
         body = response.json()
     except Exception:  # noqa: BLE001 - any unparsable body just has no replica
-        return ""
-    return str(body.get("hostname", "")) if isinstance(body, dict) else ""
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("hostname", "")), str(body.get("version", ""))
 
 
 def _clean(text: str) -> str:
@@ -83,11 +85,12 @@ class RequestRecorder:
         start = start_time if start_time is not None else time.time() - response_time / 1000.0
         done_t = start + response_time / 1000.0 - self.plan.t0_epoch
         status = getattr(response, "status_code", 0) or 0
-        self.write(done_t, response_time, exception is None, int(status), _replica_of(response) if status else "",
-                   "" if exception is None else _clean(f"{type(exception).__name__}: {exception}"))
+        replica, version = _replica_of(response) if status else ("", "")
+        self.write(done_t, response_time, exception is None, int(status), replica,
+                   "" if exception is None else _clean(f"{type(exception).__name__}: {exception}"), version)
 
-    def write(self, t_s: float, response_ms: float, ok: bool, status_code: int, replica: str, error: str) -> None:
-        self._csv.writerow((round(t_s, 4), round(response_ms, 2), int(ok), status_code, replica, error))
+    def write(self, t_s: float, response_ms: float, ok: bool, status_code: int, replica: str, error: str, version: str = "") -> None:
+        self._csv.writerow((round(t_s, 4), round(response_ms, 2), int(ok), status_code, replica, version, error))
 
     def record_dropped(self) -> None:
         """An open-loop arrival not sent because too many requests were unanswered."""

@@ -20,7 +20,7 @@ import yaml
 
 from scalelab.checkout import kit_path
 from scalelab.errors import PreflightError
-from scalelab.scenario import Behavior, HPAScaler, ScalingRules, Scenario
+from scalelab.scenario import ArmRollout, Behavior, HPAScaler, ScalingRules, Scenario
 from scalelab.versions import AGENT_IMAGE
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "cpu_quantity",
     "behavior_spec",
     "render",
+    "apply_rollout_settings",
     "write_rendered",
     "RENDERED_FILE",
 ]
@@ -154,6 +155,29 @@ def _set_env(container: dict[str, Any], values: dict[str, str]) -> None:
     container["env"] = env
 
 
+def apply_rollout_settings(deployment: dict[str, Any], how: ArmRollout) -> None:
+    """An arm's ``rollout:`` section into the Deployment (in place): strategy, readiness, preStop, grace.
+
+    Restricted-PSS safe: the preStop hook is the kubelet's own ``sleep`` action (no exec, no host).
+    """
+    spec = deployment["spec"]
+    if how.strategy == "recreate":
+        spec["strategy"] = {"type": "Recreate"}
+    else:
+        rolling = {k: v for k, v in (("maxSurge", how.max_surge), ("maxUnavailable", how.max_unavailable)) if v is not None}
+        spec["strategy"] = {"type": "RollingUpdate", **({"rollingUpdate": rolling} if rolling else {})}
+    if how.min_ready_s:
+        spec["minReadySeconds"] = how.min_ready_s
+    pod = spec["template"]["spec"]
+    if how.grace_s is not None:
+        pod["terminationGracePeriodSeconds"] = how.grace_s
+    agent = next((c for c in pod["containers"] if c.get("name") == "ai-agent"), pod["containers"][0])
+    if not how.readiness:
+        agent.pop("readinessProbe", None)
+    if how.pre_stop_s:
+        agent["lifecycle"] = {"preStop": {"sleep": {"seconds": how.pre_stop_s}}}
+
+
 def render(
     scenario: Scenario,
     arm_name: str,
@@ -185,6 +209,8 @@ def render(
         "limits": {"cpu": cpu_quantity(work.cpu_limit), "memory": memory},
     }
     _set_env(agent, {"AGENT_WORK_MS": f"{work.work_ms:g}", "AGENT_WARMUP_S": f"{work.warmup_s:g}"})
+    if arm.rollout is not None:
+        apply_rollout_settings(deployment, arm.rollout)
 
     service = _labelled(_one(folder / "service.yaml", "Service"), ns, labels)
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import _run
+from scalelab.engine import image_exists
 from scalelab.errors import CommandError, PreflightError
 from scalelab.kind_node import choose_node_image, ensure_kind_on_path
 from scalelab.platforms.k8s_client import KIND_CLUSTER, KIND_CONTEXT, resolve_target
 from scalelab.platforms.k8s_manifests import find_k8s_dir, load_yaml_docs
-from scalelab.versions import AGENT_IMAGE, VERSIONS
+from scalelab.versions import AGENT_IMAGE, AGENT_IMAGE_V2, VERSIONS
 
 __all__ = [
     "TOOLS",
@@ -185,6 +186,9 @@ def cluster_up(*, image: str | None = None, agent_image: str = AGENT_IMAGE, k8s_
         echo(f"kind cluster created in {time.monotonic() - started:.0f} s")
     echo(f"loading {agent_image} into the nodes")
     _run.run(load_argv(agent_image), timeout_s=timeout_s, fix=f"is the image built? `docker image ls {agent_image.split(':')[0]}`")
+    if agent_image == AGENT_IMAGE and image_exists(AGENT_IMAGE_V2):  # rollouts (lab 11) roll to it
+        echo(f"loading {AGENT_IMAGE_V2} into the nodes (rollouts)")
+        _run.run(load_argv(AGENT_IMAGE_V2), timeout_s=timeout_s, fix="rebuild it: `scalelab image`")
     install_metrics_server(k8s_dir=str(folder), timeout_s=timeout_s, echo=echo)
     echo(f"cluster ready: kubectl context {KIND_CONTEXT}")
     return KIND_CONTEXT

@@ -134,23 +134,24 @@ class KubernetesPlatform:
         if not ready:
             raise PreflightError(f"no Ready node in {self.target.describe()} ({len(nodes)} nodes)", fix="check `kubectl get nodes`; wait for the nodes to become Ready", lab=LAB)
         self.info["nodes"] = [n["metadata"]["name"] for n in ready]
-        self._check_image(nodes)
+        self.check_image_on_nodes(nodes, self.image)
         if self.has_hpa:
             problem = metrics_api_problem(api)
             if problem is not None:
                 raise problem
             self.info["controller_flags"] = hpa_controller_flags(core)
 
-    def _check_image(self, nodes: list[dict[str, Any]]) -> None:
+    def check_image_on_nodes(self, nodes: list[dict[str, Any]], image: str) -> None:
+        """PreflightError when no node lists ``image`` (the kit's images are loaded, never pulled)."""
         listed = [img for n in nodes for img in (n.get("status") or {}).get("images") or []]
         names = {name for img in listed for name in img.get("names") or []}
         complete = all(len((n.get("status") or {}).get("images") or []) < 50 for n in nodes)  # kubelet lists at most 50
-        wanted = {self.image, f"docker.io/library/{self.image}"}
+        wanted = {image, f"docker.io/library/{image}"}
         if complete and not (names & wanted):
             cluster = self.target.kind_cluster
-            how = f"kind load docker-image {self.image} --name {cluster}" if cluster else "import it into every node's container runtime (CI: tests/cluster/cluster.sh load)"
+            how = f"kind load docker-image {image} --name {cluster}" if cluster else f"import it into every node's container runtime (CI: tests/cluster/cluster.sh load {image})"
             raise PreflightError(
-                f"image {self.image} is not on any node of {self.target.describe()}, and the cluster cannot pull it",
+                f"image {image} is not on any node of {self.target.describe()}, and the cluster cannot pull it",
                 fix=f"build it (`scalelab image`), then {how}",
                 lab=LAB,
             )

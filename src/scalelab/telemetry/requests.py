@@ -18,8 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalelab.telemetry.schema import REQUEST_COLUMNS
-
 __all__ = ["SecondStats", "percentile", "second_stats", "bucket_of", "RequestTail", "RequestRecord"]
 
 
@@ -109,7 +107,7 @@ class RequestTail:
     def _parse(self, line: str) -> RequestRecord | None:
         assert self._columns is not None
         # The error text is the last column and may contain commas (quoted by csv).
-        head = line.split(",", len(REQUEST_COLUMNS) - 1)
+        head = line.split(",", len(self._columns) - 1)
         row = dict(zip(self._columns, head))
         try:
             return RequestRecord(

@@ -31,6 +31,7 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "EVENT_COLUMNS",
     "REQUEST_COLUMNS",
+    "LATER_REQUEST_COLUMNS",
     "PLACEMENT_COLUMNS",
     "STATUSES",
     "platforms",
@@ -92,9 +93,16 @@ EVENT_KINDS = (
     "replica_stop",
     "note",
     "fault",  # a fault the kit injected (scalelab.faults; detail: kind, replica=<name>, how)
+    "rollout_start",  # the kit started a rollout (scalelab.rollout; detail: strategy=, to=, image=, replicas=)
+    "rollout",  # one step of the rollout (detail: what was done or is awaited)
+    "rollout_end",  # every desired replica on the new version and ready (detail: ok wall_s=..., or failed: why)
 )
 
-REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "error")
+#: ``version``: what the replica reported in its reply (the agent's ``AGENT_VERSION``; rollouts, docs/rollouts.md);
+#: empty for failures and for runs recorded before the column existed. ``error`` stays last (it may hold commas).
+REQUEST_COLUMNS: tuple[str, ...] = ("t_s", "response_ms", "ok", "status_code", "replica", "version", "error")
+#: columns runs recorded before them lack (read back as empty)
+LATER_REQUEST_COLUMNS: tuple[str, ...] = ("version",)
 #: ``pod``: the replica's name as it answers requests (the pod name; on compose the container's
 #: hostname, its short id). ``cpu_cores``: its CPU in that second (kubelet / docker stats), empty if unknown.
 PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready", "cpu_cores")

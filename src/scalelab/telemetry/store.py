@@ -229,7 +229,7 @@ class RunWriter:
         """What requests.csv holds so far (pandas)."""
         if self._requests is not None:
             self._requests.fh.flush()
-        return _read_csv(self.dir / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False)
+        return _read_csv(self.dir / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False, later=schema.LATER_REQUEST_COLUMNS)
 
     def read_placement(self) -> Any:
         """What placement.csv holds so far (pandas)."""
@@ -304,7 +304,7 @@ class Run:
     @property
     def requests(self) -> Any:
         if self._requests is None:
-            self._requests = _read_csv(self.path / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False)
+            self._requests = _read_csv(self.path / schema.REQUESTS, schema.REQUEST_COLUMNS, required=False, later=schema.LATER_REQUEST_COLUMNS)
         return self._requests
 
     @property
@@ -348,7 +348,7 @@ class Run:
 
 
 #: columns that hold text; every other column of a run's CSV files is a number (or empty)
-TEXT_COLUMNS = frozenset({"utc", "arm", "phase", "kind", "source", "detail", "replica", "error", "pod", "node", "ok", "ready"})
+TEXT_COLUMNS = frozenset({"utc", "arm", "phase", "kind", "source", "detail", "replica", "version", "error", "pod", "node", "ok", "ready"})
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, ordered: bool = False, later: tuple[str, ...] = ()) -> Any:
