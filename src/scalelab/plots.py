@@ -14,7 +14,9 @@ One panel per quantity, drawn on a shared time axis (m:ss since the run started)
 `quantity_figure(runs, quantity, path)` draws one panel alone as a 1920 x 1080 image;
 `comparison_figure(runs, path)` puts all six on one 1920 x 1080 image; `story_slide` (in
 `scalelab.slides`) draws the projector slide. The spike window is shaded, and its start and end
-are labelled on the top edge, outside the data. Colours come from the arm's role
+are labelled on the top edge, outside the data. A rollout (`scalelab.rollout`) is shaded in its
+arm's colour from its start to its end, hatched; a fault (`scalelab.faults`) is a dotted line
+in the arm's colour. Colours come from the arm's role
 (`scalelab.figstyle`), the same in every figure of the kit. Reads only `scalelab.telemetry.Run` objects.
 """
 
@@ -30,7 +32,8 @@ import pandas as pd
 from scalelab import cpuview, figstyle
 from scalelab.telemetry import Run
 
-__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "arm_colors", "arm_labels", "draw_panel", "figure_legend", "time_axis_label"]
+__all__ = ["comparison_figure", "quantity_figure", "QUANTITIES", "arm_colors", "arm_labels", "draw_panel", "figure_legend", "time_axis_label",
+           "rollout_windows", "fault_times"]
 
 #: Quantity -> (chart title, y-axis label with its unit, short y-axis label for small panels).
 QUANTITIES: dict[str, tuple[str, str, str]] = {
@@ -105,6 +108,10 @@ def figure_legend(fig: Any, runs: Sequence[Run], *, quantities: Sequence[str] = 
         handles.append(Line2D([], [], color="0.5", marker="v", ms=14, mec="black", ls="none", label="HPA decision"))
     if _window(runs[0]) is not None:
         handles.append(Patch(color="0.9", label="spike window"))
+    if any(rollout_windows(r) for r in runs):
+        handles.append(Patch(facecolor="none", edgecolor="0.3", hatch="//", label="rollout window"))
+    if any(fault_times(r) for r in runs):
+        handles.append(Line2D([], [], color="0.3", lw=2, ls=":", label="fault injected"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False)
 
 
@@ -121,6 +128,7 @@ def draw_panel(ax: Any, runs: Sequence[Run], quantity: str, *, label_spike: bool
     _PANELS[quantity](ax, runs, colors, labels)
     for run, color in zip(runs, colors):
         _mark_manual_actions(ax, run, color, text=quantity == "replicas" and not short)
+        _mark_rollouts_and_faults(ax, run, color, legend=legend)
     _time_axis(ax, runs, max_ticks=4 if short else 8)
     ax.set_ylabel(QUANTITIES[quantity][2 if short else 1])
     ax.grid(True, alpha=0.35)
@@ -241,6 +249,40 @@ def _mark_manual_actions(ax: Any, run: Run, color: str, *, text: bool) -> None:
                     xytext=(-8 if right else 8, 0), textcoords="offset points", va="top", ha="right" if right else "left",
                     color=color, fontweight="bold",
                     bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})
+
+
+def rollout_windows(run: Run) -> list[tuple[float, float | None, str]]:
+    """(start, end or None, strategy) of each rollout of ``run``, from its events."""
+    ev = run.events
+    if ev is None or len(ev) == 0:
+        return []
+    out: list[tuple[float, float | None, str]] = []
+    rows = ev[ev["kind"].isin(("rollout_start", "rollout_end"))].sort_values("t_s", kind="stable")
+    for _, row in rows.iterrows():
+        if row["kind"] == "rollout_start":
+            strategy = next((w.split("=", 1)[1] for w in str(row["detail"]).split() if w.startswith("strategy=")), "")
+            out.append((float(row["t_s"]), None, strategy))
+        elif out and out[-1][1] is None:
+            out[-1] = (out[-1][0], float(row["t_s"]), out[-1][2])
+    return out
+
+
+def fault_times(run: Run) -> list[tuple[float, str]]:
+    """(time, kind) of each fault the kit injected into ``run``."""
+    ev = run.events
+    if ev is None or len(ev) == 0:
+        return []
+    return [(float(r["t_s"]), str(r["detail"]).split(" ", 1)[0]) for _, r in ev[ev["kind"] == "fault"].iterrows()]
+
+
+def _mark_rollouts_and_faults(ax: Any, run: Run, color: str, *, legend: bool) -> None:
+    """The rollout window (hatched, in the arm's colour; open-ended if the run ended first) and fault times (dotted)."""
+    end_of_run = float(run.samples["t_s"].max()) if len(run.samples) else 0.0
+    for start, end, strategy in rollout_windows(run):
+        ax.axvspan(start, end if end is not None else end_of_run, facecolor=color, alpha=0.12, hatch="//", edgecolor=color, lw=0, zorder=0,
+                   label=f"{run.label}: rollout ({strategy})" if legend else None)
+    for t, kind in fault_times(run):
+        ax.axvline(t, color=color, lw=2, ls=":", zorder=2, label=f"{run.label}: {kind}" if legend else None)
 
 
 def _mark_hpa_decisions(ax: Any, run: Run, color: str, name: str) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, summary_table
 from scalelab.errors import RunFormatError
+from scalelab.faults.table import SHORT_COLUMNS, cell, render, run_rows
 from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure, spread_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
@@ -155,8 +156,11 @@ def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_
     heading = title or _heading(runs)
     warning = partial_runs_warning(runs)
     text = warning + render_summary(table, title=heading)
+    disruptions = [row for r in runs for row in run_rows(r)]
+    if disruptions:
+        text += "\nFaults and rollouts (docs/faults.md, docs/rollouts.md):\n" + render(disruptions, list(SHORT_COLUMNS.values())) + "\n"
     page = out / "report.html"
-    page.write_text(_html(runs, table, figures, heading + (f" — {warning.strip()}" if warning else "")), encoding="utf-8")
+    page.write_text(_html(runs, table, figures, heading + (f" — {warning.strip()}" if warning else ""), disruptions), encoding="utf-8")
     return Report(out, tuple(runs), figures, page, csv, table, text)
 
 
@@ -193,7 +197,7 @@ table.runs { font-size: 16px; } code { font-size: 0.9em; }
 """
 
 
-def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], heading: str) -> str:
+def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], heading: str, disruptions: Sequence[dict] = ()) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -207,6 +211,10 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
         f"{e(_objective(runs))} ms (p95).</p>",
         "<h2>Summary</h2>",
         _summary_html(table, arm_colors(runs)),
+    ]
+    if disruptions:
+        parts += ["<h2>Faults and rollouts</h2>", _disruptions_html(disruptions)]
+    parts += [
         "<h2>Charts</h2>",
     ]
     for name, (chart_title, *_units) in QUANTITIES.items():
@@ -238,6 +246,18 @@ def _summary_html(table: pd.DataFrame, colors: Sequence[str]) -> str:
         "count changed, whoever changed it (operator, home-made autoscaler, HPA).</p>"
     )
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{notes}'
+
+
+def _disruptions_html(rows: Sequence[dict]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in SHORT_COLUMNS)
+    body = "".join("<tr>" + "".join(f'<td class="{"arm" if k in ("arm", "kind") else "num"}">{e(cell(r.get(k)))}</td>' for k in SHORT_COLUMNS.values()) + "</tr>"
+                   for r in rows)
+    notes = ("<p>One row per fault the kit injected or rollout it ran, measured from the requests that completed after it "
+             "(<code>python -m scalelab.faults RUN_DIR</code>). The charts shade each rollout window (hatched) and mark each fault (dotted). "
+             "<b>first 2xx new</b>: the first answer by a replacement, or by the new version; <b>back to desired / rollout done</b>: "
+             "ready replicas back to their count before a fault, or every replica on the new version and ready.</p>")
+    return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}'
 
 
 def _figure_html(path: Path, title: str, caption: str) -> str:

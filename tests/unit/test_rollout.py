@@ -51,7 +51,7 @@ def _error(arm_rollout: dict[str, Any], platform: str = "kubernetes", rollout: d
         ({"max_surge": "150%"}, "kubernetes", None, "'150%' is not a percentage"),
         ({"max_surge": True}, "kubernetes", None, "True is neither a number of pods"),
         ({"strategy": "recreate", "max_surge": 1}, "kubernetes", None, "apply to strategy rolling, not recreate"),
-        ({"strategy": "recreate"}, "swarm", None, "platform swarm has no rollout strategies yet"),
+        ({"strategy": "recreate"}, "swarm", None, "rollout.strategy 'recreate' is not one of swarm's: update"),
         (None, "kubernetes", {"at_s": 30}, "rollout: at_s 30 is not before the end of the load"),
         (None, "kubernetes", {"at_s": 5, "to": "v3"}, "field 'rollout.to'"),
     ],
@@ -64,7 +64,8 @@ def test_the_builtin_rollout_scenario_sizes_and_keeps_its_settings() -> None:
     sc = load_scenario("ci-rollout", cpu_budget=1)
     assert sc.rollout is not None and (sc.rollout.at_s, sc.rollout.to) == (15.0, "v2")
     strategies = {name: act.effective(arm.platform, arm.rollout).strategy for name, arm in sc.arms.items()}
-    assert strategies == {"compose-recreate": "recreate", "compose-double": "double-then-retire", "kubernetes-rolling": "rolling", "kubernetes-naive": "rolling"}
+    assert strategies == {"compose-recreate": "recreate", "compose-double": "double-then-retire", "kubernetes-rolling": "rolling",
+                          "kubernetes-naive": "rolling", "swarm-stop-first": "update", "swarm-start-first": "update"}
     assert act.effective("compose", None).strategy == "recreate" and act.effective("kubernetes", None).strategy == "rolling"
 
 

@@ -6,38 +6,15 @@ import sys
 from pathlib import Path
 
 from scalelab.errors import ScalelabError
-from scalelab.faults.measure import fault_impacts, impact_rows
-from scalelab.rollout.measure import as_fault_rows, rollout_impacts
+from scalelab.faults.table import COLUMNS, render, run_rows
 
-COLUMNS = ("platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
-           "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "p99_ms", "max_ms")
+__all__ = ["COLUMNS", "render", "table", "main"]
 
 
 def table(run_dirs: list[Path]) -> list[dict[str, object]]:
     from scalelab.telemetry.store import load_run
 
-    rows: list[dict[str, object]] = []
-    for path in run_dirs:
-        run = load_run(path)
-        records = run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records")
-        offset = float(run.manifest.get("sample_offset_s", 0.4))
-        platform = str(run.manifest.get("platform", ""))
-        rows += impact_rows(platform, fault_impacts(*records, sample_offset_s=offset))
-        rows += as_fault_rows(platform, rollout_impacts(*records, sample_offset_s=offset))
-    return rows
-
-
-def render(rows: list[dict[str, object]], columns: tuple[str, ...] = COLUMNS) -> str:
-    def cell(v: object) -> str:
-        if v is None:
-            return "-"
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-    body = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
-    return "\n".join(lines)
+    return [row for path in run_dirs for row in run_rows(load_run(path))]
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from scalelab.errors import ScalelabError
-from scalelab.faults.__main__ import render
+from scalelab.faults.table import render
 from scalelab.rollout.measure import rollout_impacts, rollout_rows
 
 COLUMNS = ("platform", "strategy", "to", "ok", "t_start_s", "wall_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset",

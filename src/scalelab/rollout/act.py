@@ -59,8 +59,14 @@ def _kubernetes(platform: Any) -> Roller:
     return KubernetesRoller(platform)
 
 
+def _swarm(platform: Any) -> Roller:
+    from scalelab.rollout.swarm import SwarmRoller
+
+    return SwarmRoller(platform)
+
+
 #: platform name -> its hook; a new platform adds one line here and its strategies to `STRATEGIES`
-ROLLERS: dict[str, Callable[[Any], Roller]] = {"compose": _compose, "kubernetes": _kubernetes}
+ROLLERS: dict[str, Callable[[Any], Roller]] = {"compose": _compose, "kubernetes": _kubernetes, "swarm": _swarm}
 
 
 def roller_for(platform: Any) -> Roller:

@@ -15,6 +15,8 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "compose": ("recreate", "double-then-retire"),
     # rolling: the Deployment's RollingUpdate (maxSurge, maxUnavailable); recreate: strategy Recreate
     "kubernetes": ("rolling", "recreate"),
+    # update: `docker service update --image`, as the arm's swarm.update_config says (order stop-first | start-first)
+    "swarm": ("update",),
 }
 
 #: arm ``rollout:`` field -> the platform that reads it (``strategy`` applies everywhere)

@@ -1,0 +1,47 @@
+"""The platform x (fault, rollout) table of recorded runs: one row per fault or rollout.
+
+`run_rows(run)` measures one loaded run (`scalelab.faults.measure`, `scalelab.rollout.measure`);
+`render(rows, columns)` lays rows out as plain text. Used by ``python -m scalelab.faults``,
+``python -m scalelab.rollout`` and `scalelab report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from scalelab.faults.measure import fault_impacts, impact_rows
+from scalelab.rollout.measure import as_fault_rows, rollout_impacts
+
+__all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "render"]
+
+COLUMNS = ("platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
+           "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "p99_ms", "max_ms")
+#: the report's columns (header -> row key)
+SHORT_COLUMNS = {"arm": "arm", "what": "kind", "at (s)": "t_fault_s", "failed": "failed", "5xx": "failed_5xx", "refused": "failed_refused",
+                 "reset": "failed_reset", "timeout": "failed_timeout", "error window (s)": "error_window_s", "first 2xx new (s)": "to_first_2xx_s",
+                 "back to desired / rollout done (s)": "to_desired_s", "ready min": "ready_min", "p99 (ms)": "p99_ms", "max (ms)": "max_ms"}
+
+
+def run_rows(run: Any) -> list[dict[str, Any]]:
+    """The faults and rollouts of one `scalelab.telemetry.Run`, as table rows (``arm`` included)."""
+    records = run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records")
+    offset = float(run.manifest.get("sample_offset_s", 0.4))
+    platform = str(run.manifest.get("platform", ""))
+    rows = impact_rows(platform, fault_impacts(*records, sample_offset_s=offset))
+    rows += as_fault_rows(platform, rollout_impacts(*records, sample_offset_s=offset))
+    return [{"arm": run.label, **r} for r in rows]
+
+
+def cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def render(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
