@@ -25,7 +25,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
         report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab99-cleanup test-cluster-up test-cluster-down \
-        lab12-plan lab12-run lab12-pods lab12-show
+        lab12-plan lab12-run lab12-pods lab12-show \
+        lab10-compose lab10-kubernetes lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
 
 help: ## Show this help (colours only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
@@ -129,6 +130,38 @@ lab06-cooldowns: $(STAMP) ## Lab 06: the classroom spike on real compose with co
 
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)
+
+## ---------------------------------------------------------------- lab 10: self-healing under load
+lab10-compose: $(STAMP) ## Lab 10: one replica of two gets FAULT=kill|crash|hang (default kill) at 15 s under load, on compose (ci-faults, 1 minute)
+	$(SCALELAB) run ci-faults --arm compose-fixed --runs-dir $(RUNS) --set faults.0.kind=$(or $(FAULT),kill)
+
+lab10-kubernetes: $(STAMP) ## Lab 10: the same kill on Kubernetes (the pod deleted with grace period 0)
+	$(SCALELAB) run ci-faults --arm kubernetes-fixed --runs-dir $(RUNS) $(KUBEFLAGS)
+
+lab10-table: $(STAMP) ## Lab 10: failed requests, error window and time to recovery of every ci-faults run under runs/
+	$(VENV)/bin/python -m scalelab.faults $(wildcard $(RUNS)/*-ci-faults-*)
+
+## ---------------------------------------------------------------- lab 11: rolling updates under load
+lab11-compose-recreate: $(STAMP) ## Lab 11: v1 -> v2 with `docker compose up -d` under load (ci-rollout, 1 minute), recorded under runs/
+	$(SCALELAB) run ci-rollout --arm compose-recreate --runs-dir $(RUNS)
+
+lab11-compose-double: $(STAMP) ## Lab 11: v1 -> v2 by scaling to 2x, then retiring the old replicas (ci-rollout, 1 minute)
+	$(SCALELAB) run ci-rollout --arm compose-double --runs-dir $(RUNS)
+
+lab11-kubernetes: $(STAMP) ## Lab 11: the Deployment's rolling update with readiness, preStop and drain (ci-rollout, 1 minute)
+	$(SCALELAB) run ci-rollout --arm kubernetes-rolling --runs-dir $(RUNS) $(KUBEFLAGS)
+
+lab11-kubernetes-naive: $(STAMP) ## Lab 11: the same rollout without readiness or preStop, one pod allowed missing
+	$(SCALELAB) run ci-rollout --arm kubernetes-naive --runs-dir $(RUNS) $(KUBEFLAGS)
+
+lab11-swarm: $(STAMP) ## Lab 11: docker service update --image, ORDER=stop-first|start-first (default stop-first)
+	$(SCALELAB) run ci-rollout --arm swarm-$(or $(ORDER),stop-first) --runs-dir $(RUNS)
+
+lab11-table: $(STAMP) ## Lab 11: what each recorded rollout lost (every ci-rollout run under runs/)
+	$(VENV)/bin/python -m scalelab.rollout $(wildcard $(RUNS)/*-ci-rollout-*)
+
+lab11-report: $(STAMP) ## Lab 11: the report of the rollout runs (rollout windows shaded) in reports/lab11/
+	$(SCALELAB) report --runs-dir $(RUNS) --out reports/lab11
 
 ## ---------------------------------------------------------------- lab 12: container density on one host
 lab12-plan: $(STAMP) ## Lab 12: read this host's limits, predict the first wall per mode (changes nothing)

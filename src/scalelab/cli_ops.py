@@ -173,12 +173,14 @@ def load_cmd(platform: str, seconds: float, rps: float | None, scenario: str, cp
 @RUNS_DIR
 @KUBECONFIG_OPT
 @CONTEXT_OPT
-def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool, runs_dir: Path, kubeconfig: str | None, context: str | None) -> None:
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a scenario field for this run, e.g. faults.0.kind=crash.")
+def run_cmd(scenario: str, arm: str | None, cpu_budget: float | None, keep: bool, runs_dir: Path, kubeconfig: str | None, context: str | None,
+            settings: tuple[str, ...]) -> None:
     """Run one arm of SCENARIO for real (Locust load, one sample a second) into runs/<run-id>/."""
     from scalelab import runner
-    from scalelab.scenario import load_scenario
+    from scalelab.scenario import apply_overrides, load_scenario
 
-    sc = load_scenario(scenario, cpu_budget=cpu_budget)
+    sc = apply_overrides(load_scenario(scenario, sized=False), settings).sized(cpu_budget)
     run_dir = runner.run_arm(sc, arm, runner.RunOptions(runs_dir=runs_dir, keep=keep, platform_options=_options(kubeconfig, context)))
     click.echo(f"run directory: {run_dir}")
 

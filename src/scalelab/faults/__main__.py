@@ -1,4 +1,4 @@
-"""``python -m scalelab.faults RUN_DIR...``: the platform x fault table of recorded runs (rollouts included)."""
+"""``python -m scalelab.faults RUN_DIR...`` (or a folder of runs: the newest of each arm): the platform x fault table of recorded runs (rollouts included)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m scalelab.faults RUN_DIR...", file=sys.stderr)
         return 2
     try:
-        rows = table([Path(a) for a in argv])
+        from scalelab.report import expand_run_dirs
+
+        rows = table(expand_run_dirs(argv))
     except ScalelabError as exc:
         print(f"ERROR: {exc.render()}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""``python -m scalelab.rollout RUN_DIR...``: what each recorded rollout cost (docs/rollouts.md)."""
+"""``python -m scalelab.rollout RUN_DIR...`` (or a folder of runs: the newest of each arm): what each recorded rollout cost (docs/rollouts.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from scalelab.errors import ScalelabError
 from scalelab.faults.table import render
 from scalelab.rollout.measure import rollout_impacts, rollout_rows
 
-COLUMNS = ("platform", "strategy", "to", "ok", "t_start_s", "wall_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset",
+COLUMNS = ("arm", "platform", "strategy", "to", "ok", "t_start_s", "wall_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset",
            "failed_timeout", "error_window_s", "first_new_s", "last_old_s", "old_after_end", "ready_before", "ready_min", "p99_ms", "max_ms")
 
 
@@ -21,7 +21,7 @@ def table(run_dirs: list[Path]) -> list[dict[str, object]]:
         run = load_run(path)
         impacts = rollout_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
                                   sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
-        rows += rollout_rows(str(run.manifest.get("platform", "")), impacts)
+        rows += [{"arm": run.label, **r} for r in rollout_rows(str(run.manifest.get("platform", "")), impacts)]
     return rows
 
 
@@ -30,7 +30,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m scalelab.rollout RUN_DIR...", file=sys.stderr)
         return 2
     try:
-        rows = table([Path(a) for a in argv])
+        from scalelab.report import expand_run_dirs
+
+        rows = table(expand_run_dirs(argv))
     except ScalelabError as exc:
         print(f"ERROR: {exc.render()}", file=sys.stderr)
         return 1
