@@ -214,8 +214,8 @@ def _same(replica: str, victim: str) -> bool:
     return bool(victim) and bool(replica) and (replica == victim or victim.startswith(replica) or replica.startswith(victim))
 
 
-def impact_rows(platform: str, impacts: Iterable[FaultImpact]) -> list[dict[str, Any]]:
-    """Flat rows for a table (one per fault)."""
+def impact_rows(platform: str, impacts: Iterable[Any]) -> list[dict[str, Any]]:
+    """Flat rows for a table: one per impact (a `FaultImpact`, or a rollout's), its classes as ``failed_<class>``."""
     rows = []
     for imp in impacts:
         row = {"platform": platform, **{k: v for k, v in asdict(imp).items() if k != "by_class"}}

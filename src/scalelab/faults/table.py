@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from scalelab.faults.measure import fault_impacts, impact_rows
 from scalelab.rollout.measure import as_fault_rows, rollout_impacts
 
-__all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "render"]
+__all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "render", "main"]
 
 COLUMNS = ("arm", "platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
            "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "p99_ms", "max_ms")
@@ -45,3 +47,21 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> 
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
     return "\n".join(lines)
+
+
+def main(argv: list[str], rows_of: Callable[[Any], list[dict[str, Any]]], columns: Sequence[str], *, module: str, empty: str) -> int:
+    """``python -m MODULE RUN_DIR...``: load each run (a folder of runs: the newest of each arm), print its rows as a table."""
+    from scalelab.errors import ScalelabError
+    from scalelab.report import expand_run_dirs
+    from scalelab.telemetry.store import load_run
+
+    if not argv:
+        print(f"usage: python -m {module} RUN_DIR...", file=sys.stderr)
+        return 2
+    try:
+        rows = [row for path in expand_run_dirs([Path(a) for a in argv]) for row in rows_of(load_run(path))]
+    except ScalelabError as exc:
+        print(f"ERROR: {exc.render()}", file=sys.stderr)
+        return 1
+    print(render(rows, columns) if rows else empty)
+    return 0

@@ -25,7 +25,7 @@ from scalelab.rollout.strategies import STRATEGIES, default_strategy
 from scalelab.scenario import ArmRollout, Scenario
 from scalelab.versions import agent_image
 
-__all__ = ["Emit", "Roller", "ROLLERS", "RolloutSchedule", "roller_for", "effective"]
+__all__ = ["Emit", "Roller", "ROLLERS", "RolloutSchedule", "roller_for", "effective", "require_local_image"]
 
 #: ``emit(kind, detail)``: record one step of the rollout (kind: rollout | note)
 Emit = Callable[[str, str], None]
@@ -39,6 +39,16 @@ class Roller(Protocol):
     def roll(self, image: str, how: ArmRollout, emit: Emit, stop: threading.Event, timeout_s: float) -> str:
         """Move every replica to ``image``; returns a summary for ``rollout_end``; raises on failure."""
         ...
+
+
+def require_local_image(image: str) -> None:
+    """PreflightError when the rollout's image is not in the local Docker engine (compose, swarm)."""
+    from scalelab import engine
+    from scalelab.errors import PreflightError
+
+    if not engine.image_exists(image):
+        raise PreflightError(f"image {image} (the rollout's new version) is not built on this machine",
+                             fix="build it: `make image` (`scalelab image` tags v2 on top of v1 in a second)", lab="00-prerequisites")
 
 
 def effective(platform: str, how: ArmRollout | None) -> ArmRollout:

@@ -17,10 +17,10 @@ import threading
 import time
 from typing import Any
 
-from scalelab import _run, engine
-from scalelab.errors import PlatformError, PreflightError
+from scalelab import _run
+from scalelab.errors import PlatformError
 from scalelab.platforms.compose_settings import SERVICE
-from scalelab.rollout.act import Emit
+from scalelab.rollout.act import Emit, require_local_image
 from scalelab.scenario import ArmRollout
 
 __all__ = ["ComposeRoller"]
@@ -33,9 +33,7 @@ class ComposeRoller:
         self.platform = platform
 
     def preflight(self, image: str) -> None:
-        if not engine.image_exists(image):
-            raise PreflightError(f"image {image} (the rollout's new version) is not built on this machine",
-                                 fix="build it: `make image` (`scalelab image` tags v2 on top of v1 in a second)", lab="00-prerequisites")
+        require_local_image(image)
 
     def _agents(self, healthy: bool = False) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.platform._containers(running_only=True, healthy_only=healthy)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from scalelab.faults.measure import MIN_WINDOW_S, count_classes, p99, parse_events, parse_ready, parse_requests
+from scalelab.faults.measure import MIN_WINDOW_S, count_classes, impact_rows, p99, parse_events, parse_ready, parse_requests
 
 __all__ = ["RolloutImpact", "rollout_impacts", "rollout_rows", "as_fault_rows"]
 
@@ -112,13 +112,7 @@ def rollout_impacts(requests: Iterable[Mapping[str, Any]], events: Iterable[Mapp
 
 def rollout_rows(platform: str, impacts: Iterable[RolloutImpact]) -> list[dict[str, Any]]:
     """Flat rows for a table (one per rollout)."""
-    rows = []
-    for imp in impacts:
-        row = {"platform": platform, **{k: v for k, v in asdict(imp).items() if k != "by_class"}}
-        row.update({f"failed_{c}": n for c, n in imp.by_class.items()})
-        row["error_window_s"] = imp.error_window_s
-        rows.append(row)
-    return rows
+    return impact_rows(platform, impacts)
 
 
 def as_fault_rows(platform: str, impacts: Iterable[RolloutImpact]) -> list[dict[str, Any]]:

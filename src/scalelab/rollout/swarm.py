@@ -15,10 +15,9 @@ import threading
 import time
 from typing import Any
 
-from scalelab import engine
-from scalelab.errors import PlatformError, PreflightError
+from scalelab.errors import PlatformError
 from scalelab.platforms.swarm_state import _docker
-from scalelab.rollout.act import Emit
+from scalelab.rollout.act import Emit, require_local_image
 from scalelab.scenario import ArmRollout
 
 __all__ = ["SwarmRoller"]
@@ -31,9 +30,7 @@ class SwarmRoller:
         self.platform = platform
 
     def preflight(self, image: str) -> None:
-        if not engine.image_exists(image):
-            raise PreflightError(f"image {image} (the rollout's new version) is not built on this machine",
-                                 fix="build it: `make image` (`scalelab image` tags v2 on top of v1 in a second)", lab="00-prerequisites")
+        require_local_image(image)
 
     def roll(self, image: str, how: ArmRollout, emit: Emit, stop: threading.Event, timeout_s: float) -> str:
         p = self.platform
