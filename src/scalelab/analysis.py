@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scalelab.load.profiles import spike_window
@@ -68,7 +69,6 @@ def summarize(run: Run) -> dict[str, Any]:
     up = down = None
     if window is not None:
         up, down = _reaction_times(s, window)
-    cost = pd.to_numeric(s["cost_usd_cum"], errors="coerce").dropna()
     high = high_load_seconds(s)
     return {
         "run_id": run.manifest.get("run_id", run.path.name),
@@ -80,12 +80,12 @@ def summarize(run: Run) -> dict[str, Any]:
         "latency_objective_ms": objective,
         "errors": float(pd.to_numeric(s["errors"], errors="coerce").fillna(0).sum()),
         "replica_hours": replica_seconds / 3600.0,
-        "cost_usd": float(cost.iloc[-1]) if len(cost) else 0.0,
+        "cost_usd": _cost_usd(s),
         "first_scale_up_s": up,
         "scale_down_s": down,
         "peak_replicas": int(desired.max()) if len(desired) else 0,
         "scale_actions": scale_actions(s),
-        "duration_s": float(s["t_s"].iloc[-1] - s["t_s"].iloc[0] + dt) if len(s) else 0.0,
+        "duration_s": _duration_s(s, dt),
         "p95_high_load_ms": _median(p95[high]),
         "spread_jain": spread_index(run),
     }
@@ -121,13 +121,26 @@ def spread_index(run: Run) -> float | None:
     spread = run.spread
     if not len(spread):
         return None
-    s = run.samples.set_index("t_s")
-    jain = pd.to_numeric(spread["spread_jain"], errors="coerce").reindex(s.index)
-    weight = pd.to_numeric(s["rps"], errors="coerce").fillna(0) * (s["replicas_ready"].fillna(0) >= 2)
-    ok = jain.notna() & (weight > 0)
+    s = run.samples
+    jain = pd.to_numeric(spread["spread_jain"], errors="coerce").reindex(s["t_s"].to_numpy()).to_numpy(dtype=float)
+    weight = pd.to_numeric(s["rps"], errors="coerce").fillna(0).to_numpy(dtype=float) * (s["replicas_ready"].fillna(0).to_numpy() >= 2)
+    ok = ~np.isnan(jain) & (weight > 0)
     if not ok.any():
         return None
     return float((jain[ok] * weight[ok]).sum() / weight[ok].sum())
+
+
+def _cost_usd(samples: pd.DataFrame) -> float:
+    """The run's cost: the last recorded cumulative cost."""
+    cost = pd.to_numeric(samples["cost_usd_cum"], errors="coerce").dropna()
+    return float(cost.iloc[-1]) if len(cost) else 0.0
+
+
+def _duration_s(samples: pd.DataFrame, step_s: float | None = None) -> float:
+    """Seconds the samples cover (first to last, plus one step)."""
+    if not len(samples):
+        return 0.0
+    return float(samples["t_s"].iloc[-1] - samples["t_s"].iloc[0] + (_step_s(samples) if step_s is None else step_s))
 
 
 def _step_s(samples: pd.DataFrame) -> float:
@@ -312,10 +325,9 @@ def cost_per_day(run: Run) -> dict[str, Any]:
             fix="compute per-day cost from a day: `scalelab sim day` (or a recorded run of a scenario with load.profile: day)",
             lab="04-compare-and-cost",
         )
-    summary = summarize(run)
-    duration = summary["duration_s"] or 1.0
-    per_day = summary["cost_usd"] * 86400.0 / duration
-    return {"label": run.label, "cost_usd": summary["cost_usd"], "duration_s": duration, "usd_per_day": per_day, "usd_per_year": per_day * 365.0}
+    cost, duration = _cost_usd(run.samples), _duration_s(run.samples) or 1.0
+    per_day = cost * 86400.0 / duration
+    return {"label": run.label, "cost_usd": cost, "duration_s": duration, "usd_per_day": per_day, "usd_per_year": per_day * 365.0}
 
 
 def render_daily_cost(runs: Sequence[Run], *, width: int = 120) -> str:

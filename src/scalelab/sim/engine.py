@@ -10,6 +10,7 @@ how they scale.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -130,20 +131,28 @@ def simulate(scenario: Scenario, arm_name: str, *, seed: int | None = None, serv
     desired_col: list[int] = []
     seen_col: list[int | None] = []
     out: list[tuple[Any, ...]] = []
-    step = service.advance
-    act = scaler.act
-    for t in range(steps):
+    run, act, due_s = service.run, scaler.act, scaler.next_due_s
+    t = 0
+    while t < steps:
+        # serve every second up to the one in which the scaler next acts, in one call; the scaler
+        # changes nothing before then (`SimScaler.next_due_s`)
+        due = due_s()
+        last = steps - 1 if due is None or due >= steps else max(t, math.floor(due))
         if open_loop:
-            arrivals = arrivals_open[t]
+            run(t, arrivals_open[t : last + 1], out)
         else:
-            per_user = 1.0 / max(1.0 / load.user_rps, service.mean_latency_s)
-            arrivals = float(rng.poisson(levels[t] * per_user))
-        out.append(step(t, arrivals))
-        new_events = act(t, t + 1.0, service)
+            for u in range(t, last + 1):
+                per_user = 1.0 / max(1.0 / load.user_rps, service.mean_latency_s)
+                run(u, (float(rng.poisson(levels[u] * per_user)),), out)
+        if last > t:
+            desired_col.extend([service.desired] * (last - t))
+            seen_col.extend([scaler.seen_util_pct] * (last - t))
+        new_events = act(last, last + 1.0, service)
         if new_events:
             events.extend(new_events)
         desired_col.append(service.desired)
         seen_col.append(scaler.seen_util_pct)
+        t = last + 1
     result.columns = _columns(out, desired_col, seen_col, levels, params.cpu_limit, open_loop, scenario.price_per_replica_hour)
     for e in service.drain_events():
         events.append(ScalerEvent(e.t_s, e.kind, e.replicas, "sim", e.detail))

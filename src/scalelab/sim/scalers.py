@@ -39,6 +39,11 @@ class SimScaler(Protocol):
 
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]: ...
 
+    def next_due_s(self) -> float | None:
+        """The earliest time ``act`` has something to do (None: never again): ``act(t0, t1)`` for
+        a window ending at or before it changes nothing and returns no events, so the engine skips it."""
+        ...
+
 
 class KitScalerModel:
     """A kit scaler (`scalelab.scalers`: manual plan, fixed, ...) acting on the simulated service.
@@ -52,6 +57,9 @@ class KitScalerModel:
     def __init__(self, scaler: KitScaler, limit_cores: float) -> None:
         self.scaler = scaler
         self.limit_cores = limit_cores
+
+    def next_due_s(self) -> float | None:
+        return self.scaler.next_due_s()
 
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]:
         out: list[ScalerEvent] = []
@@ -97,6 +105,11 @@ class HPAModel:
         self.seen_util_pct: int | None = None
         self.decisions: list[Decision] = []
         self._conditions: dict[str, tuple[bool, str]] = {}
+
+    def next_due_s(self) -> float | None:
+        """The next scrape or sync, whichever comes first."""
+        scrape = self.metrics.next_scrape_s()
+        return scrape if scrape < self.next_sync_s else self.next_sync_s
 
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]:
         if t1 <= self.next_sync_s and t1 <= self.metrics.next_scrape_s():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -212,78 +213,102 @@ class Service:
         return StepResult(r[0], r[1], None if r[2] != r[2] else r[2], None if r[3] != r[3] else r[3], r[4], r[5], r[6], int(r[7]), int(r[8]))
 
     def advance(self, t: int, arrivals: float) -> tuple[float, ...]:
-        """`step` as a plain tuple in `StepResult` order, NaN for a missing latency: the engine's fast path."""
+        """`step` as a plain tuple in `StepResult` order, NaN for a missing latency."""
+        rows: list[tuple[float, ...]] = []
+        self.run(t, (arrivals,), rows)
+        return rows[0]
+
+    def run(self, t0: int, arrivals: Sequence[float], rows: list[tuple[float, ...]]) -> None:
+        """Serve seconds ``t0, t0+1, ...`` with ``arrivals[i]`` new requests in second ``t0+i``; append
+        one tuple per second to ``rows`` (`StepResult` order, NaN for a missing latency).
+
+        The engine's fast path: it calls this for the seconds between two scaler actions, so the
+        per-second arithmetic runs in one loop with its constants in locals (86,400 seconds a
+        simulated day).
+        """
         p = self.p
-        if self._pending:
-            self._lifecycle(t)
-            running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > t)
-        else:
-            running = len(self.replicas)
-        n = self.ready_count
-        if n == 0:
-            errors = arrivals + self.backlog
-            self.backlog = 0.0
-            self._queues = {}
-            self._busy.append(0.0)
-            self._pool_cum.append(self._cum)
-            return (0.0, errors, _NAN, _NAN, running * p.idle_cores, 0.0, running * p.base_mem_mb, 0, running, _NAN)
-        if p.balancing == "per-connection":
-            return self._advance_pinned(arrivals, n, running)
-        if (n, running) != self._pool_key:
-            self._pool(n, running)
-        mu, service_ms, variability, idle = self._pool_cached
-        rate = self.rate = self.rate + RATE_SMOOTHING * (arrivals - self.rate)
-        before = self.backlog
-        total = before + arrivals
-        served = total if total < mu else mu
-        after = total - served
-        errors = 0.0
-        wait50 = wait95 = 0.0  # with a standing queue the fluid backlog wait is the wait
-        if after > 0.0:
-            bound = p.queue_limit * n
-            if after > bound:
-                errors += after - bound
-                after = bound
-            timeout_backlog = mu * p.timeout_s
-            if after > timeout_backlog:
-                errors += after - timeout_backlog
-                after = timeout_backlog
-        else:
-            # the random-arrival wait (`_random_wait_s`, inlined: this runs 86,400 times a simulated day)
-            rho = rate / mu
-            if rho > 0.05 and variability > 0.0:
-                if rho > 0.95:
-                    rho = 0.95
-                mean_given_wait = service_ms * variability / (1.0 - rho)  # ms
-                wait95 = mean_given_wait * _log(rho / 0.05) / 1000.0
-                if rho > 0.5:
-                    wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
-        self.backlog = after
-        if after > 0.0 and served > 0.0:
-            # requests that reach a replica after waiting almost the client's timeout finish too late: the
-            # replica spends their CPU, the client has already given up (an error, counted but wasted)
-            late = (after / mu + service_ms / 1000.0 - p.timeout_s) / (service_ms / 1000.0)
-            if late > 0.0:
-                errors += served * (late if late < 1.0 else 1.0)
-        if after > before:
-            f95 = (0.05 * before + 0.95 * after) / mu
-        else:
-            f95 = (0.95 * before + 0.05 * after) / mu
-        f50 = (before + after) / 2.0 / mu
-        busy = served * p.work_ms / 1000.0
-        per = busy / n
-        self._busy.append(per)
-        self._cum += per
-        self._pool_cum.append(self._cum)
-        in_flight = after + served * service_ms / 1000.0
-        mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
-        if served <= 0.0:
-            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, 1.0 / n)
-        cap_ms = 1000.0 * p.timeout_s  # slower requests are errors, not completions
-        p50 = service_ms + 1000.0 * (f50 + wait50)
-        p95 = service_ms + 1000.0 * (f95 + wait95)
-        self.mean_latency_s = p50 / 1000.0
-        return (served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n)
+        emit = rows.append
+        busy_log = self._busy.append
+        cum_log = self._pool_cum.append
+        queue_limit, timeout_s, work_ms, idle_cores = p.queue_limit, p.timeout_s, p.work_ms, p.idle_cores
+        base_mem, mem_per_request = p.base_mem_mb, p.mem_per_request_mb
+        pinned = p.balancing == "per-connection"
+        cap_ms = 1000.0 * timeout_s  # slower requests are errors, not completions
+        t = t0
+        for arrivals_t in arrivals:
+            if self._pending:
+                self._lifecycle(t)
+                running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > t)
+            else:
+                running = len(self.replicas)
+            t += 1
+            n = self.ready_count
+            if n == 0:
+                errors = arrivals_t + self.backlog
+                self.backlog = 0.0
+                self._queues = {}
+                busy_log(0.0)
+                cum_log(self._cum)
+                emit((0.0, errors, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
+                continue
+            if pinned:
+                emit(self._advance_pinned(arrivals_t, n, running))
+                continue
+            if (n, running) != self._pool_key:
+                self._pool(n, running)
+            mu, service_ms, variability, idle = self._pool_cached
+            rate = self.rate = self.rate + RATE_SMOOTHING * (arrivals_t - self.rate)
+            before = self.backlog
+            total = before + arrivals_t
+            served = total if total < mu else mu
+            after = total - served
+            errors = 0.0
+            wait50 = wait95 = 0.0  # with a standing queue the fluid backlog wait is the wait
+            if after > 0.0:
+                bound = queue_limit * n
+                if after > bound:
+                    errors += after - bound
+                    after = bound
+                timeout_backlog = mu * timeout_s
+                if after > timeout_backlog:
+                    errors += after - timeout_backlog
+                    after = timeout_backlog
+            else:
+                # the random-arrival wait (`_random_wait_s`, inlined)
+                rho = rate / mu
+                if rho > 0.05 and variability > 0.0:
+                    if rho > 0.95:
+                        rho = 0.95
+                    mean_given_wait = service_ms * variability / (1.0 - rho)  # ms
+                    wait95 = mean_given_wait * _log(rho / 0.05) / 1000.0
+                    if rho > 0.5:
+                        wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
+            self.backlog = after
+            if after > 0.0 and served > 0.0:
+                # requests that reach a replica after waiting almost the client's timeout finish too late: the
+                # replica spends their CPU, the client has already given up (an error, counted but wasted)
+                late = (after / mu + service_ms / 1000.0 - timeout_s) / (service_ms / 1000.0)
+                if late > 0.0:
+                    errors += served * (late if late < 1.0 else 1.0)
+            if after > before:
+                f95 = (0.05 * before + 0.95 * after) / mu
+            else:
+                f95 = (0.95 * before + 0.05 * after) / mu
+            f50 = (before + after) / 2.0 / mu
+            busy = served * work_ms / 1000.0
+            per = busy / n
+            busy_log(per)
+            cum = self._cum = self._cum + per
+            cum_log(cum)
+            in_flight = after + served * service_ms / 1000.0
+            mem = running * base_mem + in_flight * mem_per_request
+            if served <= 0.0:
+                emit((0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                continue
+            p50 = service_ms + 1000.0 * (f50 + wait50)
+            p95 = service_ms + 1000.0 * (f95 + wait95)
+            self.mean_latency_s = p50 / 1000.0
+            emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
 
     def _advance_pinned(self, arrivals: float, n: int, running: int) -> tuple[float, ...]:
         """One second when kept-alive connections are pinned to pods (kube-proxy balances connections).

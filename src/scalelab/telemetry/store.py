@@ -289,6 +289,7 @@ class Run:
     _requests: Any = field(default=None, repr=False)
     _placement: Any = field(default=None, repr=False)
     _replicas: Any = field(default=None, repr=False)
+    _scenario: Any = field(default=None, repr=False)
 
     @property
     def arm(self) -> str:
@@ -331,7 +332,7 @@ class Run:
         """Per second: spread_busiest and spread_jain (recorded in samples, or derived from replicas)."""
         s = self.samples
         if s[["spread_busiest", "spread_jain"]].notna().any().any():
-            return s.set_index("t_s")[["spread_busiest", "spread_jain"]]
+            return s[["t_s", "spread_busiest", "spread_jain"]].set_index("t_s")
         from scalelab.telemetry.spread import spread_series
 
         ready = dict(zip(s["t_s"].astype(int).tolist(), s["replicas_ready"].fillna(0).astype(int).tolist()))
@@ -339,12 +340,15 @@ class Run:
 
     @property
     def scenario(self) -> Any:
-        """The sized scenario this run used (a `scalelab.scenario.Scenario`)."""
-        import yaml
+        """The sized scenario this run used (a `scalelab.scenario.Scenario`; read once, it is frozen)."""
+        if self._scenario is None:
+            import yaml
 
-        from scalelab.scenario import Scenario
+            from scalelab.scenario import Scenario
 
-        return Scenario.model_validate(yaml.safe_load((self.path / schema.SCENARIO).read_text()))
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: the same data, faster
+            self._scenario = Scenario.model_validate(yaml.load((self.path / schema.SCENARIO).read_text(), Loader=loader))  # noqa: S506
+        return self._scenario
 
 
 #: columns that hold text; every other column of a run's CSV files is a number (or empty)
