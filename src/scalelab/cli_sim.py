@@ -43,11 +43,11 @@ def scenarios_cmd(scenario: str | None, cpu_budget: float | None) -> None:
 @click.option("--figure/--no-figure", default=False, help="Also draw the comparison figure next to the runs.")
 def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float | None, runs_dir: Path, settings: tuple[str, ...], figure: bool) -> None:
     """Simulate a scenario (built-in name or YAML path) without Docker; write run directories."""
-    from scalelab import analysis
     from scalelab.sim import prepare_scenario, simulate_runs
 
     sc = prepare_scenario(scenario, cpu_budget=cpu_budget, seed=seed, overrides=settings)
     runs = simulate_runs(sc, runs_dir, arms=[arm] if arm else None, seed=seed, workers=None)
+    from scalelab import analysis  # pandas: imported while forked workers simulate, when there are some
     dirs = [r.path for r in runs]
     for d in dirs:
         click.echo(f"run: {d}")

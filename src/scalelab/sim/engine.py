@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from scalelab.scenario import HPAScaler, Load, Scenario, apply_overrides, load_s
 from scalelab.sim.scalers import ScalerEvent, make_scaler
 from scalelab.sim.service import Service, ServiceParams, StepResult
 from scalelab.telemetry import Run, RunWriter
+from scalelab.telemetry.store import run_from_columns, shared_provenance
 
 __all__ = ["SimResult", "prepare_scenario", "simulate", "run_arm", "run_scenario", "simulate_runs"]
 
@@ -163,8 +165,8 @@ def simulate(scenario: Scenario, arm_name: str, *, seed: int | None = None, serv
 def _columns(out: list[tuple[Any, ...]], desired: list[int], seen: list[int | None], levels: Sequence[float], limit: float,
              open_loop: bool, price: float) -> dict[str, Any]:
     """The per-second `StepResult`s and scaler state as sample columns (numpy arrays)."""
-    n = len(out)
-    steps = np.array(out, dtype=np.float64).reshape(n, len(StepResult._fields))
+    n, width = len(out), len(StepResult._fields)
+    steps = np.fromiter(chain.from_iterable(out), dtype=np.float64, count=n * width).reshape(n, width)
     col = {f: steps[:, i] for i, f in enumerate(StepResult._fields)}
     ready = col["ready"].astype(np.int64)
     desired_arr = np.asarray(desired, dtype=np.int64)
@@ -272,18 +274,25 @@ def simulate_runs(
     for name in names:
         scenario.arm(name)
     n = _workers(workers, len(names))
-    if n <= 1:
-        return [_write_arm(scenario, name, runs_root, seed=seed).as_run() for name in names]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    with shared_provenance():  # one git and version lookup for all arms (and workers)
+        if n <= 1:
+            return [_write_arm(scenario, name, runs_root, seed=seed).as_run() for name in names]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_arm_run, scenario, name, str(runs_root), seed) for name in names]
-        return [f.result() for f in futures]
+        # the HPA arms first: they take longest (the controller model), so the others fill in around them
+        order = sorted(range(len(names)), key=lambda i: not isinstance(scenario.arms[names[i]].scaler, HPAScaler))
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {i: pool.submit(_arm_written, scenario, names[i], str(runs_root), seed) for i in order}
+            import pandas  # noqa: F401 - the frames are built here: import it while the workers simulate
+
+            return [run_from_columns(*futures[i].result()) for i in range(len(names))]
 
 
-def _arm_run(scenario: Scenario, arm_name: str, runs_root: str, seed: int | None) -> Run:
-    return _write_arm(scenario, arm_name, runs_root, seed=seed).as_run()
+def _arm_written(scenario: Scenario, arm_name: str, runs_root: str, seed: int | None) -> tuple[Path, dict[str, Any], Any]:
+    """A forked worker's arm: what `run_from_columns` needs, without pandas in the worker."""
+    writer = _write_arm(scenario, arm_name, runs_root, seed=seed)
+    return writer.dir, writer.manifest, writer.written_columns
 
 
 def _workers(requested: int | None, arms: int) -> int:
@@ -308,5 +317,5 @@ def _sample_columns(result: SimResult, start: dt.datetime) -> dict[str, Any]:
     data = dict(result.columns)
     t0 = np.datetime64(start.replace(tzinfo=None), "ms")
     stamps = t0 + (np.asarray(data["t_s"], dtype=np.int64) * 1000).astype("timedelta64[ms]")
-    data["utc"] = [iso + "Z" for iso in np.datetime_as_string(stamps, unit="ms").tolist()]
+    data["utc"] = np.strings.add(np.datetime_as_string(stamps, unit="ms"), "Z")
     return data

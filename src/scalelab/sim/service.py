@@ -234,6 +234,10 @@ class Service:
         base_mem, mem_per_request = p.base_mem_mb, p.mem_per_request_mb
         pinned = p.balancing == "per-connection"
         cap_ms = 1000.0 * timeout_s  # slower requests are errors, not completions
+        # the state, in locals for the loop (written back when another method needs it, and at the end)
+        rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
+        pool_n = pool_running = -1
+        mu = service_ms = variability = idle = 0.0
         t = t0
         for arrivals_t in arrivals:
             if self._pending:
@@ -243,22 +247,25 @@ class Service:
                 running = len(self.replicas)
             t += 1
             n = self.ready_count
-            if n == 0:
-                errors = arrivals_t + self.backlog
-                self.backlog = 0.0
-                self._queues = {}
-                busy_log(0.0)
-                cum_log(self._cum)
-                emit((0.0, errors, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
+            if n == 0 or pinned:
+                self.rate, self.backlog, self._cum = rate, backlog, cum
+                if n == 0:
+                    emit((0.0, arrivals_t + backlog, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
+                    self.backlog = 0.0
+                    self._queues = {}
+                    busy_log(0.0)
+                    cum_log(cum)
+                else:
+                    self.mean_latency_s = mean_latency
+                    emit(self._advance_pinned(arrivals_t, n, running))
+                    mean_latency = self.mean_latency_s
+                backlog, cum = self.backlog, self._cum
                 continue
-            if pinned:
-                emit(self._advance_pinned(arrivals_t, n, running))
-                continue
-            if (n, running) != self._pool_key:
-                self._pool(n, running)
-            mu, service_ms, variability, idle = self._pool_cached
-            rate = self.rate = self.rate + RATE_SMOOTHING * (arrivals_t - self.rate)
-            before = self.backlog
+            if n != pool_n or running != pool_running:
+                mu, service_ms, variability, idle = self._pool(n, running)
+                pool_n, pool_running = n, running
+            rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
+            before = backlog
             total = before + arrivals_t
             served = total if total < mu else mu
             after = total - served
@@ -283,7 +290,7 @@ class Service:
                     wait95 = mean_given_wait * _log(rho / 0.05) / 1000.0
                     if rho > 0.5:
                         wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
-            self.backlog = after
+            backlog = after
             if after > 0.0 and served > 0.0:
                 # requests that reach a replica after waiting almost the client's timeout finish too late: the
                 # replica spends their CPU, the client has already given up (an error, counted but wasted)
@@ -294,21 +301,21 @@ class Service:
                 f95 = (0.05 * before + 0.95 * after) / mu
             else:
                 f95 = (0.95 * before + 0.05 * after) / mu
-            f50 = (before + after) / 2.0 / mu
             busy = served * work_ms / 1000.0
             per = busy / n
             busy_log(per)
-            cum = self._cum = self._cum + per
+            cum += per
             cum_log(cum)
             in_flight = after + served * service_ms / 1000.0
             mem = running * base_mem + in_flight * mem_per_request
             if served <= 0.0:
                 emit((0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, 1.0 / n))
                 continue
-            p50 = service_ms + 1000.0 * (f50 + wait50)
+            p50 = service_ms + 1000.0 * ((before + after) / 2.0 / mu + wait50)
             p95 = service_ms + 1000.0 * (f95 + wait95)
-            self.mean_latency_s = p50 / 1000.0
+            mean_latency = p50 / 1000.0
             emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
+        self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
 
     def _advance_pinned(self, arrivals: float, n: int, running: int) -> tuple[float, ...]:
         """One second when kept-alive connections are pinned to pods (kube-proxy balances connections).

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["format_column", "write_columns", "round4"]
+__all__ = ["format_column", "write_columns", "round4", "frame"]
 
 
 def round4(values: np.ndarray) -> np.ndarray:
@@ -33,8 +33,8 @@ def round4(values: np.ndarray) -> np.ndarray:
     return rounded
 
 
-def _format_float(values: np.ndarray) -> list[str]:
-    rounded = round4(values)
+def _format_rounded(rounded: np.ndarray) -> list[str]:
+    """Cells of values already rounded by `round4`."""
     distinct, index = np.unique(rounded, return_inverse=True)
     if len(distinct) * 4 < len(rounded):  # few distinct values (replicas, load levels): print each once
         texts = np.array(["" if v != v else repr(v) for v in distinct.tolist()], dtype=object)
@@ -50,37 +50,52 @@ def format_column(values: Any, n: int, *, integer: bool = False) -> list[str]:
 
     ``integer``: whole numbers with gaps (NaN or None -> empty), e.g. the HPA's last utilisation.
     """
+    return _column(values, n, integer)[0]
+
+
+def _column(values: Any, n: int, integer: bool) -> tuple[list[str], Any]:
+    """The cells of one column, and the values `pandas.read_csv` reads back from them (None: not
+    known without reading, for mixed columns)."""
     from scalelab.telemetry.store import _cell
 
     if values is None or isinstance(values, (str, int, float, bool)):
-        return _plain([str(_cell(values))]) * n
-    if isinstance(values, list) and values and all(type(v) is str for v in values):
+        cell = str(_cell(values))
+        _plain([cell])
+        if cell == "":
+            return [cell] * n, np.full(n, np.nan)
+        back: Any = values if isinstance(values, str) else (float(cell) if isinstance(values, float) else int(cell))
+        return [cell] * n, np.full(n, back, dtype=object if isinstance(back, str) else None)
+    if isinstance(values, list) and values and set(map(type, values)) == {str}:
         if len(values) != n:
             raise ValueError(f"column of {len(values)} values, expected {n}")
-        return _plain(values)
+        return _plain(values), np.array(values, dtype=object)
     arr = np.asarray(values)
     if len(arr) != n:
         raise ValueError(f"column of {len(arr)} values, expected {n}")
     if arr.dtype.kind == "b":
-        return list(map(str, arr.astype(np.int8).tolist()))
+        arr = arr.astype(np.int64)
     if arr.dtype.kind in "iu":
+        arr = arr.astype(np.int64)
         distinct, index = np.unique(arr, return_inverse=True)
         if len(distinct) * 4 < len(arr):
-            return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist()
-        return list(map(str, arr.tolist()))
+            return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist(), arr
+        return list(map(str, arr.tolist())), arr
     if integer and arr.dtype.kind in "fO":
         arr = np.asarray(values, dtype=np.float64)
         missing = np.isnan(arr)
-        cells = list(map(str, np.where(missing, 0, arr).astype(np.int64).tolist()))
+        whole = np.where(missing, 0, arr).astype(np.int64)
+        cells = list(map(str, whole.tolist()))
         for i in np.flatnonzero(missing).tolist():
             cells[i] = ""
-        return cells
+        return cells, np.where(missing, np.nan, whole) if missing.any() else whole
     if arr.dtype.kind == "f":
-        return _format_float(arr.astype(np.float64))
+        rounded = round4(arr.astype(np.float64))
+        return _format_rounded(rounded), rounded
     if arr.dtype.kind in "UT":  # text, e.g. ISO times
-        return _plain(arr.tolist())
+        text = arr.tolist()
+        return _plain(text), np.array(text, dtype=object)
     # mixed (e.g. ints and None): one cell at a time
-    return _plain([str(_cell(v)) for v in (values.tolist() if isinstance(values, np.ndarray) else values)])
+    return _plain([str(_cell(v)) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]), None
 
 
 def _plain(cells: list[str]) -> list[str]:
@@ -91,55 +106,30 @@ def _plain(cells: list[str]) -> list[str]:
     return cells
 
 
-def write_columns(fh: IO[str], columns: Sequence[str], data: Mapping[str, Any], n: int, *, integers: Sequence[str] = ()) -> None:
+def write_columns(fh: IO[str], columns: Sequence[str], data: Mapping[str, Any], n: int, *, integers: Sequence[str] = ()) -> dict[str, Any] | None:
     """Append ``n`` rows to an open CSV file whose header is ``columns``; absent columns stay empty.
 
     Cells never contain a comma, quote or newline here (numbers, ISO times, names), so no quoting;
-    a cell that would need it is refused.
+    a cell that would need it is refused. Returns the columns as `pandas.read_csv` reads them back
+    (numpy arrays, for `frame`), or None when a mixed column is only known by reading it.
     """
     unknown = set(data) - set(columns)
     if unknown:
         from scalelab.errors import RunFormatError
 
         raise RunFormatError(f"unknown column(s) {sorted(unknown)}; allowed: {', '.join(columns)}")
-    cells = [format_column(data.get(c), n, integer=c in integers) for c in columns]
+    both = [_column(data.get(c), n, c in integers) for c in columns]
     if n:
-        fh.write("\r\n".join(map(",".join, zip(*cells))))
+        fh.write("\r\n".join(map(",".join, zip(*(cells for cells, _ in both)))))
         fh.write("\r\n")  # the csv module's line ending, as the row writer's
     fh.flush()
+    if any(back is None for _, back in both):
+        return None
+    return {c: back for c, (_, back) in zip(columns, both)}
 
 
-def read_back(columns: Sequence[str], data: Mapping[str, Any], n: int, *, integers: Sequence[str] = ()) -> Any:
-    """The pandas frame `pandas.read_csv` would return for what `write_columns` wrote, without reading.
-
-    Numeric and text columns only (what the simulator writes); a unit test checks the two agree.
-    """
+def frame(columns: Sequence[str], back: Mapping[str, Any]) -> Any:
+    """The pandas frame of the columns `write_columns` returned (what `load_run` reads from the file)."""
     import pandas as pd
 
-    out: dict[str, Any] = {}
-    for c in columns:
-        values = data.get(c)
-        if values is None:
-            out[c] = np.full(n, np.nan)
-        elif isinstance(values, str):
-            out[c] = np.full(n, values, dtype=object)
-        elif isinstance(values, (bool, int, float)):
-            out[c] = np.full(n, int(values) if isinstance(values, bool) else values)
-        elif isinstance(values, list) and values and all(type(v) is str for v in values):
-            out[c] = np.array(values, dtype=object)
-        else:
-            arr = np.asarray(values)
-            if arr.dtype.kind == "b":
-                out[c] = arr.astype(np.int64)
-            elif arr.dtype.kind in "iu":
-                out[c] = arr.astype(np.int64)
-            elif c in integers:
-                arr = np.asarray(values, dtype=np.float64)
-                out[c] = arr if np.isnan(arr).any() else arr.astype(np.int64)
-            elif arr.dtype.kind == "f":
-                out[c] = round4(arr.astype(np.float64))
-            elif arr.dtype.kind in "UT":
-                out[c] = np.asarray(arr.tolist(), dtype=object)
-            else:
-                raise ValueError(f"read_back: column {c} is neither numeric nor text")
-    return pd.DataFrame(out, columns=list(columns))
+    return pd.DataFrame(dict(back), columns=list(columns))

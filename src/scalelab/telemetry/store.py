@@ -12,7 +12,8 @@ import json
 import os
 import platform as host_platform
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +21,7 @@ from typing import IO, Any
 from scalelab.errors import RunFormatError
 from scalelab.telemetry import schema
 
-__all__ = ["RunWriter", "Run", "load_run", "list_runs", "new_run_id", "utc_now", "git_revision"]
+__all__ = ["RunWriter", "Run", "load_run", "list_runs", "new_run_id", "utc_now", "git_revision", "shared_provenance", "run_from_columns"]
 
 
 def utc_now() -> dt.datetime:
@@ -50,6 +51,28 @@ def git_revision(cwd: str | os.PathLike[str] | None = None) -> str:
     except CommandError:
         return "unknown"
     return rev + ("-dirty" if dirty else "")
+
+
+#: the provenance `shared_provenance` looked up once, while it is active
+_provenance: dict[str, Any] | None = None
+
+
+@contextmanager
+def shared_provenance() -> Iterator[None]:
+    """Runs created inside the block record the versions and git revision looked up once, on entry.
+
+    The simulator writes several runs within a second (and in forked workers): one lookup, not two
+    subprocesses per run. A real run creates one writer and looks them up itself.
+    """
+    global _provenance
+    from scalelab.versions import component_versions
+
+    outer = _provenance
+    _provenance = outer or {"versions": component_versions(), "git_revision": git_revision()}
+    try:
+        yield
+    finally:
+        _provenance = outer
 
 
 class _CsvAppender:
@@ -114,7 +137,7 @@ class RunWriter:
         self._requests: _CsvAppender | None = None
         self._placement: _CsvAppender | None = None
         self.arm = str(self.manifest.get("arm", ""))
-        self._written_columns: tuple[dict[str, Any], int, tuple[str, ...]] | None | bool = None
+        self._written_columns: dict[str, Any] | None | bool = None
 
     @classmethod
     def create(
@@ -154,8 +177,7 @@ class RunWriter:
                 "connections": scenario.load.connections,
                 "client_connections": scenario.load.client_connections,
             },
-            "versions": component_versions(),
-            "git_revision": git_revision(),
+            **(_provenance or {"versions": component_versions(), "git_revision": git_revision()}),
             "host": {"hostname": host_platform.node(), "cpus": os.cpu_count(), "system": host_platform.platform()},
             "utc_start": iso(started),
             "utc_end": None,
@@ -193,22 +215,18 @@ class RunWriter:
 
         data = dict(data)
         data.setdefault("arm", self.arm)
-        ints = tuple(integers)
-        write_columns(self._samples.fh, self._samples.columns, data, n, integers=ints)
+        back = write_columns(self._samples.fh, self._samples.columns, data, n, integers=tuple(integers))
         # as_run can rebuild the frame only when these columns are all the file holds
-        self._written_columns = (data, n, ints) if self._written_columns is None else False
+        self._written_columns = back if self._written_columns is None and back is not None else False
+
+    @property
+    def written_columns(self) -> dict[str, Any] | None:
+        """The samples as `sample_columns` wrote them, when that is all the file holds (for `run_from_columns`)."""
+        return self._written_columns if isinstance(self._written_columns, dict) else None
 
     def as_run(self) -> Run:
         """The finished run as `load_run` would read it back; without re-reading samples written as columns."""
-        written = self._written_columns
-        if not isinstance(written, tuple) or self.manifest.get("status") == "running":
-            return load_run(self.dir)
-        from scalelab.telemetry.columns import read_back
-
-        data, n, ints = written
-        samples = read_back(schema.SAMPLE_COLUMNS, data, n, integers=ints)
-        events = _read_csv(self.dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
-        return Run(path=self.dir, manifest=dict(self.manifest), samples=samples, events=events)
+        return run_from_columns(self.dir, self.manifest, self._written_columns)
 
     def event(self, t_s: float, kind: str, *, replicas: int | None = None, source: str = "", detail: str = "", utc: str | None = None) -> None:
         self._events.write(
@@ -398,6 +416,17 @@ def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, ordered: 
             row = int(np.flatnonzero(~(steps > 0))[0]) + 1 if not np.isnan(t).any() else int(np.flatnonzero(np.isnan(t))[0])
             raise RunFormatError(f"{path}: t_s out of order at line {row + 2} (each row must be a later second)", fix=fix)
     return frame
+
+
+def run_from_columns(run_dir: Path, manifest: Mapping[str, Any], written: Any) -> Run:
+    """A finished run whose samples were written in one go (`RunWriter.sample_columns`), from the
+    columns as written (`telemetry.columns.write_columns`); anything else is read from its directory."""
+    if not isinstance(written, dict) or manifest.get("status") == "running":
+        return load_run(run_dir)
+    from scalelab.telemetry.columns import frame
+
+    events = _read_csv(run_dir / schema.EVENTS, schema.EVENT_COLUMNS, required=False)
+    return Run(path=run_dir, manifest=dict(manifest), samples=frame(schema.SAMPLE_COLUMNS, written), events=events)
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
