@@ -239,14 +239,13 @@ class Service:
         pool_n = pool_running = -1
         mu = service_ms = variability = idle = 0.0
         t = t0
+        running, n = len(self.replicas), self.ready_count  # they change only while replicas are pending
         for arrivals_t in arrivals:
             if self._pending:
                 self._lifecycle(t)
                 running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > t)
-            else:
-                running = len(self.replicas)
+                n = self.ready_count
             t += 1
-            n = self.ready_count
             if n == 0 or pinned:
                 self.rate, self.backlog, self._cum = rate, backlog, cum
                 if n == 0:

@@ -13,6 +13,7 @@ the cells are byte for byte what the row writer writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import IO, Any
 
 import numpy as np
@@ -43,6 +44,22 @@ def _format_rounded(rounded: np.ndarray) -> list[str]:
     for i in np.flatnonzero(np.isnan(rounded)).tolist():
         cells[i] = ""
     return cells
+
+
+def _format_ints(arr: np.ndarray) -> list[str]:
+    """Cells of whole numbers: each distinct value printed once when there are few (replica counts)."""
+    if len(arr) > 1 and arr[0] == 0 and bool((np.diff(arr) == 1).all()):
+        return _counting(len(arr))[:]  # 0, 1, 2, ...: the seconds of a run
+    distinct, index = np.unique(arr, return_inverse=True)
+    if len(distinct) * 4 < len(arr):
+        return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist()
+    return list(map(str, arr.tolist()))
+
+
+@lru_cache(maxsize=4)
+def _counting(n: int) -> list[str]:
+    """``["0", "1", ..., str(n-1)]``, shared by the runs of one simulation (callers copy it)."""
+    return list(map(str, range(n)))
 
 
 def format_column(values: Any, n: int, *, integer: bool = False) -> list[str]:
@@ -76,15 +93,12 @@ def _column(values: Any, n: int, integer: bool) -> tuple[list[str], Any]:
         arr = arr.astype(np.int64)
     if arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
-        distinct, index = np.unique(arr, return_inverse=True)
-        if len(distinct) * 4 < len(arr):
-            return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist(), arr
-        return list(map(str, arr.tolist())), arr
+        return _format_ints(arr), arr
     if integer and arr.dtype.kind in "fO":
         arr = np.asarray(values, dtype=np.float64)
         missing = np.isnan(arr)
         whole = np.where(missing, 0, arr).astype(np.int64)
-        cells = list(map(str, whole.tolist()))
+        cells = _format_ints(whole)
         for i in np.flatnonzero(missing).tolist():
             cells[i] = ""
         return cells, np.where(missing, np.nan, whole) if missing.any() else whole
