@@ -19,7 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["decisions", "render_decisions", "scale_up_allowance"]
+__all__ = ["decisions", "render_decisions", "scale_up_allowance", "EVENT_LAG_S"]
+
+#: How long after the replica count changed its ``hpa_rescale`` Event may be recorded.
+EVENT_LAG_S = 5.0
 
 
 def scale_up_allowance(n: int, policies: Any, select: str = "Max") -> int | None:
@@ -53,14 +56,16 @@ def decisions(run: Any) -> pd.DataFrame:
     for _, e in ev[ev["kind"] == "hpa_rescale"].dropna(subset=["replicas"]).iterrows():
         new = int(e["replicas"])
         te = float(e["t_s"])
-        changed = [i for i in range(1, len(t)) if t[i] >= te - 2.0 and desired[i] == new and desired[i - 1] != new]
+        # The Event can reach the kit a second or two after the status changed (3 min into a kind run: 1.9 s),
+        # so the change is looked for from one sync period (5 s) before it.
+        changed = [i for i in range(1, len(t)) if t[i] >= te - EVENT_LAG_S and desired[i] == new and desired[i - 1] != new]
         if not changed:
             continue
         i = changed[0]
         n, u = int(desired[i - 1]), float(util[i])
         raw = math.ceil(n * u / target) if u == u else None
         allows = scale_up_allowance(n, up.policies, up.select_policy) if (up and new > n) else None
-        near = conditions[(conditions["t_s"] >= te - 2.0) & (conditions["t_s"] <= te + 1.0)]
+        near = conditions[(conditions["t_s"] >= min(te, float(t[i])) - 1.0) & (conditions["t_s"] <= te + 1.0)]
         reasons = [d.split(":")[0].split(" ", 1)[-1] for d in near["detail"].astype(str)
                    if not d.startswith(("AbleToScale=True SucceededRescale", "AbleToScale=True ReadyForNewScale"))]
         rows.append({

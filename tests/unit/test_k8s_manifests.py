@@ -210,17 +210,17 @@ def test_unreadable_or_ambiguous_manifest_is_a_preflight_error(tmp_path):
 def test_the_students_hpa_yaml_is_the_one_the_classroom_run_uses():
     """k8s/hpa.yaml (what lab 03 applies by hand) has the bounds, target and behaviour of the recorded run."""
     (hpa,) = _docs("hpa.yaml")
-    rendered = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261123-164454-classroom-spike-kubernetes-hpa-4e3d").hpa
+    rendered = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261204-232857-classroom-spike-kubernetes-hpa-910e").hpa
     assert rendered is not None
     for key in ("minReplicas", "maxReplicas", "metrics", "behavior"):
         assert hpa["spec"][key] == rendered["spec"][key], key
-    run = ROOT / "tests" / "fixtures" / "runs" / "20261123-164454-classroom-spike-kubernetes-hpa-4e3d" / "scenario.yaml"
+    run = ROOT / "tests" / "fixtures" / "runs" / "20261204-232857-classroom-spike-kubernetes-hpa-910e" / "scenario.yaml"
     recorded = yaml.safe_load(run.read_text())["arms"]["kubernetes-hpa"]["scaler"]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (recorded["min_replicas"], recorded["max_replicas"])
 
 
 def test_rendered_manifests_are_saved_as_applied(tmp_path: Path):
-    m = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261123-164454-classroom-spike-kubernetes-hpa-4e3d")
+    m = km.render(load_scenario("classroom-spike"), "kubernetes-hpa", "20261204-232857-classroom-spike-kubernetes-hpa-910e")
     path = km.write_rendered(m, tmp_path)
     assert path == tmp_path / km.RENDERED_FILE
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]

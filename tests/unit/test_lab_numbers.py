@@ -22,7 +22,7 @@ from scalelab.versions import VERSIONS
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "labs"
 FIXTURES = ROOT / "tests" / "fixtures" / "runs"
-K8S_RUN = FIXTURES / "20261123-164454-classroom-spike-kubernetes-hpa-4e3d"
+K8S_RUN = FIXTURES / "20261204-232857-classroom-spike-kubernetes-hpa-910e"
 COMPOSE_RUN = FIXTURES / "20261123-163909-classroom-spike-compose-manual-f6e9"
 
 
@@ -52,13 +52,19 @@ def test_lab03_decision_worked_by_hand_is_the_runs_own() -> None:
     assert result.exit_code == 0, result.output
     text = _lab("03-kind-cluster-and-hpa.md")
     assert _rows(result.output) and set(_rows(result.output)) <= set(_rows(text)), "lab 03 step 6 shows other rows than `scalelab explain` prints"
-    first = decisions(load_run(K8S_RUN)).iloc[0]
+    table = decisions(load_run(K8S_RUN))
+    capped = table[table["condition"].str.contains("ScaleUpLimit")]
+    assert len(capped), "the run has a decision capped by a scale-up policy (the one lab 03 works out by hand)"
+    first = capped.iloc[0]
     spelled = (f"**n = {first['from']}**", f"**u = {first['util_pct']:.0f}%**", f"**t = {first['target_pct']:.0f}%**",
                f"ceil({first['from']} × {first['util_pct']:.0f} / {first['target_pct']:.0f})", f"**{int(first['raw'])}**",
                f"**{int(first['policy_allows'])}**", first["condition"], f"At {first['at']}")
     for piece in spelled:
         assert piece in text, f"lab 03 step 6 does not say {piece!r}"
-    assert first["policy_allows"] == first["to"] < first["raw"], "the first decision is capped by a policy"
+    assert first["policy_allows"] == first["to"] < first["raw"], "the decision worked by hand is capped by a policy"
+    # the committed run is the students' three-node kind cluster, and lab 03 shows where its pods went
+    nodes = set(load_run(K8S_RUN).placement["node"].dropna())
+    assert nodes == {"scalelab-worker", "scalelab-worker2"}, f"the committed Kubernetes run ran on {nodes}, not on kind's two workers"
 
 
 def test_lab04_report_table_is_the_committed_runs() -> None:
@@ -129,3 +135,11 @@ def test_lab05_and_lab06_show_todays_simulated_spike(tmp_path: Path) -> None:
     assert len(printed) == 5, "classroom-spike has five arms: the operator, three cooldowns of the threshold scaler, the HPA"
     for name in ("05-what-if-with-the-simulator.md", "06-write-your-own-autoscaler.md"):
         assert set(printed) <= set(_rows(_lab(name))), f"{name} shows another table than `scalelab sim classroom-spike`"
+
+
+def test_explain_finds_a_decision_whose_event_came_late() -> None:
+    """The 10 -> 4 scale-down of the kind run changed the count at 175 s; its Event was recorded at 177.5 s."""
+    table = decisions(load_run(K8S_RUN))
+    moves = [(row["at"], row["from"], row["to"]) for _, row in table.iterrows()]
+    assert ("2:55", 10, 4) in moves, moves
+    assert len(moves) == analysis.summarize(load_run(K8S_RUN))["scale_actions"], "one decision per change of the count"

@@ -32,6 +32,6 @@ def test_report_flags_an_interrupted_run(tmp_path: Path) -> None:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["status"] = "interrupted"
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    report = build_report([load_run(run_dir), load_run(ROOT / "tests" / "fixtures" / "runs" / "20261123-164454-classroom-spike-kubernetes-hpa-4e3d")], tmp_path / "out")
+    report = build_report([load_run(run_dir), load_run(ROOT / "tests" / "fixtures" / "runs" / "20261204-232857-classroom-spike-kubernetes-hpa-910e")], tmp_path / "out")
     assert report.text.startswith("NOTE: not a like-for-like comparison: compose-manual is interrupted")
     assert "interrupted" in report.html.read_text()
