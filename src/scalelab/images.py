@@ -269,8 +269,10 @@ def _unmount_below(root: Path) -> None:
 
 
 def _requirements(cfg: ImageBuildConfig) -> list[str]:
+    """The ``name==version`` pins (a line may carry ``--hash=...`` options after its pin)."""
     text = (cfg.repo_root / REQUIREMENTS_FILE).read_text()
-    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+    lines = (line.split("#")[0].strip() for line in text.splitlines())
+    return [line.split()[0] for line in lines if line and not line.startswith("-")]
 
 
 def wheelhouse_dir(cfg: ImageBuildConfig) -> Path:

@@ -58,6 +58,12 @@ def test_requirements_are_exact_pins_and_lean() -> None:
     assert not names & {"locust", "pandas", "kubernetes", "matplotlib", "pydantic", "uvloop", "httptools"}
 
 
+def test_every_agent_requirement_is_pinned_by_hash() -> None:
+    lines = [ln.split("#")[0].strip() for ln in (REPO / images.REQUIREMENTS_FILE).read_text().splitlines()]
+    pins = [ln for ln in lines if ln]
+    assert pins and all(re.fullmatch(r"\S+==\S+ --hash=sha256:[0-9a-f]{64}", ln) for ln in pins), pins
+
+
 def test_trim_keeps_copyright_and_drops_docs(tmp_path: Path) -> None:
     doc = tmp_path / "usr/share/doc/python3"
     doc.mkdir(parents=True)
