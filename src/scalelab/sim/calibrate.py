@@ -5,8 +5,9 @@ Reads only the run directory. ``work_ms`` = Σ(CPU used − idle) / Σ requests 
 that served requests; the start delay is the median time from a scale decision (``scale`` or
 ``hpa_rescale`` event) to the next ``replica_start``; the readiness delay is the median
 ``replica_start`` → ``replica_ready`` of each replica. The host overhead is what the replicas
-could not get of the CPU budget while they were saturated (requests waiting): the budget minus
-the 95th percentile of their CPU over those seconds (0 when they never were). The scrape phase
+could not get of the CPU budget when the host held them back (requests waiting, CPU clearly below
+their limits together): the budget minus the median of their CPU over those seconds (0 when that
+never happened). The scrape phase
 (HPA arms) is the one of the whole seconds in ``[0, metric_resolution)`` with which the simulated
 replica count agrees best with the recorded one (most seconds within ±1). The result is written
 as ``--set`` overrides (YAML) that `scalelab sim` accepts: ``workload.*`` and ``sim.*`` fields.
@@ -27,6 +28,9 @@ from scalelab.sim.service import ServiceParams
 from scalelab.telemetry import Run
 
 __all__ = ["Calibration", "calibrate", "fitted_scenario", "write_calibration", "calibration_path", "DEFAULT_DIR"]
+
+#: Replicas count as held back by the host when they used at least this much less than their limits together.
+HOST_LIMITED_MARGIN_CORES = 0.1
 
 #: Where `scalelab calibrate` writes by default: runs are immutable, so never into the run it reads.
 DEFAULT_DIR = Path("reports") / "calibration"
@@ -93,17 +97,24 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
 
 
 def _host_overhead(run: Run, cpu: pd.Series) -> float | None:
-    """Budget minus what saturated replicas got (p95 of their CPU while requests waited); None without a budget."""
+    """Budget minus what the replicas typically got when the host held them back; None without a budget.
+
+    Host-limited seconds: requests waited (p95 over the objective) and the replicas used clearly
+    less than their limits together allowed, so the host, not the CPU quota, was the limit. The
+    median of their CPU over those seconds is what the rest of the machine (control plane, load
+    generator, sampler, other users) left them; the best second would overstate it.
+    """
     budget = run.manifest.get("cpu_budget")
     if budget is None:
         return None
     s = run.samples
     objective = float(run.manifest.get("latency_objective_ms") or 0) or float("inf")
     p95 = pd.to_numeric(s["p95_ms"], errors="coerce")
-    saturated = (p95 > objective) & cpu.notna()
-    if saturated.sum() < 5:
+    limits = pd.to_numeric(s["replicas_ready"], errors="coerce").fillna(0) * float(run.scenario.workload.cpu_limit)
+    held = (p95 > objective) & cpu.notna() & (cpu < limits - HOST_LIMITED_MARGIN_CORES)
+    if held.sum() < 5:
         return 0.0
-    return round(max(0.0, float(budget) - float(cpu[saturated].quantile(0.95))), 3)
+    return round(max(0.0, float(budget) - float(cpu[held].median())), 3)
 
 
 def _scrape_phase(run: Run, cal: Calibration) -> float | None:
