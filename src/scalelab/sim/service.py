@@ -135,12 +135,15 @@ class Service:
         self.mean_latency_s = params.work_ms / 1000.0
         self.rate = 0.0  # arrival rate, smoothed: the random-arrival wait depends on it, not on one second's count
         self._pool_key: tuple[int, int] = (-1, -1)
-        self._pool_cached = (0.0, 0.0, 0.0, 0.0)
+        self._pool_cached = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         # per-connection balancing: open client connections per replica, per-replica queues
         self._conns: dict[str, int] = {}
         self._queues: dict[str, float] = {}
         self._excess_s = 0
         self._in_flight = 0.0
+        # requests abandoned at the client's timeout, by the second they fail in (arrival + timeout)
+        self._expiring: dict[int, float] = {}
+        self._expire_after_s = max(1, round(params.timeout_s))
         self._rng = random.Random(len(params.__repr__()))
         for _ in range(replicas):
             r = self._new(-started_before_s)
@@ -192,19 +195,31 @@ class Service:
             self._pending = still
             self._recount()
 
+
     # -- one second ----------------------------------------------------------------------------
-    def _pool(self, n: int, running: int) -> tuple[float, float, float, float]:
-        """(μ requests/s, service time ms, arrival variability, idle CPU) for n ready of ``running``."""
+    def _pool(self, n: int, running: int) -> tuple[float, float, float, float, float, float, float]:
+        """The pool's figures for n ready of ``running`` replicas: (μ requests/s when all are busy,
+        service time ms when all are busy, arrival variability, idle CPU, service time ms of a
+        replica at its CPU limit, how many replicas the host runs at their limits at once, ms per
+        busy replica beyond that).
+
+        A replica runs at its CPU limit (the CFS quota) while the host has cores for every busy
+        replica; only when more replicas are busy than the host can run at their limits do they
+        share it (``host / busy`` each). All busy at once is the pool's capacity μ.
+        """
         key = (n, running)
         if key != self._pool_key:
             p = self.p
-            per = min(p.cpu_limit, 1.0)
+            limit = min(p.cpu_limit, 1.0)
+            per = limit
+            host = float("inf")
             if p.host_cores is not None:
-                spare = p.host_cores - (running - n) * p.idle_cores
-                per = min(per, max(spare, 0.01) / n)
+                host = max(p.host_cores - (running - n) * p.idle_cores, 0.01)
+                per = min(per, host / n)
             ca2 = 1.0 if p.spreading == "random" else 1.0 / n  # (ca² + cs²)/2, cs² = 0
             self._pool_key = key
-            self._pool_cached = (n * per * 1000.0 / p.work_ms, p.work_ms / per, ca2 / 2.0, running * p.idle_cores)
+            self._pool_cached = (n * per * 1000.0 / p.work_ms, p.work_ms / per, ca2 / 2.0, running * p.idle_cores,
+                                 p.work_ms / limit, host / limit, p.work_ms / host)
         return self._pool_cached
 
     def step(self, t: int, arrivals: float) -> StepResult:
@@ -223,8 +238,8 @@ class Service:
         one tuple per second to ``rows`` (`StepResult` order, NaN for a missing latency).
 
         The engine's fast path: it calls this for the seconds between two scaler actions, so the
-        per-second arithmetic runs in one loop with its constants in locals (86,400 seconds a
-        simulated day).
+        per-second arithmetic of the pooled queue runs in one loop with its constants in locals
+        (86,400 seconds a simulated day); per-replica queues take `_advance_queues`.
         """
         p = self.p
         emit = rows.append
@@ -234,52 +249,59 @@ class Service:
         base_mem, mem_per_request = p.base_mem_mb, p.mem_per_request_mb
         pinned = p.balancing == "per-connection"
         cap_ms = 1000.0 * timeout_s  # slower requests are errors, not completions
+        expire_after = self._expire_after_s
+        expiring = self._expiring
+        demand_per_rate = work_ms / 1000.0 / min(p.cpu_limit, 1.0)  # replicas busy at their limit per request/s
         # the state, in locals for the loop (written back when another method needs it, and at the end)
         rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
         pool_n = pool_running = -1
-        mu = service_ms = variability = idle = 0.0
+        mu = s_sat = variability = idle = s_free = k_free = ms_per_busy = 0.0
         t = t0
         running, n = len(self.replicas), self.ready_count  # they change only while replicas are pending
         for arrivals_t in arrivals:
-            if self._pending:
-                self._lifecycle(t)
-                running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > t)
-                n = self.ready_count
+            sec = t
             t += 1
+            if self._pending:
+                self.backlog = backlog
+                self._lifecycle(sec)
+                running = len(self.replicas) - sum(1 for r in self._pending if r.started_s > sec)
+                n = self.ready_count
+            due = expiring.pop(sec, 0.0) if expiring else 0.0  # requests abandoned earlier, failing now
             if n == 0 or pinned:
-                self.rate, self.backlog, self._cum = rate, backlog, cum
+                self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
                 if n == 0:
-                    emit((0.0, arrivals_t + backlog, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
+                    emit((0.0, arrivals_t + backlog + due, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
                     self.backlog = 0.0
                     self._queues = {}
                     busy_log(0.0)
                     cum_log(cum)
                 else:
-                    self.mean_latency_s = mean_latency
-                    emit(self._advance_pinned(arrivals_t, n, running))
-                    mean_latency = self.mean_latency_s
-                backlog, cum = self.backlog, self._cum
+                    emit(self._advance_queues(sec, arrivals_t, n, running, due))
+                rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
                 continue
             if n != pool_n or running != pool_running:
-                mu, service_ms, variability, idle = self._pool(n, running)
+                mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
                 pool_n, pool_running = n, running
             rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
             before = backlog
             total = before + arrivals_t
             served = total if total < mu else mu
             after = total - served
-            errors = 0.0
+            errors = due
             wait50 = wait95 = 0.0  # with a standing queue the fluid backlog wait is the wait
             if after > 0.0:
+                service_ms = s_sat  # every replica busy
                 bound = queue_limit * n
-                if after > bound:
+                if after > bound:  # refused at once: the replicas' accept queues are full
                     errors += after - bound
                     after = bound
                 timeout_backlog = mu * timeout_s
-                if after > timeout_backlog:
-                    errors += after - timeout_backlog
+                if after > timeout_backlog:  # would wait past the client's timeout: they fail when it expires
+                    expiring[sec + expire_after] = expiring.get(sec + expire_after, 0.0) + after - timeout_backlog
                     after = timeout_backlog
             else:
+                demand = rate * demand_per_rate
+                service_ms = s_free if demand <= k_free or demand <= 1.0 else (ms_per_busy * demand if demand < n else s_sat)
                 # the random-arrival wait (`_random_wait_s`, inlined)
                 rho = rate / mu
                 if rho > 0.05 and variability > 0.0:
@@ -291,11 +313,8 @@ class Service:
                         wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
             backlog = after
             if after > 0.0 and served > 0.0:
-                # requests that reach a replica after waiting almost the client's timeout finish too late: the
-                # replica spends their CPU, the client has already given up (an error, counted but wasted)
-                late = (after / mu + service_ms / 1000.0 - timeout_s) / (service_ms / 1000.0)
-                if late > 0.0:
-                    errors += served * (late if late < 1.0 else 1.0)
+                # requests that reach a replica after waiting almost the client's timeout finish too late
+                errors += served * _late_share(after / mu, service_ms / 1000.0, timeout_s, rate / n)
             if after > before:
                 f95 = (0.05 * before + 0.95 * after) / mu
             else:
@@ -308,33 +327,98 @@ class Service:
             in_flight = after + served * service_ms / 1000.0
             mem = running * base_mem + in_flight * mem_per_request
             if served <= 0.0:
-                emit((0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                slow = cap_ms if due > 0.0 else _NAN
+                emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, 1.0 / n))
                 continue
             p50 = service_ms + 1000.0 * ((before + after) / 2.0 / mu + wait50)
             p95 = service_ms + 1000.0 * (f95 + wait95)
+            if due > 0.0:  # the abandoned requests complete (as errors) at the client's timeout
+                p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
             mean_latency = p50 / 1000.0
             emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
         self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
 
-    def _advance_pinned(self, arrivals: float, n: int, running: int) -> tuple[float, ...]:
-        """One second when kept-alive connections are pinned to pods (kube-proxy balances connections).
+    def _advance_queues(self, sec: int, arrivals: float, n: int, running: int, due: float) -> tuple[float, ...]:
+        """One second with a queue per pod, when kept-alive connections are pinned to pods (kube-proxy
+        balances connections): each ready pod gets the share of the arrivals its connections carry
+        (`_connection_shares`) and serves its own queue."""
+        p = self.p
+        mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
+        mu_i = mu / n
+        ready = [r.name for r in self.replicas if r.joined_step >= 0]
+        queues = self._queues
+        queues = self._queues = {name: queues.get(name, 0.0) for name in ready}  # a stopped pod's queue is lost
+        rate = self.rate = self.rate + RATE_SMOOTHING * (arrivals - self.rate)
+        demand = rate * p.work_ms / 1000.0 / min(p.cpu_limit, 1.0)
+        s_idle = s_free if demand <= k_free or demand <= 1.0 else (ms_per_busy * demand if demand < n else s_sat)
+        shares = self._connection_shares(ready, arrivals, s_sat)
+        served = errors = expired = backlog = in_flight = share_sq = 0.0
+        lat: list[tuple[float, float, float]] = []  # (p50, p95, served) per replica
+        for name in ready:
+            share = shares[name]
+            share_sq += share * share
+            before = queues[name]
+            total = before + arrivals * share
+            done = total if total < mu_i else mu_i
+            after = total - done
+            service_ms = s_idle
+            w50 = w95 = 0.0
+            if after > 0.0:
+                service_ms = s_sat
+                bound = float(p.queue_limit)
+                if after > bound:
+                    errors += after - bound
+                    after = bound
+                limit = mu_i * p.timeout_s
+                if after > limit:
+                    expired += after - limit
+                    after = limit
+                if done > 0.0:
+                    errors += done * _late_share(after / mu_i, service_ms / 1000.0, p.timeout_s, rate * share)
+            else:
+                w50, w95 = _random_wait_s(rate * share / mu_i, service_ms / 1000.0, variability)
+            queues[name] = after
+            served += done
+            backlog += after
+            in_flight += after + done * service_ms / 1000.0
+            if done > 0.0:
+                f95 = (0.05 * before + 0.95 * after) / mu_i if after > before else (0.95 * before + 0.05 * after) / mu_i
+                lat.append((service_ms + 1000.0 * ((before + after) / 2.0 / mu_i + w50), service_ms + 1000.0 * (f95 + w95), done))
+        if expired > 0.0:
+            at = sec + self._expire_after_s
+            self._expiring[at] = self._expiring.get(at, 0.0) + expired
+        errors += due
+        self.backlog = backlog
+        busy = served * p.work_ms / 1000.0
+        self._busy.append(busy / n)
+        self._cum += busy / n
+        self._pool_cum.append(self._cum)
+        self._in_flight = in_flight
+        mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
+        cap_ms = 1000.0 * p.timeout_s
+        if served <= 0.0:
+            slow = cap_ms if due > 0.0 else _NAN
+            return (0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, share_sq)
+        p50 = _weighted_quantile([(a, w) for a, _b, w in lat], 0.5)
+        p95 = _weighted_quantile([(b, w) for _a, b, w in lat], 0.95)
+        if due > 0.0:
+            p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
+        p50, p95 = min(cap_ms, p50), min(cap_ms, p95)
+        self.mean_latency_s = p50 / 1000.0
+        return (served, errors, p50, p95, busy + idle, in_flight, mem, n, running, share_sq)
+
+    def _connection_shares(self, ready: list[str], arrivals: float, service_ms: float) -> dict[str, float]:
+        """Each ready pod's share of the requests when kept-alive connections are pinned to pods.
 
         The client holds as many connections as requests in flight (at most ``client_connections``);
         a new one lands on a ready pod at random and stays there; one idle for ``keepalive_idle_s``
-        is closed by the agent; a stopped pod's connections reconnect at random. Each pod gets the
-        share of the arrivals its connections carry and queues them on its own: a pod without
+        is closed by the agent; a stopped pod's connections reconnect at random. A pod without
         connections idles while a pinned one saturates.
         """
         p = self.p
-        if (n, running) != self._pool_key:
-            self._pool(n, running)
-        mu, service_ms, variability, idle = self._pool_cached
-        mu_i = mu / n
-        ready = [r.name for r in self.replicas if r.joined_step >= 0]
         alive = set(ready)
         lost = sum(k for name, k in self._conns.items() if name not in alive)
         self._conns = {name: k for name, k in self._conns.items() if name in alive}
-        self._queues = {name: q for name, q in self._queues.items() if name in alive}
         cap = p.client_connections or 10_000
         need = min(cap, max(1, math.ceil(self._in_flight + arrivals * service_ms / 1000.0)))
         open_now = sum(self._conns.values())
@@ -348,42 +432,8 @@ class Service:
                 name = self._rng.choice([k for k, c in self._conns.items() if c > 0])
                 self._conns[name] -= 1
             self._excess_s = 0
-        total_conns = sum(self._conns.values()) or 1
-        served = errors = after_all = 0.0
-        share_sq = 0.0
-        lat: list[tuple[float, float, float]] = []  # (p50, p95, served) per pod
-        for name in ready:
-            share = self._conns.get(name, 0) / total_conns
-            share_sq += share * share
-            before = self._queues.get(name, 0.0)
-            total = before + arrivals * share
-            done = total if total < mu_i else mu_i
-            after = total - done
-            limit = mu_i * p.timeout_s
-            if after > limit:
-                errors += after - limit
-                after = limit
-            self._queues[name] = after
-            served += done
-            after_all += after
-            if done > 0.0:
-                w50, w95 = _random_wait_s(arrivals * share / mu_i, service_ms / 1000.0, variability) if after <= 0.0 else (0.0, 0.0)
-                f95 = (0.05 * before + 0.95 * after) / mu_i if after > before else (0.95 * before + 0.05 * after) / mu_i
-                lat.append((service_ms + 1000.0 * ((before + after) / 2.0 / mu_i + w50), service_ms + 1000.0 * (f95 + w95), done))
-        self.backlog = after_all
-        busy = served * p.work_ms / 1000.0
-        self._busy.append(busy / n)
-        self._cum += busy / n
-        self._pool_cum.append(self._cum)
-        in_flight = self._in_flight = after_all + served * service_ms / 1000.0
-        mem = running * p.base_mem_mb + in_flight * p.mem_per_request_mb
-        if served <= 0.0:
-            return (0.0, errors, _NAN, _NAN, busy + idle, in_flight, mem, n, running, share_sq)
-        cap_ms = 1000.0 * p.timeout_s
-        p50 = min(cap_ms, _weighted_quantile([(a, w) for a, _b, w in lat], 0.5))
-        p95 = min(cap_ms, _weighted_quantile([(b, w) for _a, b, w in lat], 0.95))
-        self.mean_latency_s = p50 / 1000.0
-        return (served, errors, p50, p95, busy + idle, in_flight, mem, n, running, share_sq)
+        total = sum(self._conns.values()) or 1
+        return {name: self._conns.get(name, 0) / total for name in ready}
 
     # -- what kubelet / metrics-server and the HPA see -----------------------------------------
     def cumulative_cpu_s(self, r: Replica, at: float) -> float:
@@ -410,6 +460,34 @@ class Service:
         out = sorted(self.events, key=lambda e: e.t_s)
         self.events = []
         return out
+
+
+def _late_share(wait_s: float, service_s: float, timeout_s: float, rate_per_replica: float) -> float:
+    """The share of the requests a replica serves in a second that finish after the client gave up.
+
+    Those that start within one service time of the timeout finish too late (the agent stops
+    their work when the client leaves: an error). At the timeout itself not all are late: the
+    oldest request still waiting is younger than the timeout by the gap to the next arrival
+    (exponential, rate ``λ`` per replica), and it finishes in time when that gap exceeds its
+    service time ``S``; a replica then answers ``λ·e^(-λS) / (1 - e^(-λS))`` requests/s in
+    time, a share ``x·e^(-x) / (1 - e^(-x))`` (x = λS) of what it works through.
+    """
+    late = (wait_s + service_s - timeout_s) / service_s
+    if late <= 0.0:
+        return 0.0
+    x = rate_per_replica * service_s
+    in_time = x * math.exp(-x) / -math.expm1(-x) if x > 1e-9 else 1.0
+    return min(late, 1.0 - in_time)
+
+
+def _with_timeouts(p50: float, p95: float, timed_out: float, cap_ms: float) -> tuple[float, float]:
+    """p50 and p95 of a second's completions when a share ``timed_out`` of them are requests the
+    client gave up on (their latency is the timeout: the slowest of the second)."""
+    if timed_out > 0.05:
+        p95 = cap_ms
+    if timed_out > 0.5:
+        p50 = cap_ms
+    return p50, p95
 
 
 def _weighted_quantile(values: list[tuple[float, float]], q: float) -> float:
