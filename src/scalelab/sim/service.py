@@ -302,8 +302,8 @@ class Service:
             else:
                 demand = rate * demand_per_rate
                 service_ms = s_free if demand <= k_free or demand <= 1.0 else (ms_per_busy * demand if demand < n else s_sat)
-                # the random-arrival wait (`_random_wait_s`, inlined)
-                rho = rate / mu
+                # the random-arrival wait (`_random_wait_s`, inlined), at the replicas' utilisation at that speed
+                rho = rate * service_ms / (1000.0 * n)
                 if rho > 0.05 and variability > 0.0:
                     if rho > 0.95:
                         rho = 0.95
@@ -376,7 +376,7 @@ class Service:
                 if done > 0.0:
                     errors += done * _late_share(after / mu_i, service_ms / 1000.0, p.timeout_s, rate * share)
             else:
-                w50, w95 = _random_wait_s(rate * share / mu_i, service_ms / 1000.0, variability)
+                w50, w95 = _random_wait_s(rate * share * service_ms / 1000.0, service_ms / 1000.0, variability)
             queues[name] = after
             served += done
             backlog += after
