@@ -2,20 +2,23 @@
 
 Each replica runs one worker thread (the agent's default), so it serves requests FIFO at
 ``c = min(cpu_limit, 1)`` cores: a request of ``work_ms`` CPU-ms takes ``S = work_ms / c`` ms.
-All replicas share one host of ``host_cores`` (the scenario's CPU budget): when the ready
-replicas together could use more than the host has, each gets an equal share and they saturate
-together. The load balancer spreads requests over **ready** replicas only (nginx round-robin on
-compose, Service/iptables random on Kubernetes); new replicas are cold: they start after
-``start_delay_s`` and are ready ``warmup_s`` later.
+All replicas share one host of ``host_cores`` (the scenario's CPU budget minus the calibrated
+host overhead). A busy replica runs at its CPU limit (its CFS quota) as long as the host has
+cores for every busy replica; only when more are busy than the host can run at their limits do
+they share it, and with all of them busy that share is the pool's capacity μ. The load balancer
+spreads requests over **ready** replicas only (nginx on compose, the Service on Kubernetes);
+new replicas are cold: they start after ``start_delay_s`` and are ready ``warmup_s`` later.
 
-Per second: ``A`` requests arrive, the pool serves ``min(backlog + A, μ)`` (μ = pool
-capacity in requests/s) and the rest waits. Latency = service time + the fluid backlog wait +
-a random-arrival wait from Kingman's G/G/1 formula (``E[Wq] ≈ ρ/(1-ρ) · (ca²+cs²)/2 · S``,
-cs² = 0 for a fixed CPU cost, ca² = 1 for random spreading, 1/n for round-robin over n replicas)
-with an exponential tail. A request still queued after ``timeout_s`` is abandoned by the client
-(an error, it leaves the queue); a queue beyond ``queue_limit`` per replica is refused (errors).
-This is exact in the mean for both spreading rules and costs O(1) per second, so a simulated day
-takes well under a second.
+Per second: ``A`` requests arrive, the pool serves ``min(backlog + A, μ)`` and the rest waits.
+Latency = service time + the fluid backlog wait + a random-arrival wait from Kingman's G/G/1
+formula (``E[Wq] ≈ ρ/(1-ρ) · (ca²+cs²)/2 · S``, cs² = 0 for a fixed CPU cost, ca² = 1 for random
+spreading, 1/n for round-robin over n replicas, ρ the replicas' utilisation at the speed they
+run) with an exponential tail. A request that would wait past the client's ``timeout_s`` is
+abandoned: an error in the second the client gives up (the kit counts a request in the second it
+ends), with the timeout as its latency. Near the timeout only part of what the replicas serve
+finishes in time (`_late_share`); a queue beyond ``queue_limit`` per replica is refused at once.
+This costs O(1) per second, so a simulated day takes well under a second. Kept-alive connections
+pinned to pods (per-connection balancing) give each pod its own queue (`_advance_queues`).
 """
 
 from __future__ import annotations
