@@ -145,7 +145,7 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
     events.append(ScalerEvent(0.0, "phase", None, "sim", "load"))
     desired_col: list[int] = []
     seen_col: list[int | None] = []
-    out: list[tuple[Any, ...]] = []
+    out: list[Any] = []  # tuples, or arrays of rows (`Service.run`)
     run, act, due_s = service.run, scaler.act, scaler.next_due_s
     t = 0
     while t < steps:
@@ -175,11 +175,24 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
     return result
 
 
-def _columns(out: list[tuple[Any, ...]], desired: list[int], seen: list[int | None], levels: Sequence[float], limit: float,
+def _columns(out: list[Any], desired: list[int], seen: list[int | None], levels: Sequence[float], limit: float,
              open_loop: bool, price: float) -> dict[str, Any]:
     """The per-second `StepResult`s and scaler state as sample columns (numpy arrays)."""
-    n, width = len(out), len(StepResult._fields)
-    steps = np.fromiter(chain.from_iterable(out), dtype=np.float64, count=n * width).reshape(n, width)
+    width = len(StepResult._fields)
+    parts: list[np.ndarray] = []  # rows come one tuple a second, or as arrays for quiet stretches
+    tuples: list[tuple[Any, ...]] = []
+    for item in out:
+        if isinstance(item, np.ndarray):
+            if tuples:
+                parts.append(np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(-1, width))
+                tuples = []
+            parts.append(item)
+        else:
+            tuples.append(item)
+    if tuples or not parts:
+        parts.append(np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(-1, width))
+    steps = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    n = len(steps)
     col = {f: steps[:, i] for i, f in enumerate(StepResult._fields)}
     ready = col["ready"].astype(np.int64)
     desired_arr = np.asarray(desired, dtype=np.int64)

@@ -27,7 +27,9 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from scalelab.registry import platform_spec
 from scalelab.scenario import Arm, Scenario
@@ -35,6 +37,8 @@ from scalelab.scenario import Arm, Scenario
 __all__ = ["ServiceParams", "Replica", "Service", "StepResult", "LIFECYCLE_EVENTS"]
 
 LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
+#: Stretches at least this long with nobody waiting are computed as arrays (`Service._quiet_block`).
+QUIET_STRETCH_S = 64
 #: Weight of the newest second in the smoothed arrival rate (a time constant of ~5 s).
 RATE_SMOOTHING = 0.2
 _NAN = float("nan")
@@ -232,18 +236,45 @@ class Service:
 
     def advance(self, t: int, arrivals: float) -> tuple[float, ...]:
         """`step` as a plain tuple in `StepResult` order, NaN for a missing latency."""
-        rows: list[tuple[float, ...]] = []
-        self.run(t, (arrivals,), rows)
+        rows: list[Any] = []
+        self._run_seconds(t, (arrivals,), rows)
         return rows[0]
 
-    def run(self, t0: int, arrivals: Sequence[float], rows: list[tuple[float, ...]]) -> None:
+    def run(self, t0: int, arrivals: Sequence[float], rows: list[Any]) -> None:
         """Serve seconds ``t0, t0+1, ...`` with ``arrivals[i]`` new requests in second ``t0+i``; append
-        one tuple per second to ``rows`` (`StepResult` order, NaN for a missing latency).
+        the rows to ``rows`` (`StepResult` order, NaN for a missing latency): one tuple a second,
+        or one array for a quiet stretch (`_quiet_block`).
 
-        The engine's fast path: it calls this for the seconds between two scaler actions, so the
-        per-second arithmetic of the pooled queue runs in one loop with its constants in locals
-        (86,400 seconds a simulated day); per-replica queues take `_advance_queues`.
+        The engine's fast path: it calls this for the seconds between two scaler actions. A stretch
+        of at least `QUIET_STRETCH_S` seconds in which nobody waits is computed as arrays; the rest
+        second by second (`_run_seconds`).
         """
+        total = len(arrivals)
+        if total < QUIET_STRETCH_S or self.p.balancing != "per-request":
+            self._run_seconds(t0, arrivals, rows)
+            return
+        a = np.asarray(arrivals, dtype=np.float64)
+        over: tuple[float, np.ndarray] | None = None  # (μ, the seconds whose arrivals exceed it)
+        i = 0
+        while i < total:
+            if not self._pending and self.ready_count and not self.backlog:
+                mu = self._pool(self.ready_count, len(self.replicas))[0]
+                if over is None or over[0] != mu:
+                    over = (mu, np.flatnonzero(a > mu))
+                k = int(np.searchsorted(over[1], i))
+                end = int(over[1][k]) if k < len(over[1]) else total
+                if end - i >= QUIET_STRETCH_S:
+                    rows.append(self._quiet_block(a[i:end]))
+                    i = end
+                    continue
+                window = max(end - i + 1, QUIET_STRETCH_S)
+            else:
+                window = QUIET_STRETCH_S
+            self._run_seconds(t0 + i, arrivals[i : i + window], rows)
+            i += window
+
+    def _run_seconds(self, t0: int, arrivals: Sequence[float], rows: list[Any]) -> None:
+        """`run` one second at a time, its constants in locals."""
         p = self.p
         emit = rows.append
         busy_log = self._busy.append
@@ -340,6 +371,44 @@ class Service:
             mean_latency = p50 / 1000.0
             emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
         self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
+
+    def _quiet_block(self, arrivals: np.ndarray) -> np.ndarray:
+        """A stretch in which nobody waits (no backlog, no pending replica, every second's arrivals
+        within the pool's capacity), computed a column at a time: the per-second arithmetic of
+        `_run_seconds` on arrays. Returns the rows as one array (`StepResult` order)."""
+        p = self.p
+        n, running = self.ready_count, len(self.replicas)
+        _mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
+        rates = []
+        rate = self.rate
+        for a in arrivals.tolist():  # the smoothed rate: sequential, cheap
+            rate = rate + RATE_SMOOTHING * (a - rate)
+            rates.append(rate)
+        r = np.array(rates)
+        demand = r * (p.work_ms / 1000.0 / min(p.cpu_limit, 1.0))
+        service_ms = np.where((demand <= k_free) | (demand <= 1.0), s_free, np.where(demand < n, ms_per_busy * demand, s_sat))
+        rho = np.minimum(r * service_ms / (1000.0 * n), 0.95)
+        waiting = (rho > 0.05) & (variability > 0.0)
+        mean_given_wait = service_ms * variability / (1.0 - rho)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wait95 = np.where(waiting, mean_given_wait * np.log(rho / 0.05) / 1000.0, 0.0)
+            wait50 = np.where(waiting & (rho > 0.5), mean_given_wait * np.log(rho / 0.5) / 1000.0, 0.0)
+        busy = arrivals * p.work_ms / 1000.0
+        per = busy / n
+        cum = np.cumsum(np.concatenate(([self._cum], per)))[1:]
+        self._busy.extend(per.tolist())
+        self._pool_cum.extend(cum.tolist())
+        self._cum, self.rate = float(cum[-1]), rate
+        in_flight = arrivals * service_ms / 1000.0
+        cap_ms = 1000.0 * p.timeout_s
+        some = arrivals > 0.0
+        p50 = np.where(some, np.minimum(service_ms + 1000.0 * wait50, cap_ms), np.nan)
+        p95 = np.where(some, np.minimum(service_ms + 1000.0 * wait95, cap_ms), np.nan)
+        if some.any():
+            self.mean_latency_s = float(p50[some][-1]) / 1000.0
+        k = len(arrivals)
+        return np.column_stack((arrivals, np.zeros(k), p50, p95, busy + idle, in_flight, running * p.base_mem_mb + in_flight * p.mem_per_request_mb,
+                                np.full(k, float(n)), np.full(k, float(running)), np.full(k, 1.0 / n)))
 
     def _advance_queues(self, sec: int, arrivals: float, n: int, running: int, due: float) -> tuple[float, ...]:
         """One second with a queue per pod, when kept-alive connections are pinned to pods (kube-proxy
