@@ -110,3 +110,17 @@ def test_kept_alive_connections_pin_the_kubernetes_arm(tmp_path: Path) -> None:
     assert fair["kubernetes-hpa"]["spread_jain"] > 0.8 > 0.6 > trap["kubernetes-hpa"]["spread_jain"]
     assert trap["kubernetes-hpa"]["seconds_over_objective"] > 2 * fair["kubernetes-hpa"]["seconds_over_objective"]
     assert trap["kubernetes-hpa"]["errors"] > 2 * fair["kubernetes-hpa"]["errors"]
+
+
+def test_utc_of_each_second_is_the_iso_time() -> None:
+    import datetime as dt
+
+    import numpy as np
+
+    from scalelab.sim.engine import _utc_seconds
+
+    for start in (dt.datetime(2026, 12, 4, 22, 59, 37, 123456, tzinfo=dt.UTC), dt.datetime(2026, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC)):
+        for n in (0, 1, 60, 61, 3700):
+            t0 = np.datetime64(start.replace(tzinfo=None), "ms")
+            iso = np.datetime_as_string(t0 + (np.arange(n) * 1000).astype("timedelta64[ms]"), unit="ms")
+            assert _utc_seconds(start, n) == [s + "Z" for s in iso.tolist()]

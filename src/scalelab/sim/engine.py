@@ -341,7 +341,16 @@ def _utc(start: dt.datetime, t_s: float) -> str:
 def _sample_columns(result: SimResult, start: dt.datetime) -> dict[str, Any]:
     """The result's columns for `RunWriter.sample_columns`, with the UTC time of each second."""
     data = dict(result.columns)
-    t0 = np.datetime64(start.replace(tzinfo=None), "ms")
-    stamps = t0 + (np.asarray(data["t_s"], dtype=np.int64) * 1000).astype("timedelta64[ms]")
-    data["utc"] = np.strings.add(np.datetime_as_string(stamps, unit="ms"), "Z")
+    data["utc"] = _utc_seconds(start, result.n)
     return data
+
+
+def _utc_seconds(start: dt.datetime, n: int) -> list[str]:
+    """The ISO times (ms, ``Z``) of ``start`` + 0, 1, ..., n-1 s: each minute's prefix and each
+    second's suffix formatted once (a day is 86,400 of them)."""
+    minute = start.replace(second=0, microsecond=0, tzinfo=None)
+    offset = start.second
+    ms = start.microsecond // 1000
+    suffixes = [f"{sec:02d}.{ms:03d}Z" for sec in range(60)]
+    prefixes = [(minute + dt.timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:") for m in range((offset + n + 59) // 60)]
+    return [p + x for p in prefixes for x in suffixes][offset : offset + n]
