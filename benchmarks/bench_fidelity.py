@@ -128,7 +128,10 @@ def main() -> None:
     if args.save is not None:
         import subprocess
 
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()  # noqa: S603, S607
+        import scalelab
+
+        where = Path(scalelab.__file__).parent  # the checkout whose model ran (PYTHONPATH)
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=where, check=False).stdout.strip()  # noqa: S603, S607
         args.save.write_text(json.dumps({"model": f"scalelab {rev or 'unknown'}", "rows": targets}, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.save}")
     print_targets(targets, json.loads(BEFORE.read_text(encoding="utf-8")) if BEFORE.is_file() else None)
