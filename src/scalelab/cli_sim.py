@@ -89,7 +89,7 @@ def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
     click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (from {cal.seconds_used} s with load)")
     click.echo(f"start delay:      {fmt(cal.start_delay_s, 's')} (scale decision -> container running)")
     click.echo(f"readiness delay:  {fmt(cal.warmup_s, 's')} (running -> ready, {cal.replicas_timed} replicas)")
-    click.echo(f"host overhead:    {fmt(cal.host_overhead_cores, 'cores')} (budget the saturated replicas did not get)")
+    click.echo(f"host overhead:    {fmt(cal.host_overhead_cores, 'cores')} (budget the replicas did not get while the host held them back)")
     if cal.scrape_phase_s is not None:
         click.echo(f"scrape phase:     {cal.scrape_phase_s:.0f} s (metrics-server, best agreement of the replica counts)")
     path = write_calibration(cal, target)

@@ -115,6 +115,14 @@ def test_calibrate_finds_the_scrape_phase_a_simulated_run_used(tmp_path: Path) -
     assert cal.host_overhead_cores is not None and cal.host_overhead_cores < 0.2  # the model gives the replicas the whole budget
 
 
+def test_calibrate_recovers_the_host_overhead_of_a_host_limited_run(tmp_path: Path) -> None:
+    # 1 core, 0.3 of it taken by the host's other work: after the operator's scale to 8 x 0.125 cores the
+    # replicas want more than the host leaves them, and calibrate reads what they got while requests waited
+    sc = prepare_scenario("classroom-spike", cpu_budget=1, overrides=["sim.host_overhead_cores=0.3"])
+    run = load_run(run_arm(sc, "compose-manual", tmp_path))
+    assert calibrate(run).host_overhead_cores == pytest.approx(0.3, abs=0.03)
+
+
 def test_calibrate_needs_load(tmp_path: Path) -> None:
     sc = prepare_scenario("classroom-spike")
     with RunWriter.create(tmp_path, scenario=sc, arm="compose-manual", platform="sim") as w:
