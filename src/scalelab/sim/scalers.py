@@ -105,6 +105,7 @@ class HPAModel:
         self.seen_util_pct: int | None = None
         self.decisions: list[Decision] = []
         self._conditions: dict[str, tuple[bool, str]] = {}
+        self._pod_status: dict[tuple[str, bool, bool], PodStatus] = {}
 
     def next_due_s(self) -> float | None:
         """The next scrape or sync, whichever comes first."""
@@ -132,13 +133,19 @@ class HPAModel:
         return [ContainerSample(r.name, r.started_s, service.cumulative_cpu_s(r, at)) for r in service.live() if r.started_s <= at]
 
     def _pods(self, service: Service, now: float) -> list[PodStatus]:
+        """The pods as the controller lists them (each status made once: they change only at start and readiness)."""
         pods = []
+        cache = self._pod_status
         for r in service.live():
-            if r.started_s > now:
-                pods.append(PodStatus(r.name, phase="Pending", start_time=None, ready=None, ready_changed_s=None, request_m=self.request_m))
-                continue
-            ready = r.ready_s <= now
-            pods.append(PodStatus(r.name, "Running", False, r.started_s, ready, r.ready_s if ready else r.started_s, self.request_m))
+            state = (r.name, r.started_s > now, r.ready_s <= now)
+            pod = cache.get(state)
+            if pod is None:
+                if state[1]:
+                    pod = PodStatus(r.name, phase="Pending", start_time=None, ready=None, ready_changed_s=None, request_m=self.request_m)
+                else:
+                    pod = PodStatus(r.name, "Running", False, r.started_s, state[2], r.ready_s if state[2] else r.started_s, self.request_m)
+                cache[state] = pod
+            pods.append(pod)
         return pods
 
     def _sync(self, now: float, service: Service) -> list[ScalerEvent]:
