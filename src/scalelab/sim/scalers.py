@@ -108,9 +108,10 @@ class HPAModel:
         self._pod_status: dict[tuple[str, bool, bool], PodStatus] = {}
 
     def next_due_s(self) -> float | None:
-        """The next scrape or sync, whichever comes first."""
-        scrape = self.metrics.next_scrape_s()
-        return scrape if scrape < self.next_sync_s else self.next_sync_s
+        """The next sync. Scrapes before it are taken then, in time order: a scrape reads the pods'
+        cumulative CPU at its own time from the service's history, and the pods change only at
+        syncs (scale) or by times fixed when they were created (start, readiness)."""
+        return self.next_sync_s
 
     def act(self, t0: float, t1: float, service: Service) -> list[ScalerEvent]:
         if t1 <= self.next_sync_s and t1 <= self.metrics.next_scrape_s():
