@@ -270,8 +270,8 @@ def _write_arm(
     with writer:
         start = dt.datetime.fromisoformat(writer.manifest["utc_start"].replace("Z", "+00:00"))
         writer.sample_columns(_sample_columns(result, start), result.n, integers=INT_COLUMNS)
-        for e in result.events:
-            writer.event(round(e.t_s, 3), e.kind, replicas=e.replicas, source=e.source, detail=e.detail, utc=_utc(start, e.t_s))
+        writer.events({"t_s": round(e.t_s, 3), "utc": _utc(start, e.t_s), "kind": e.kind, "replicas": e.replicas, "source": e.source,
+                       "detail": e.detail} for e in result.events)
     return writer
 
 

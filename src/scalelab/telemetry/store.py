@@ -233,6 +233,10 @@ class RunWriter:
             {"t_s": t_s, "utc": utc or iso(utc_now()), "arm": self.arm, "kind": kind, "replicas": replicas, "source": source, "detail": detail}
         )
 
+    def events(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append many events at once (one flush; ``arm`` filled in): the simulator's, written after the run."""
+        self._events.write_many({"arm": self.arm, **row} for row in rows)
+
     def requests(self, rows: Iterable[Mapping[str, Any]]) -> None:
         if self._requests is None:
             self._requests = _CsvAppender(self.dir / schema.REQUESTS, schema.REQUEST_COLUMNS)
