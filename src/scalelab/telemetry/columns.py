@@ -12,7 +12,7 @@ the cells are byte for byte what the row writer writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import IO, Any
 
@@ -34,31 +34,56 @@ def round4(values: np.ndarray) -> np.ndarray:
     return rounded
 
 
-def _format_rounded(rounded: np.ndarray) -> list[str]:
-    """Cells of values already rounded by `round4`."""
+#: Rows formatted and written at a time: the cells of a block are made, joined and dropped before
+#: the next (a simulated day is 1.6 million cells; made all at once they cost memory, not time).
+ROW_BLOCK = 8192
+
+Cells = Callable[[int, int], list[str]]  # (lo, hi) -> the column's cells of rows lo..hi-1
+
+
+def _table_cells(texts: list[str], index: np.ndarray) -> Cells:
+    """Cells of a column with few distinct values: each printed once, looked up per row."""
+    table = np.array(texts, dtype=object)
+    return lambda lo, hi: table[index[lo:hi]].tolist()
+
+
+def _float_cells(rounded: np.ndarray) -> Cells:
+    """Cells of values already rounded by `round4` (NaN empty)."""
     distinct, index = np.unique(rounded, return_inverse=True)
     if len(distinct) * 4 < len(rounded):  # few distinct values (replicas, load levels): print each once
-        texts = np.array(["" if v != v else repr(v) for v in distinct.tolist()], dtype=object)
-        return texts[index.reshape(-1)].tolist()
-    cells = list(map(repr, rounded.tolist()))
-    for i in np.flatnonzero(np.isnan(rounded)).tolist():
-        cells[i] = ""
+        return _table_cells(["" if v != v else repr(v) for v in distinct.tolist()], index.reshape(-1))
+    missing = np.isnan(rounded)
+
+    def cells(lo: int, hi: int) -> list[str]:
+        out = list(map(repr, rounded[lo:hi].tolist()))
+        for i in np.flatnonzero(missing[lo:hi]).tolist():
+            out[i] = ""
+        return out
+
     return cells
 
 
-def _format_ints(arr: np.ndarray) -> list[str]:
-    """Cells of whole numbers: each distinct value printed once when there are few (replica counts)."""
-    if len(arr) > 1 and arr[0] == 0 and bool((np.diff(arr) == 1).all()):
-        return _counting(len(arr))[:]  # 0, 1, 2, ...: the seconds of a run
+def _int_cells(arr: np.ndarray, missing: np.ndarray | None = None) -> Cells:
+    """Cells of whole numbers (``missing``: empty cells): each distinct value printed once when
+    there are few (replica counts), the seconds 0, 1, 2, ... of a run once per simulation."""
+    gaps = missing is not None and bool(missing.any())
+    if not gaps and len(arr) > 1 and arr[0] == 0 and bool((np.diff(arr) == 1).all()):
+        counting = _counting(len(arr))
+        return lambda lo, hi: counting[lo:hi]
     distinct, index = np.unique(arr, return_inverse=True)
-    if len(distinct) * 4 < len(arr):
-        return np.array(list(map(str, distinct.tolist())), dtype=object)[index.reshape(-1)].tolist()
-    return list(map(str, arr.tolist()))
+    texts, index = list(map(str, distinct.tolist())), index.reshape(-1)
+    if gaps:
+        texts.append("")
+        index = np.where(missing, len(texts) - 1, index)  # type: ignore[arg-type]
+    if len(texts) * 4 < len(arr):
+        return _table_cells(texts, index)
+    table = texts
+    return lambda lo, hi: [table[i] for i in index[lo:hi].tolist()]
 
 
 @lru_cache(maxsize=4)
 def _counting(n: int) -> list[str]:
-    """``["0", "1", ..., str(n-1)]``, shared by the runs of one simulation (callers copy it)."""
+    """``["0", "1", ..., str(n-1)]``, shared by the runs of one simulation (callers slice it)."""
     return list(map(str, range(n)))
 
 
@@ -67,25 +92,26 @@ def format_column(values: Any, n: int, *, integer: bool = False) -> list[str]:
 
     ``integer``: whole numbers with gaps (NaN or None -> empty), e.g. the HPA's last utilisation.
     """
-    return _column(values, n, integer)[0]
+    return _column(values, n, integer)[0](0, n)
 
 
-def _column(values: Any, n: int, integer: bool) -> tuple[list[str], Any]:
-    """The cells of one column, and the values `pandas.read_csv` reads back from them (None: not
-    known without reading, for mixed columns)."""
+def _column(values: Any, n: int, integer: bool) -> tuple[Cells, Any]:
+    """How to make the cells of one column (a slice at a time), and the values `pandas.read_csv`
+    reads back from them (None: not known without reading, for mixed columns)."""
     from scalelab.telemetry.store import _cell
 
     if values is None or isinstance(values, (str, int, float, bool)):
         cell = str(_cell(values))
         _plain([cell])
         if cell == "":
-            return [cell] * n, np.full(n, np.nan)
+            return (lambda lo, hi: [cell] * (hi - lo)), np.full(n, np.nan)
         back: Any = values if isinstance(values, str) else (float(cell) if isinstance(values, float) else int(cell))
-        return [cell] * n, np.full(n, back, dtype=object if isinstance(back, str) else None)
+        return (lambda lo, hi: [cell] * (hi - lo)), np.full(n, back, dtype=object if isinstance(back, str) else None)
     if isinstance(values, list) and values and set(map(type, values)) == {str}:
         if len(values) != n:
             raise ValueError(f"column of {len(values)} values, expected {n}")
-        return _plain(values), np.array(values, dtype=object)
+        text = _plain(values)
+        return (lambda lo, hi: text[lo:hi]), np.array(text, dtype=object)
     arr = np.asarray(values)
     if len(arr) != n:
         raise ValueError(f"column of {len(arr)} values, expected {n}")
@@ -93,23 +119,21 @@ def _column(values: Any, n: int, integer: bool) -> tuple[list[str], Any]:
         arr = arr.astype(np.int64)
     if arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
-        return _format_ints(arr), arr
+        return _int_cells(arr), arr
     if integer and arr.dtype.kind in "fO":
         arr = np.asarray(values, dtype=np.float64)
         missing = np.isnan(arr)
         whole = np.where(missing, 0, arr).astype(np.int64)
-        cells = _format_ints(whole)
-        for i in np.flatnonzero(missing).tolist():
-            cells[i] = ""
-        return cells, np.where(missing, np.nan, whole) if missing.any() else whole
+        return _int_cells(whole, missing), np.where(missing, np.nan, whole) if missing.any() else whole
     if arr.dtype.kind == "f":
         rounded = round4(arr.astype(np.float64))
-        return _format_rounded(rounded), rounded
+        return _float_cells(rounded), rounded
     if arr.dtype.kind in "UT":  # text, e.g. ISO times
-        text = arr.tolist()
-        return _plain(text), np.array(text, dtype=object)
+        text = _plain(arr.tolist())
+        return (lambda lo, hi: text[lo:hi]), np.array(text, dtype=object)
     # mixed (e.g. ints and None): one cell at a time
-    return _plain([str(_cell(v)) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]), None
+    mixed = _plain([str(_cell(v)) for v in (values.tolist() if isinstance(values, np.ndarray) else values)])
+    return (lambda lo, hi: mixed[lo:hi]), None
 
 
 def _plain(cells: list[str]) -> list[str]:
@@ -133,8 +157,9 @@ def write_columns(fh: IO[str], columns: Sequence[str], data: Mapping[str, Any], 
 
         raise RunFormatError(f"unknown column(s) {sorted(unknown)}; allowed: {', '.join(columns)}")
     both = [_column(data.get(c), n, c in integers) for c in columns]
-    if n:
-        fh.write("\r\n".join(map(",".join, zip(*(cells for cells, _ in both)))))
+    for lo in range(0, n, ROW_BLOCK):
+        hi = min(n, lo + ROW_BLOCK)
+        fh.write("\r\n".join(map(",".join, zip(*(cells(lo, hi) for cells, _ in both)))))
         fh.write("\r\n")  # the csv module's line ending, as the row writer's
     fh.flush()
     if any(back is None for _, back in both):
