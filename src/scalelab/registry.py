@@ -97,7 +97,10 @@ register(
         module="scalelab.platforms.compose",
         summary="docker compose on one host, nginx as the front door",
         sim_start_delay_s=1.0,
-        sim_spreading="round-robin",
+        # nginx resolves the replicas per request and takes one of Docker's addresses in its order,
+        # which Docker rotates (compose/nginx.conf): at random, as a Service does. The recorded
+        # runs show it: after a scale-up the old replicas' queues differ by seconds.
+        sim_spreading="random",
         ports=(8080,),
         doctor_needs=_BASE_NEEDS | {"docker", "engine", "compose", "images", "ports", "memory"},
         lab="02-compose-spike-manual-scaling",

@@ -54,7 +54,7 @@ class ServiceParams:
     timeout_s: float = 10.0
     warmup_s: float = 5.0
     start_delay_s: float = 1.0
-    spreading: str = "round-robin"  # round-robin (nginx) | random (kube-proxy iptables)
+    spreading: str = "round-robin"  # round-robin | random (nginx on compose, kube-proxy: registry.PlatformSpec.sim_spreading)
     host_cores: float | None = None
     queue_limit: int = 2048  # requests waiting per replica before refusals (uvicorn backlog)
     idle_cores: float = 0.002  # what an idle replica uses
