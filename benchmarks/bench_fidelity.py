@@ -11,8 +11,10 @@ Run: .venv/bin/python benchmarks/bench_fidelity.py [--repeat 3]
 3. The agreement targets of issue 18 for the recorded runs (tests/fixtures/recorded/), each
    simulated with the scenario calibrated from itself, next to the same figures of the model
    before issue 18's changes (``benchmarks/fidelity_before.json``, written by this script with
-   ``--save`` from a checkout of that model: ``PYTHONPATH=<checkout>/src python
-   benchmarks/bench_fidelity.py --skip-timing --save benchmarks/fidelity_before.json``).
+   ``--save`` from a checkout holding that model: a worktree of today's tree with ``git checkout
+   0e80b10 -- src/scalelab/sim`` and compose's ``sim_spreading`` back at ``round-robin`` in
+   registry.py, then ``PYTHONPATH=<worktree>/src python benchmarks/bench_fidelity.py
+   --skip-timing --save benchmarks/fidelity_before.json``).
 
 Prints figures and whether each is within its bar (docs/fidelity.md); it never fails.
 """
