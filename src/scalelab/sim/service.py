@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -150,6 +151,9 @@ class Service:
         self._in_flight = 0.0
         # requests abandoned at the client's timeout, by the second they fail in (arrival + timeout)
         self._expiring: dict[int, float] = {}
+        # the pooled queue in FIFO order: (arrival second, first, last cumulative position) of each cohort
+        self._fifo: deque[tuple[int, float, float]] = deque()
+        self._admitted = self._departed = 0.0
         self._expire_after_s = max(1, round(params.timeout_s))
         self._rng = random.Random(len(params.__repr__()))
         for _ in range(replicas):
@@ -326,12 +330,15 @@ class Service:
             if after > 0.0:
                 service_ms = s_sat  # every replica busy
                 bound = queue_limit * n
+                admitted = arrivals_t
                 if after > bound:  # refused at once: the replicas' accept queues are full
                     errors += after - bound
+                    admitted -= after - bound
                     after = bound
                 timeout_backlog = mu * timeout_s
                 if after > timeout_backlog:  # would wait past the client's timeout: they fail when it expires
                     expiring[sec + expire_after] = expiring.get(sec + expire_after, 0.0) + after - timeout_backlog
+                    admitted -= after - timeout_backlog
                     after = timeout_backlog
             else:
                 demand = rate * demand_per_rate
@@ -346,13 +353,13 @@ class Service:
                     if rho > 0.5:
                         wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
             backlog = after
-            if after > 0.0 and served > 0.0:
-                # requests that reach a replica after waiting almost the client's timeout finish too late
-                errors += served * _late_share(after / mu, service_ms / 1000.0, timeout_s, rate / n)
-            if after > before:
-                f95 = (0.05 * before + 0.95 * after) / mu
+            if before > 0.0 or after > 0.0:  # a queue: the waits of the requests served in this second
+                f50, f95 = self._fifo_waits(sec, admitted if after > 0.0 else arrivals_t, served, after)
+                if served > 0.0:
+                    # requests that reach a replica after waiting almost the client's timeout finish too late
+                    errors += served * _late_share(f50, service_ms / 1000.0, timeout_s, rate / n)
             else:
-                f95 = (0.95 * before + 0.05 * after) / mu
+                f50 = f95 = 0.0
             busy = served * work_ms / 1000.0
             per = busy / n
             busy_log(per)
@@ -364,13 +371,47 @@ class Service:
                 slow = cap_ms if due > 0.0 else _NAN
                 emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, 1.0 / n))
                 continue
-            p50 = service_ms + 1000.0 * ((before + after) / 2.0 / mu + wait50)
+            p50 = service_ms + 1000.0 * (f50 + wait50)
             p95 = service_ms + 1000.0 * (f95 + wait95)
             if due > 0.0:  # the abandoned requests complete (as errors) at the client's timeout
                 p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
             mean_latency = p50 / 1000.0
             emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
         self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
+
+    def _fifo_waits(self, sec: int, admitted: float, served: float, after: float) -> tuple[float, float]:
+        """The median and the 95th-percentile wait of the requests served in second ``sec`` (FIFO).
+
+        The kit reports a request in the second it ends, so a second's latency is that of the
+        requests that *left* the queue in it, which came when the queue was what it was then: the
+        queue's arrivals and departures are kept as cumulative positions, the arrival second of
+        each admitted cohort with them, and a served position's wait is its departure time minus
+        its arrival time (both spread evenly over their second).
+        """
+        fifo = self._fifo
+        lo = self._admitted
+        if admitted > 0.0:
+            self._admitted = lo + admitted
+            fifo.append((sec, lo, self._admitted))
+        gone = self._departed
+        self._departed = gone + served
+        while fifo and fifo[0][2] <= gone + 1e-9:
+            fifo.popleft()
+
+        def wait(x: float) -> float:
+            arrival = float(sec)
+            for s, a_lo, a_hi in fifo:
+                if x <= a_hi:
+                    arrival = s + ((x - a_lo) / (a_hi - a_lo) if a_hi > a_lo else 0.5)
+                    break
+            return max(0.0, sec + (x - gone) / served - arrival) if served > 0.0 else 0.0
+
+        # the slowest 5% are the oldest of them while the queue drains, the newest while it grows
+        w50, w95 = wait(gone + 0.5 * served), max(wait(gone + 0.05 * served), wait(gone + 0.95 * served))
+        if after <= 0.0:  # the queue is empty: start counting afresh
+            fifo.clear()
+            self._admitted = self._departed = 0.0
+        return w50, w95
 
     def _quiet_block(self, arrivals: np.ndarray) -> np.ndarray:
         """A stretch in which nobody waits (no backlog, no pending replica, every second's arrivals
