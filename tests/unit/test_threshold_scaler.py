@@ -322,3 +322,41 @@ def test_autoscale_switch_file_reaches_the_running_platform(tmp_path: Any) -> No
     with pytest.raises(ValueError, match="pause, resume"):
         write_switch(tmp_path, "off")
     assert SwitchReader(tmp_path / "nowhere").events() == []
+
+
+def test_compose_scale_calls_never_overlap_and_the_newest_request_wins(tmp_path: Any) -> None:
+    """A scaler without a cooldown decides every second; the runner scales from a thread per decision.
+    Overlapping `compose up --scale` calls raced on real compose ("No such container"): one at a time now."""
+    import threading
+    import time
+
+    from scalelab.platforms.compose import ComposePlatform, ComposeSettings
+    from scalelab.scenario import load_scenario
+
+    settings = ComposeSettings.for_scenario(load_scenario("ci-spike", cpu_budget=1.0), "unit-scale", port=18081)
+    platform = ComposePlatform(settings, state_root_dir=tmp_path)
+    calls: list[int] = []
+    inside = threading.Semaphore(1)
+    overlapped: list[bool] = []
+
+    def fake_compose(*args: str, fix: str = "") -> None:
+        overlapped.append(not inside.acquire(blocking=False))
+        calls.append(int(args[args.index("--scale") + 1].split("=")[1]))
+        time.sleep(0.05)  # a slow scale-down
+        inside.release()
+
+    platform._compose = fake_compose  # type: ignore[method-assign]
+    first = threading.Thread(target=platform.scale, args=(9,))
+    first.start()
+    time.sleep(0.01)
+    threads = [threading.Thread(target=platform.scale, args=(n,)) for n in (8, 7, 6)]
+    for th in threads:
+        th.start()
+        time.sleep(0.005)
+    for th in [first, *threads]:
+        th.join(timeout=5)
+    assert not any(overlapped), "two compose calls ran at once"
+    assert calls[0] == 9 and calls[-1] == 6, calls  # the newest request is what runs at the end
+    assert len(calls) <= 2, f"requests made stale while waiting are not applied one by one: {calls}"
+    platform.scale(6)
+    assert len(calls) <= 2, "a request already applied is not sent again"

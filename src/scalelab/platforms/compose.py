@@ -68,6 +68,8 @@ class ComposePlatform:
         self._seen_ready: set[str] = set()
         self._log_offset = 0
         self._lock = threading.Lock()
+        self._scale_lock = threading.Lock()  # one `compose up --scale` at a time (see `scale`)
+        self._applied: int | None = None
 
     @classmethod
     def attach(cls, project: str | None = None) -> ComposePlatform:
@@ -148,16 +150,27 @@ class ComposePlatform:
             )
 
     def scale(self, replicas: int) -> None:
-        """``compose up --scale ai-agent=N --no-recreate --no-deps`` (returns once containers start)."""
+        """``compose up --scale ai-agent=N --no-recreate --no-deps`` (returns once containers start).
+
+        The runner calls this from a thread per decision, and a kit scaler without a cooldown decides
+        every second: two compose calls at once race (one still stopping a container the other
+        lists: "No such container"). So one call runs at a time, and it applies the newest request
+        (``desired``), whichever thread gets there first; a request already applied is skipped.
+        """
         if replicas < 0:
             raise PlatformError(f"replicas must be >= 0, got {replicas}")
         self.desired = replicas
         self._record_request(replicas)
-        try:
-            self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--no-recreate", "--no-deps", "--scale", f"{SERVICE}={replicas}", SERVICE,
-                          fix="`scalelab down compose` and start again")
-        except CommandError as exc:
-            raise _platform_error(f"docker compose scale to {replicas} failed", exc) from None
+        with self._scale_lock:
+            target = self.desired
+            if target == self._applied:
+                return
+            try:
+                self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--no-recreate", "--no-deps", "--scale", f"{SERVICE}={target}", SERVICE,
+                              fix="`scalelab down compose` and start again")
+            except CommandError as exc:
+                raise _platform_error(f"docker compose scale to {target} failed", exc) from None
+            self._applied = target
 
     def current_replicas(self) -> int:
         return self.desired
@@ -271,6 +284,7 @@ class ComposePlatform:
             if req.get("pid") == os.getpid():
                 continue
             self.desired = replicas
+            self._applied = None  # another process scaled: what runs is no longer what this one applied
             events.append({"kind": "scale", "replicas": replicas, "source": "live", "detail": f"scalelab scale compose {replicas} (pid {req.get('pid')})"})
         return events
 
