@@ -3,7 +3,8 @@ metrics-server scrape phase and the host's overhead.
 
 Reads only the run directory. ``work_ms`` = Σ(CPU used − idle) / Σ requests over the seconds
 that served requests; the start delay is the median time from a scale decision (``scale`` or
-``hpa_rescale`` event) to the next ``replica_start``; the readiness delay is the median
+``hpa_rescale`` event, moved back to the second the desired count rose when the kit saw the
+event later) to the next ``replica_start``; the readiness delay is the median
 ``replica_start`` → ``replica_ready`` of each replica. The host overhead is what the replicas
 could not get of the CPU budget when the host held them back (requests waiting, CPU clearly below
 their limits together): the budget minus the median of their CPU over those seconds (0 when that
@@ -28,6 +29,9 @@ from scalelab.sim.service import ServiceParams
 from scalelab.telemetry import Run
 
 __all__ = ["Calibration", "calibrate", "fitted_scenario", "write_calibration", "calibration_path", "DEFAULT_DIR"]
+
+#: How late the kit may see a scale decision's event (it polls the Kubernetes API once a second).
+EVENT_LAG_S = 3.0
 
 #: Replicas count as held back by the host when they used at least this much less than their limits together.
 HOST_LIMITED_MARGIN_CORES = 0.1
@@ -90,7 +94,7 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     idle = ServiceParams().idle_cores
     busy = (cpu[use] - running[use] * idle).clip(lower=0).sum()
     work_ms = float(busy / rps[use].sum() * 1000.0)
-    start_delay, warmup, timed = _delays(run.events)
+    start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
     cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead)
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
@@ -145,11 +149,13 @@ def _scrape_phase(run: Run, cal: Calibration) -> float | None:
     return phase
 
 
-def _delays(events: pd.DataFrame) -> tuple[float | None, float | None, int]:
+def _delays(events: pd.DataFrame, samples: pd.DataFrame | None = None) -> tuple[float | None, float | None, int]:
     if events is None or len(events) == 0:
         return None, None, 0
     ev = events.sort_values("t_s", kind="stable")
     decisions = ev[ev["kind"].isin(["scale", "hpa_rescale"])]["t_s"].to_numpy(dtype=float)
+    if samples is not None and len(decisions):
+        decisions = _decision_times(decisions, samples)
     starts = ev[ev["kind"] == "replica_start"]
     readies = ev[ev["kind"] == "replica_ready"]
     start_delays = []
@@ -161,6 +167,23 @@ def _delays(events: pd.DataFrame) -> tuple[float | None, float | None, int]:
     warmups = [ready_at[name] - t for name, t in zip(starts["detail"], starts["t_s"].astype(float)) if name in ready_at and ready_at[name] >= t]
     median = lambda xs: float(pd.Series(xs).median()) if xs else None  # noqa: E731
     return median(start_delays), median(warmups), len(warmups)
+
+
+def _decision_times(logged: Any, samples: pd.DataFrame) -> Any:
+    """Scale decisions at the time they were taken. The HPA's are known from the Kubernetes event,
+    which the kit sees only when it polls the API (its pods can already be starting): a decision
+    logged more than a second, and at most ``EVENT_LAG_S``, after the sample in which the desired
+    count had already risen is moved back to that sample's second."""
+    import numpy as np
+
+    desired = pd.to_numeric(samples["replicas_desired"], errors="coerce").to_numpy(dtype=float)
+    t = pd.to_numeric(samples["t_s"], errors="coerce").to_numpy(dtype=float)
+    rose = t[1:][np.diff(desired) > 0]
+    out = []
+    for d in logged:
+        seen = rose[(rose + 1.0 < d) & (rose >= d - EVENT_LAG_S)]  # a sample a second before it already showed it
+        out.append(float(seen[0]) if len(seen) else float(d))
+    return np.array(sorted(out))
 
 
 def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
