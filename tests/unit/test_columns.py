@@ -49,3 +49,13 @@ def test_simulated_runs_equal_what_load_run_reads(tmp_path) -> None:
         pd.testing.assert_frame_equal(run.samples, again.samples)
         pd.testing.assert_frame_equal(run.events, again.events)
         assert run.manifest == again.manifest
+
+
+def test_runs_simulated_in_forked_workers_equal_what_load_run_reads(tmp_path) -> None:
+    sc = prepare_scenario("classroom-spike", seed=7)
+    runs = simulate_runs(sc, tmp_path, seed=7, workers=2)  # the HPA arm first, text columns packed for the trip back
+    assert [r.arm for r in runs] == list(sc.arms)
+    for run in runs:
+        again = load_run(run.path)
+        pd.testing.assert_frame_equal(run.samples, again.samples)
+        pd.testing.assert_frame_equal(run.events, again.events)

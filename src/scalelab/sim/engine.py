@@ -252,7 +252,7 @@ def _levels(load: Load, duration_s: float) -> tuple[float, ...]:
 def _open_arrivals(load: Load, duration_s: float, seed: int) -> tuple[float, ...]:
     """Poisson arrivals per second: the same for every arm of a seed (common random numbers)."""
     rng = np.random.default_rng(seed)
-    return tuple(float(a) for a in rng.poisson(np.asarray(_levels(load, duration_s))))
+    return tuple(rng.poisson(np.asarray(_levels(load, duration_s))).astype(np.float64).tolist())
 
 
 def run_arm(
@@ -312,13 +312,43 @@ def simulate_runs(
             futures = {i: pool.submit(_arm_written, scenario, names[i], str(runs_root), seed) for i in order}
             import pandas  # noqa: F401 - the frames are built here: import it while the workers simulate
 
-            return [run_from_columns(*futures[i].result()) for i in range(len(names))]
+            return [_run_written(futures[i].result()) for i in range(len(names))]
 
 
 def _arm_written(scenario: Scenario, arm_name: str, runs_root: str, seed: int | None) -> tuple[Path, dict[str, Any], Any]:
-    """A forked worker's arm: what `run_from_columns` needs, without pandas in the worker."""
+    """A forked worker's arm: what `run_from_columns` needs, without pandas in the worker; its text
+    columns packed for the trip back (`_unpack`): pickling 86,400 Python strings costs more than
+    the simulation of a quiet arm."""
     writer = _write_arm(scenario, arm_name, runs_root, seed=seed)
-    return writer.dir, writer.manifest, writer.written_columns
+    written = writer.written_columns
+    if written is not None:
+        written = {name: _pack(values) for name, values in written.items()}
+    return writer.dir, writer.manifest, written
+
+
+def _pack(values: Any) -> Any:
+    if isinstance(values, np.ndarray) and values.dtype == object and len(values):
+        distinct = set(values.tolist())
+        if len(distinct) == 1:
+            return ("same", values[0], len(values))
+        if all(type(v) is str for v in distinct):
+            return ("text", values.astype(str))
+    return values
+
+
+def _unpack(values: Any) -> Any:
+    if isinstance(values, tuple) and values[0] == "same":
+        return np.full(values[2], values[1], dtype=object)
+    if isinstance(values, tuple) and values[0] == "text":
+        return values[1].astype(object)
+    return values
+
+
+def _run_written(found: tuple[Path, dict[str, Any], Any]) -> Run:
+    run_dir, manifest, written = found
+    if written is not None:
+        written = {name: _unpack(values) for name, values in written.items()}
+    return run_from_columns(run_dir, manifest, written)
 
 
 def _workers(requested: int | None, arms: int) -> int:
