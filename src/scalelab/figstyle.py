@@ -4,14 +4,19 @@
 position in a list, so "the HPA" is the same blue in the report, the what-if chart, the slides
 and the live view (Okabe-Ito, safe for every common colour-vision deficiency):
 
-========== ====================================================== =========
-role       arms                                                   colour
-========== ====================================================== =========
-manual     an operator scales by hand (``compose-manual``)        vermillion
-threshold  the kit's home-made autoscaler                         green
-hpa        the Kubernetes HorizontalPodAutoscaler (real or model) blue
-fixed      a fixed count sized for the peak                       purple
-========== ====================================================== =========
+============ ====================================================== =========
+role         arms                                                   colour
+============ ====================================================== =========
+manual       an operator scales by hand (``compose-manual``)        vermillion
+swarm-manual an operator scales a Swarm service by hand             orange
+threshold    the kit's home-made autoscaler                         green
+hpa          the Kubernetes HorizontalPodAutoscaler (real or model) blue
+fixed        a fixed count sized for the peak                       purple
+============ ====================================================== =========
+
+The operator on Swarm gets a role of its own: in the three-arm comparison (compose, Swarm,
+Kubernetes) both manual arms are on screen at once and must not read as one arm and its repeat.
+Orange sits next to vermillion on purpose (warm colours: a person decides; cool: a controller).
 
 A simulated run (``platform: sim``) is a lighter shade of its role's colour; a second run of the
 same role and kind in one figure gets a darker shade.
@@ -49,6 +54,7 @@ __all__ = [
 #: Okabe & Ito (2008) colours by arm role.
 ROLE_COLORS: dict[str, str] = {
     "manual": "#D55E00",  # vermillion
+    "swarm-manual": "#E69F00",  # orange
     "threshold": "#009E73",  # bluish green
     "hpa": "#0072B2",  # blue
     "fixed": "#CC79A7",  # reddish purple
@@ -57,6 +63,7 @@ ROLE_COLORS: dict[str, str] = {
 #: How each role reads in a legend or caption.
 ROLE_NAMES: dict[str, str] = {
     "manual": "operator, by hand",
+    "swarm-manual": "operator, by hand, on Swarm",
     "threshold": "home-made autoscaler",
     "hpa": "Kubernetes HPA",
     "fixed": "fixed count",
@@ -80,15 +87,21 @@ FONTS: dict[str, float] = {
 }
 
 
-def role_of_scaler(scaler_type: str | None) -> str:
-    """``manual``/``hpa``/``fixed``/``threshold`` as written in a scenario; anything else is ``other``."""
+def role_of_scaler(scaler_type: str | None, platform: str | None = None) -> str:
+    """``manual``/``hpa``/``fixed``/``threshold`` as written in a scenario (``swarm-manual``: a manual
+    scaler on ``platform`` swarm); anything else is ``other``."""
     kind = str(scaler_type or "").lower()
+    if kind == "manual" and str(platform or "").lower() == "swarm":
+        return "swarm-manual"
     return kind if kind in ROLE_COLORS else "other"
 
 
 def role_of(run: Any) -> str:
-    """The role of a `scalelab.telemetry.Run` (from its manifest's ``scaler``)."""
-    return role_of_scaler(run.manifest.get("scaler"))
+    """The role of a `scalelab.telemetry.Run` (its manifest's ``scaler`` and platform; a simulated
+    run counts as the platform it models)."""
+    from scalelab.telemetry.schema import platform_of
+
+    return role_of_scaler(run.manifest.get("scaler"), platform_of(run.manifest))
 
 
 def shade(color: str, amount: float) -> str:

@@ -126,8 +126,9 @@ def draw_panel(ax: Any, runs: Sequence[Run], quantity: str, *, label_spike: bool
     if window is not None:
         _spike(ax, window, label=label_spike)
     _PANELS[quantity](ax, runs, colors, labels)
+    placed: list[tuple[float, int]] = []  # labels of every run on this panel: one operator's label never covers another's
     for run, color in zip(runs, colors):
-        _mark_manual_actions(ax, run, color, text=quantity == "replicas" and not short)
+        _mark_manual_actions(ax, run, color, text=quantity == "replicas" and not short, span=_span_s(runs), placed=placed)
         _mark_rollouts_and_faults(ax, run, color, legend=legend)
     _time_axis(ax, runs, max_ticks=4 if short else 8)
     ax.set_ylabel(QUANTITIES[quantity][2 if short else 1])
@@ -229,22 +230,22 @@ def _spike(ax: Any, window: tuple[float, float], *, label: bool) -> None:
         top.tick_params(length=0, labelcolor="0.25")
 
 
-def _mark_manual_actions(ax: Any, run: Run, color: str, *, text: bool) -> None:
+def _mark_manual_actions(ax: Any, run: Run, color: str, *, text: bool, span: float, placed: list[tuple[float, int]]) -> None:
     ev = run.events
     if ev is None or len(ev) == 0:
         return
-    span = _span_s([run])
-    last_x, row_no = None, 0
     for _, row in ev[ev["kind"] == "scale"].sort_values("t_s").iterrows():
         x = float(row["t_s"])
         ax.axvline(x, color=color, lw=2, ls="-.", zorder=2)
         if not text:
             continue
-        # in the headroom band above every data line (see _replicas); close actions stack, never overlap
-        row_no = row_no + 1 if last_x is not None and x - last_x < 0.3 * span else 0
-        last_x = x
+        # in the headroom band above every data line (see _replicas); close actions (of any run) stack, never overlap
+        taken = {r for px, r in placed if abs(x - px) < 0.3 * span}
+        row_no = min(set(range(len(taken) + 1)) - taken)
+        placed.append((x, row_no))
         right = x > 0.6 * span
         who = "operator" if str(row.get("source", "")) in ("manual-plan", "live", "") else str(row["source"])
+        who += " on Swarm" if figstyle.role_of(run) == "swarm-manual" and who == "operator" else ""
         ax.annotate(f"{who}: scale to {int(row['replicas'])} at {_mmss(x)}", (x, 0.97 - 0.09 * row_no), xycoords=("data", "axes fraction"),
                     xytext=(-8 if right else 8, 0), textcoords="offset points", va="top", ha="right" if right else "left",
                     color=color, fontweight="bold",

@@ -3,7 +3,8 @@
 Scenario validation, the run schema, the CLI's choices, `doctor`, `clean`, the operator verbs
 and the simulator all read this registry; none keeps a list of its own. A platform is one
 module that defines ``KIND`` (a `scalelab.platforms.base.PlatformKind`) plus one `PlatformSpec`
-line in `PLATFORMS` (or a `register` call). The spec itself is plain data, so the simulator and
+line in `PLATFORMS` (or a `register` call). They are registered in the lesson's order (one host,
+a swarm, a cluster): reports list arms in that order. The spec itself is plain data, so the simulator and
 the scenario read it without importing any platform code (nor Docker or Kubernetes clients).
 
 Scalers come in two sorts:
@@ -108,6 +109,20 @@ register(
 )
 register(
     PlatformSpec(
+        name="swarm",
+        module="scalelab.platforms.swarm",
+        summary="a Docker Swarm service (single node, dnsrr) behind the kit's nginx on 127.0.0.1",
+        kit_scalable=True,
+        spreads_over_nodes=True,
+        sim_start_delay_s=1.5,
+        sim_spreading="round-robin",
+        ports=(8090,),
+        doctor_needs=_BASE_NEEDS | {"docker", "engine", "images", "ports", "memory", "swarm"},
+        lab="08-swarm",
+    )
+)
+register(
+    PlatformSpec(
         name="kubernetes",
         module="scalelab.platforms.kubernetes",
         summary="a Deployment on kind or any cluster from a kubeconfig",
@@ -118,21 +133,6 @@ register(
         ports=(30080,),
         doctor_needs=_BASE_NEEDS | {"kubectl", "cluster-tool", "ports", "memory"},
         lab="03-kind-cluster-and-hpa",
-    )
-)
-
-register(
-    PlatformSpec(
-        name="swarm",
-        module="scalelab.platforms.swarm",
-        summary="a Docker Swarm service (single node, dnsrr) behind the kit's nginx on 127.0.0.1",
-        kit_scalable=True,
-        spreads_over_nodes=True,
-        sim_start_delay_s=1.5,
-        sim_spreading="round-robin",
-        ports=(8090,),
-        doctor_needs=_BASE_NEEDS | {"docker", "engine", "images", "ports", "memory", "swarm"},
-        lab="",  # lab 08 is not written yet (issue 13); docs/swarm.md
     )
 )
 

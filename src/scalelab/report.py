@@ -3,7 +3,8 @@
 `build_report(runs, out_dir)` writes one PNG per quantity (`plots.QUANTITIES`), the stacked
 comparison PNG, ``summary.csv`` and ``report.html`` (every image embedded as base64: the page
 opens from a USB stick, an e-mail or a laptop without Wi-Fi). `latest_runs(root)` picks the
-newest usable run of each arm under ``runs/`` (recorded runs before simulated ones). Reads only
+newest usable run of each arm under ``runs/`` (recorded runs before simulated ones), compose
+first, then Swarm, then Kubernetes. Reads only
 run directories (`scalelab.telemetry`); the figures come from `analysis` and `plots`.
 """
 
@@ -68,6 +69,7 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
     steady-load run is never compared with a lab-03 spike. Newest = latest ``utc_start`` in the manifest.
     """
     usable: list[tuple[tuple[bool, str, str], str, str, Path]] = []
+    order: dict[Path, int] = {}
     for path in list_runs(root):
         try:
             manifest = load_run(path).manifest
@@ -77,6 +79,7 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
             continue
         rank = (manifest.get("platform") != "sim", str(manifest.get("utc_start") or ""), path.name)
         usable.append((rank, _story(path, manifest), str(manifest.get("arm", "")), path))
+        order[path] = _lesson_rank(manifest)
     if not usable:
         raise RunFormatError(
             f"no completed run under {Path(root)}/",
@@ -88,7 +91,17 @@ def latest_runs(root: str | os.PathLike[str] = "runs") -> list[Path]:
     for rank, sc, arm, path in usable:
         if sc == story and (arm not in newest or rank > newest[arm][0]):
             newest[arm] = (rank, path)
-    return [newest[arm][1] for arm in sorted(newest)]
+    return [newest[arm][1] for arm in sorted(newest, key=lambda arm: (order[newest[arm][1]], arm))]
+
+
+def _lesson_rank(m: dict) -> int:
+    """Arms of a report in the lesson's order: compose, Swarm, Kubernetes (the registry's order)."""
+    from scalelab.registry import platform_names
+    from scalelab.telemetry.schema import platform_of
+
+    platform = platform_of(m)
+    names = platform_names()
+    return names.index(platform) if platform in names else len(names)
 
 
 def expand_run_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -20,7 +20,7 @@ STACK_LABEL = "com.docker.stack.namespace"
 OWNER_FILE = "swarm-owner.json"
 GWBRIDGE = "docker_gwbridge"
 DOWN_FIX = "`scalelab down swarm` removes what the kit started"
-LAB = ""  # lab 08 (issue 13) is not written yet; docs/swarm.md explains the platform
+LAB = "08-swarm"
 
 
 def state_root() -> Path:

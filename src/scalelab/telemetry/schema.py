@@ -19,6 +19,7 @@ Empty cells mean "not measured on this platform".
 from __future__ import annotations
 
 __all__ = [
+    "platform_of",
     "MANIFEST",
     "SAMPLES",
     "EVENTS",
@@ -53,6 +54,11 @@ def platforms() -> tuple[str, ...]:
     from scalelab.registry import platform_names
 
     return (*platform_names(), "sim")
+
+
+def platform_of(manifest: dict) -> str | None:
+    """The platform a run's manifest stands for: where it ran, or, for a simulated run, the one it modelled."""
+    return manifest.get("modeled_platform") if manifest.get("platform") == "sim" else manifest.get("platform")
 
 COLUMN_DOCS: dict[str, str] = {
     "t_s": "seconds since the run started (monotonic clock); every file aligns on it",
