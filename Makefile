@@ -25,6 +25,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
         report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab99-cleanup test-cluster-up test-cluster-down \
+        lab08-up lab08-spike lab08-sim \
         lab12-plan lab12-run lab12-pods lab12-show \
         lab10-compose lab10-kubernetes lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
 
@@ -59,10 +60,10 @@ format: $(STAMP) ## Format the code with ruff
 test-unit: $(STAMP) ## Run the fast, hermetic unit tests only
 	$(PYTEST) tests/unit -q
 
-doctor: $(STAMP) ## Check this machine for a lab path: PLATFORM=sim|compose|kubernetes (default compose)
+doctor: $(STAMP) ## Check this machine for a lab path: PLATFORM=sim|compose|swarm|kubernetes (default compose)
 	$(SCALELAB) doctor --platform $(PLATFORM)
 
-lab00-doctor: $(STAMP) ## Lab 00: the same check as `make doctor` (PLATFORM=sim|compose|kubernetes)
+lab00-doctor: $(STAMP) ## Lab 00: the same check as `make doctor` (PLATFORM=sim|compose|swarm|kubernetes)
 	$(SCALELAB) doctor --platform $(PLATFORM)
 
 image: $(STAMP) ## Build the ai-agent and load-balancer images (offline path when no registry is reachable)
@@ -87,10 +88,10 @@ lab01-load: $(STAMP) ## Lab 01: one minute of steady load on the running service
 lab02-spike: $(STAMP) ## Lab 02: the classroom spike on compose, scaled by hand (about 4.5 minutes)
 	$(SCALELAB) run $(SCENARIO) --arm compose-manual --runs-dir $(RUNS)
 
-scale: $(STAMP) ## Scale the running service by hand: make scale N=8 [PLATFORM=kubernetes] (a live event during a run)
+scale: $(STAMP) ## Scale the running service by hand: make scale N=8 [PLATFORM=swarm|kubernetes] (a live event during a run)
 	$(SCALELAB) scale $(PLATFORM) $(N)
 
-lab-down: $(STAMP) ## Remove the lab services on compose and Kubernetes (a no-op when nothing runs)
+lab-down: $(STAMP) ## Remove the lab services on compose, Swarm and Kubernetes (a no-op when nothing runs)
 	$(SCALELAB) clean $(KUBEFLAGS)
 
 ## ---------------------------------------------------------------- lab 03: Kubernetes + HPA
@@ -130,6 +131,16 @@ lab06-cooldowns: $(STAMP) ## Lab 06: the classroom spike on real compose with co
 
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)
+
+## ---------------------------------------------------------------- lab 08: Docker Swarm, scaled by hand
+lab08-up: $(STAMP) ## Lab 08: a single-node swarm, 3 ai-agent tasks (a stack) behind nginx on 127.0.0.1:8090
+	$(SCALELAB) up swarm --scenario $(SCENARIO)
+
+lab08-spike: $(STAMP) ## Lab 08: the classroom spike on Swarm, scaled by hand, recorded under runs/ (replaces the lab08-up stack; about 4.5 minutes)
+	$(SCALELAB) down swarm && $(SCALELAB) run $(SCENARIO) --arm swarm-manual --runs-dir $(RUNS)
+
+lab08-sim: $(STAMP) ## Lab 08: the Swarm arm in the simulator at the recorded run's 1-core budget (seconds, no Docker)
+	$(SCALELAB) sim $(SCENARIO) --arm swarm-manual --cpu-budget 1 --seed $(SEED) --runs-dir $(RUNS) --no-figure
 
 ## ---------------------------------------------------------------- lab 10: self-healing under load
 lab10-compose: $(STAMP) ## Lab 10: one replica of two gets FAULT=kill|crash|hang (default kill) at 15 s under load, on compose (ci-faults, 1 minute)

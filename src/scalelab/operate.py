@@ -39,7 +39,7 @@ def _arm_for(scenario: Scenario, platform: str) -> str:
 
 def _project(plat: Platform) -> str:
     info = plat.describe()
-    return str(info.get("compose_project") or info.get("namespace") or plat.name)
+    return str(info.get("compose_project") or info.get("namespace") or info.get("swarm_stack") or plat.name)
 
 
 def _attached(platform: str, options: PlatformOptions) -> Platform | None:

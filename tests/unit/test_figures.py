@@ -122,6 +122,27 @@ def test_role_colours_are_fixed_and_sim_is_lighter(sim_runs: list) -> None:
     assert len(set(figstyle.ROLE_COLORS.values())) == len(figstyle.ROLE_COLORS)
 
 
+def _rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def test_swarm_manual_has_its_own_colour_real_and_simulated(tmp_path: Path) -> None:
+    """The operator on Swarm is neither the compose operator nor its 'repeat' shade, recorded or simulated."""
+    sc = prepare_scenario("classroom-spike", cpu_budget=1)
+    sim = [load_run(run_arm(sc, arm, tmp_path)) for arm in ("compose-manual", "swarm-manual", "kubernetes-hpa")]
+    assert [figstyle.role_of(r) for r in sim] == ["manual", "swarm-manual", "hpa"]
+    assert plots.arm_colors(sim) == [figstyle.arm_color(role, simulated=True) for role in ("manual", "swarm-manual", "hpa")]
+    assert figstyle.role_of_scaler("manual", "swarm") == "swarm-manual" and figstyle.role_of_scaler("threshold", "swarm") == "threshold"
+    assert figstyle.role_of_scaler("manual", "compose") == "manual" and figstyle.role_of_scaler("manual") == "manual"
+    # recorded, it stands apart from every other role's colour, recorded or simulated; simulated, from the other simulated ones
+    others = [role for role in figstyle.ROLE_COLORS if role != "swarm-manual"]
+    mine, mine_light = _rgb(figstyle.ROLE_COLORS["swarm-manual"]), _rgb(figstyle.arm_color("swarm-manual", simulated=True))
+    for role in others:
+        for simulated in (False, True):
+            assert np.linalg.norm(mine - _rgb(figstyle.arm_color(role, simulated=simulated))) > 60, (role, simulated)
+        assert np.linalg.norm(mine_light - _rgb(figstyle.arm_color(role, simulated=True))) > 30, role
+
+
 def test_whatif_figure_colours_size_and_no_vertical_line(captured: list, tmp_path: Path) -> None:
     table = whatif.sweep("ci-spike", "kubernetes-hpa", {"target_cpu_pct": [30, 90]}, compare_with=["compose-manual"])
     whatif.sweep_figure(table, tmp_path / "target.png")

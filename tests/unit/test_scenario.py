@@ -52,7 +52,7 @@ def test_sizing_scales_cpu_load_and_objective() -> None:
 def test_arm_lookup_lists_choices() -> None:
     scenario = load_scenario("classroom-spike", cpu_budget=2)
     assert scenario.arm("compose-manual")[1].platform == "compose"
-    with pytest.raises(ScenarioError, match="allowed: compose-manual, compose-threshold, compose-threshold-0s, compose-threshold-120s, kubernetes-hpa"):
+    with pytest.raises(ScenarioError, match="allowed: compose-manual, compose-threshold, compose-threshold-0s, compose-threshold-120s, swarm-manual, kubernetes-hpa"):
         scenario.arm("nope")
     with pytest.raises(ScenarioError, match="several arms"):
         scenario.arm(None)
@@ -60,7 +60,7 @@ def test_arm_lookup_lists_choices() -> None:
 
 CASES = {
     "unknown-field.yaml": ["load.profil", "unknown field; allowed:", "profile"],
-    "bad-platform.yaml": ["arms.a.platform", "allowed: compose, kubernetes", "nomad"],
+    "bad-platform.yaml": ["arms.a.platform", "allowed: compose, swarm, kubernetes", "nomad"],
     "bad-scaler.yaml": ["arms.a.scaler", "'manual', 'hpa', 'fixed'", "magic"],
     "bad-duration.yaml": ["duration_s", "not a duration"],
     "missing-load.yaml": ["field 'load'", "required field is missing"],
