@@ -137,7 +137,7 @@ class SwarmPlatform:
         state: dict[str, Any] = {"ready": 0, "lb": False}
 
         def ready() -> bool:
-            state["ready"] = len(self._healthy_ids())
+            state["ready"] = len(self._container_ids(healthy=True))
             state["lb"] = http_ok(f"{self.base_url}/lb-healthz", timeout_s=1.0)
             return bool(state["ready"] >= replicas and state["lb"])
 
@@ -171,11 +171,14 @@ class SwarmPlatform:
             events.append({"kind": "scale", "replicas": spec_replicas, "source": "live", "detail": f"service spec set to {spec_replicas} outside this run"})
             self.desired = spec_replicas
         tasks = self._tasks()
+        # A task is running once its container runs. Swarm's own task state says "starting" until the
+        # healthcheck passes and "running" only then, so it would hide the warm-up (and its CPU).
+        live = self._container_ids(healthy=False)
         running: dict[str, dict[str, Any]] = {}
         for t in tasks:
             status = t.get("Status", {})
             cid = (status.get("ContainerStatus") or {}).get("ContainerID")
-            if status.get("State") == "running" and cid:
+            if cid and cid in live:
                 running[cid] = t
             elif t.get("DesiredState") == "running" and status.get("Err"):
                 note = f"task {self.settings.service}.{t.get('Slot')} {status.get('State')}: {status['Err']}"
@@ -183,7 +186,7 @@ class SwarmPlatform:
                     self._seen_notes.add(note)
                     events.append({"kind": "note", "replicas": None, "source": "swarm", "detail": note})
         names = {cid: f"{self.settings.service}.{t.get('Slot')}.{cid[:12]}" for cid, t in running.items()}
-        ready = self._healthy_ids() & set(running)
+        ready = self._container_ids(healthy=True) & set(running)
         events += lifecycle_events(self._seen_running, self._seen_ready, names, ready, "swarm")
         self._seen_running, self._seen_ready = names, ready
         readings = self._streams.read(list(running), now)
@@ -260,9 +263,10 @@ class SwarmPlatform:
         value = spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
         return int(value) if value is not None else None
 
-    def _healthy_ids(self) -> set[str]:
-        found = self.sdk.api.containers(filters={"label": f"com.docker.swarm.service.name={self.settings.service}", "status": "running", "health": "healthy"})
-        return {c["Id"] for c in found}
+    def _container_ids(self, *, healthy: bool) -> set[str]:
+        """The service's running task containers (``healthy``: only those whose healthcheck passes)."""
+        filters = {"label": f"com.docker.swarm.service.name={self.settings.service}", "status": "running", **({"health": "healthy"} if healthy else {})}
+        return {c["Id"] for c in self.sdk.api.containers(filters=filters)}
 
     def _node_name(self, node_id: str) -> str:
         if node_id and node_id not in self._nodes:
