@@ -114,7 +114,7 @@ register(
         summary="a Docker Swarm service (single node, dnsrr) behind the kit's nginx on 127.0.0.1",
         kit_scalable=True,
         spreads_over_nodes=True,
-        sim_start_delay_s=1.5,
+        sim_start_delay_s=3.4,  # measured: docs/swarm.md (20261205-000207-classroom-spike-swarm-manual-5b1a)
         sim_spreading="round-robin",
         ports=(8090,),
         doctor_needs=_BASE_NEEDS | {"docker", "engine", "images", "ports", "memory", "swarm"},

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb",
-            "12-density.ipynb"]
+            "08-swarm.ipynb", "12-density.ipynb"]
 FORBIDDEN = ("locust", "subprocess", "docker", "kubectl", "python_on_whales", "kubernetes.client", "scalelab.platforms", "scalelab.runner",
              "scalelab.operate", "os.system")
 
@@ -68,7 +68,7 @@ def test_notebook_defaults_point_at_committed_recorded_runs(path: Path) -> None:
         assert manifest_path.is_file(), f"missing fixture run {run_dir}: copy a recorded run there (see tests/fixtures/runs/README.md)"
         manifest = json.loads(manifest_path.read_text())
         # docker: a density ramp on the engine itself (lab 12)
-        assert manifest["platform"] in ("compose", "kubernetes", "docker"), "fixture runs are recorded on a real platform, not simulated"
+        assert manifest["platform"] in ("compose", "swarm", "kubernetes", "docker"), "fixture runs are recorded on a real platform, not simulated"
         assert manifest["status"] == "completed"
 
 

@@ -114,7 +114,7 @@ def test_every_figure_one_colour_per_arm_and_projector_sized(kind: str, sim_runs
 def test_role_colours_are_fixed_and_sim_is_lighter(sim_runs: list) -> None:
     recorded = [load_run(d) for d in RECORDED]
     by_role = {figstyle.role_of(r): c for r, c in zip(recorded, plots.arm_colors(recorded))}
-    assert by_role == {"manual": figstyle.ROLE_COLORS["manual"], "hpa": figstyle.ROLE_COLORS["hpa"]}
+    assert by_role == {role: figstyle.ROLE_COLORS[role] for role in ("manual", "swarm-manual", "hpa")}
     # order does not matter: the HPA is blue whether it comes first or second
     assert plots.arm_colors(recorded[::-1]) == plots.arm_colors(recorded)[::-1]
     sim = dict(zip((figstyle.role_of(r) for r in sim_runs), plots.arm_colors(sim_runs)))

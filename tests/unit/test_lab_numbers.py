@@ -132,7 +132,7 @@ def test_lab05_and_lab06_show_todays_simulated_spike(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["sim", "classroom-spike", "--runs-dir", str(tmp_path), "--no-figure"])
     assert result.exit_code == 0, result.output
     printed = _rows(result.output)
-    assert len(printed) == 5, "classroom-spike has five arms: the operator, three cooldowns of the threshold scaler, the HPA"
+    assert len(printed) == 6, "classroom-spike has six arms: the operator, three cooldowns of the threshold scaler, the operator on Swarm, the HPA"
     for name in ("05-what-if-with-the-simulator.md", "06-write-your-own-autoscaler.md"):
         assert set(printed) <= set(_rows(_lab(name))), f"{name} shows another table than `scalelab sim classroom-spike`"
 

@@ -50,19 +50,20 @@ def test_cpu_is_on_the_running_replicas_denominator() -> None:
 
     for path in RECORDED:
         feed = RunFeed(path)
-        served = [r["cpu"] for r in feed.snapshot(0, None)["rows"]]
+        served = [float("nan") if r["cpu"] is None else r["cpu"] for r in feed.snapshot(0, None)["rows"]]  # JSON has no NaN
         expected = cpuview.cpu_pct_of_running_limit(load_run(path)).tolist()
         assert served == pytest.approx(expected, nan_ok=True)
         assert max(v for v in served if v == v) < 115, "starting replicas are in the denominator: no 137-157% of the limit"
 
 
-def test_server_replays_two_runs_in_sync_and_is_read_only() -> None:
+def test_server_replays_the_recorded_runs_in_sync_and_is_read_only() -> None:
     server = LiveServer(RECORDED, port=0, replay=True, speed=20.0)
     server.start_in_thread()
     try:
         assert server.url.startswith("http://127.0.0.1:")
         meta = _get(server.url + "api/meta")
-        assert [r["role"] for r in meta["runs"]] == ["manual", "hpa"] and meta["replay"] is True
+        assert [r["role"] for r in meta["runs"]] == ["manual", "hpa", "swarm-manual"] and meta["replay"] is True
+        assert len({r["color"] for r in meta["runs"]}) == 3, "each arm its own colour"
         assert meta["runs"][1]["hpa_target_pct_of_limit"] == pytest.approx(50 * 0.062 / 0.125)
         time.sleep(1.0)
         data = _get(server.url + "api/data?since=0,0")
@@ -71,7 +72,7 @@ def test_server_replays_two_runs_in_sync_and_is_read_only() -> None:
         assert all(t <= clock for t in last) and max(last) - min(last) <= 2, f"runs out of sync: {last} at {clock}"
         assert 10 <= clock <= 60
         time.sleep(0.5)
-        more = _get(server.url + f"api/data?since={len(data['runs'][0]['rows'])},{len(data['runs'][1]['rows'])}")
+        more = _get(server.url + "api/data?since=" + ",".join(str(len(r["rows"])) for r in data["runs"]))
         assert all(r["rows"] and r["rows"][0]["t"] > t for r, t in zip(more["runs"], last)), "since= returns only new rows"
         for method in ("POST", "PUT", "DELETE"):
             with pytest.raises(urllib.error.HTTPError) as refused:

@@ -25,7 +25,7 @@ def recorded_fixture_runs() -> list[Path]:
     """The committed real runs (one per arm); fails, never skips, when they are missing."""
     dirs = sorted(p for p in FIXTURE_RUNS.iterdir() if (p / "manifest.json").is_file()) if FIXTURE_RUNS.is_dir() else []
     platforms = {load_run(d).manifest.get("platform") for d in dirs}
-    assert {"compose", "kubernetes"} <= platforms, f"recorded runs of both arms must be committed under {FIXTURE_RUNS} (found {platforms or 'none'})"
+    assert {"compose", "swarm", "kubernetes"} <= platforms, f"recorded runs of the three arms must be committed under {FIXTURE_RUNS} (found {platforms or 'none'})"
     return dirs
 
 
@@ -68,6 +68,35 @@ def test_report_from_simulated_runs(sim_dirs: list[Path], tmp_path: Path) -> Non
 
 def test_report_from_committed_recorded_runs(tmp_path: Path) -> None:
     _check_report(recorded_fixture_runs(), tmp_path / "report")
+
+
+def test_report_compares_compose_swarm_and_kubernetes_on_the_committed_runs(tmp_path: Path) -> None:
+    """The lesson's three arms from the committed recorded runs, in its order, each in its role's colour."""
+    from scalelab import figstyle, plots
+
+    picked = report.latest_runs(FIXTURE_RUNS)
+    runs = [load_run(d) for d in picked]
+    assert [r.manifest["platform"] for r in runs] == ["compose", "swarm", "kubernetes"]
+    assert [r.arm for r in runs] == ["compose-manual", "swarm-manual", "kubernetes-hpa"]
+    assert {r.manifest["scenario"] for r in runs} == {"classroom-spike"} and {r.manifest["cpu_budget"] for r in runs} == {1.0}
+    assert {r.manifest["latency_objective_ms"] for r in runs} == {2000.0}, "one objective for all three arms"
+    colors = plots.arm_colors(runs)
+    assert colors == [figstyle.ROLE_COLORS[role] for role in ("manual", "swarm-manual", "hpa")] and len(set(colors)) == 3
+    rep = report.build_report(runs, tmp_path / "three")
+    assert rep.table["label"].tolist() == ["compose-manual", "swarm-manual", "kubernetes-hpa"]
+    assert "compose-manual vs swarm-manual vs kubernetes-hpa" in rep.text
+    page = rep.html.read_text(encoding="utf-8")
+    for color in colors:
+        assert f'class="swatch" style="background:{color}"' in page
+    # both operators scaled to 8 at 1:00 and nobody scaled back down; the HPA scaled up and back down by itself
+    swarm, compose, hpa = (rep.table.loc[name] for name in ("swarm-manual", "compose-manual", "kubernetes-hpa"))
+    for manual in (compose, swarm):
+        assert manual["peak_replicas"] == 8 and manual["first_scale_up_s"] == pytest.approx(30.0, abs=1.5) and pd.isna(manual["scale_down_s"])
+    assert hpa["scale_down_s"] is not None and not pd.isna(hpa["scale_down_s"])
+    # the CLI prints the same three rows for the folder of runs
+    res = CliRunner().invoke(cli, ["report", str(FIXTURE_RUNS), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert [line.split("│")[1].strip() for line in res.output.splitlines() if line.startswith("│")] == ["compose-manual", "swarm-manual", "kubernetes-hpa"]
 
 
 def test_latest_runs_prefers_recorded_and_newest(sim_dirs: list[Path], tmp_path: Path) -> None:
