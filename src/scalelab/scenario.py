@@ -48,6 +48,8 @@ __all__ = [
     "Fault",
     "Rollout",
     "ArmRollout",
+    "FrontDoor",
+    "WeakReplicas",
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -347,6 +349,33 @@ class ArmRollout(_Frozen):
             raise ValueError("rollout.max_surge / max_unavailable apply to strategy rolling, not recreate")
 
 
+class FrontDoor(_Frozen):
+    """platform: compose only: how the kit's nginx spreads requests over the replicas (docs/load-balancing.md)."""
+
+    strategy: str = Field("random", description="random | round-robin | least-conn | random-two | weighted | resource-aware")
+    update_s: Seconds = Field(2.0, ge=0.5, le=600, description="resource-aware: seconds between two weight updates")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from scalelab.lb.strategies import STRATEGIES
+
+        if value not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{value}'; allowed: {', '.join(STRATEGIES)} (e.g. lb: {{strategy: least-conn}}; docs/load-balancing.md)")
+        return value
+
+
+class WeakReplicas(_Frozen):
+    """platform: compose only: this many of the arm's replicas run with a smaller CPU limit (unequal replicas)."""
+
+    replicas: int = Field(1, ge=1, le=199, description="how many of the arm's replicas are weak")
+    cpu_factor: float = Field(0.5, gt=0, lt=1, description="their CPU limit is this times workload.cpu_limit")
+
+
+#: the arm sections that only the compose platform (the kit's own nginx and containers) honours
+COMPOSE_ONLY = ("lb", "weak")
+
+
 class Arm(_Frozen):
     """One way of running the story: a platform, a scaler and the replicas it starts with.
 
@@ -359,6 +388,8 @@ class Arm(_Frozen):
     replicas: int = Field(3, ge=1, le=200, description="replicas at the start")
     swarm: SwarmDeploy | None = Field(None, description="platform: swarm only: restart, update, placement, endpoint mode")
     rollout: ArmRollout | None = Field(None, description="how this arm rolls out (strategy, Kubernetes probes and timings; docs/rollouts.md)")
+    lb: FrontDoor | None = Field(None, description="platform: compose only: the front door's load-balancing strategy")
+    weak: WeakReplicas | None = Field(None, description="platform: compose only: replicas with a smaller CPU limit")
 
     @field_validator("platform")
     @classmethod
@@ -374,6 +405,12 @@ class Arm(_Frozen):
             raise ValueError(f"the 'swarm' section applies to platform: swarm only, not '{self.platform}'")
         if self.rollout is not None:
             self.rollout.check_platform(self.platform)
+        for section in COMPOSE_ONLY:
+            if getattr(self, section) is not None and self.platform != "compose":
+                raise ValueError(f"the '{section}' section applies to platform: compose only (the kit's nginx and containers), not "
+                                 f"'{self.platform}'; remove it from this arm (docs/load-balancing.md)")
+        if self.weak is not None and self.weak.replicas >= self.replicas:
+            raise ValueError(f"weak.replicas ({self.weak.replicas}) must be less than replicas ({self.replicas}): keep at least one full replica")
         return self
 
 

@@ -155,7 +155,7 @@ def compose_services() -> dict:
 
 
 def test_every_compose_service_is_hardened(compose_services: dict) -> None:
-    assert set(compose_services) == {"ai-agent", "lb"}
+    assert set(compose_services) == {"ai-agent", "ai-agent-weak", "lb"}  # ai-agent-weak: unequal replicas (lab 07)
     # Every compose or stack file under compose/ (a Swarm stack file added later is held to the same rules).
     for path in sorted((ROOT / "compose").glob("*.y*ml")):
         for name, service in (yaml.safe_load(path.read_text()).get("services") or {}).items():

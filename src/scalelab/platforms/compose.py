@@ -25,16 +25,20 @@ from scalelab import engine
 from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
 from scalelab.errors import CommandError, PlatformError, PreflightError
+from scalelab.lb.controller import FrontDoor, Replica
 from scalelab.netcheck import http_ok, port_free
 from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
-from scalelab.platforms.compose_inflight import InflightReader
+from scalelab.platforms.compose_inflight import AGENT_PORT, InflightReader, container_ip
 from scalelab.platforms.compose_settings import (
     LAB,
+    LB_DIR,
+    LB_SERVICE,
     PROJECT_LABEL,
     PROJECT_PREFIX,
     RUN_ID_LABEL,
     SERVICE,
     SERVICE_LABEL,
+    WEAK_SERVICE,
     ComposeSettings,
     compose_dir,
     state_root,
@@ -70,6 +74,9 @@ class ComposePlatform:
         self._lock = threading.Lock()
         self._scale_lock = threading.Lock()  # one `compose up --scale` at a time (see `scale`)
         self._applied: int | None = None
+        #: the front door's upstream block for every strategy but random (scalelab.lb.controller)
+        self.front_door = FrontDoor(settings.lb_strategy, self.state_dir / LB_DIR, self._reload_lb, update_s=settings.lb_update_s)
+        self._lb_events: list[dict[str, Any]] = []  # its reloads since the last observation
 
     @classmethod
     def attach(cls, project: str | None = None) -> ComposePlatform:
@@ -125,8 +132,9 @@ class ComposePlatform:
         """Start nginx and ``replicas`` agents (no wait; see `wait_ready`); cleans up on failure."""
         self.desired = replicas
         self._record_request(replicas)
+        self.front_door.prepare((compose_dir() / "nginx.conf").read_text(encoding="utf-8"), SERVICE, AGENT_PORT)
         try:
-            self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--remove-orphans", "--scale", f"{SERVICE}={replicas}",
+            self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--remove-orphans", *self._scale_args(replicas),
                           fix="read the message above; `scalelab down compose` cleans up")
         except CommandError as exc:
             self.down()
@@ -148,6 +156,7 @@ class ComposePlatform:
                 fix=f"look at `docker compose -p {self.settings.project} ps` and `... logs`; then `scalelab down compose`",
                 lab=LAB,
             )
+        self._sync_front_door()
 
     def scale(self, replicas: int) -> None:
         """``compose up --scale ai-agent=N --no-recreate --no-deps`` (returns once containers start).
@@ -166,7 +175,7 @@ class ComposePlatform:
             if target == self._applied:
                 return
             try:
-                self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--no-recreate", "--no-deps", "--scale", f"{SERVICE}={target}", SERVICE,
+                self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--no-recreate", "--no-deps", *self._scale_args(target)[:2], SERVICE,
                               fix="`scalelab down compose` and start again")
             except CommandError as exc:
                 raise _platform_error(f"docker compose scale to {target} failed", exc) from None
@@ -188,8 +197,12 @@ class ComposePlatform:
         events += lifecycle_events(self._seen_running, self._seen_ready, running, ready, "docker")
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
+        limits = {c["Id"]: self.settings.cpu_limit_of(c["Labels"].get(SERVICE_LABEL, SERVICE)) for c in listing}
+        self._sync_front_door(listing, {cid: r[0] for cid, r in readings.items()}, limits)
+        events += self._lb_events
+        self._lb_events = []
         return container_observation(
-            desired=self.desired, names=running, ready=ready, readings=readings, cpus=self.settings.cpus,
+            desired=self.desired, names=running, ready=ready, readings=readings, cpus=limits,
             memory_mb=self.settings.memory_mb, events=events, node_of=lambda _cid: "docker-host", in_flight=self._inflight.read(listing),
         )
 
@@ -207,7 +220,12 @@ class ComposePlatform:
     def describe(self) -> dict[str, Any]:
         """What actually runs (for the run manifest): project, port, image ids, the applied limits."""
         out: dict[str, Any] = {"compose_project": self.settings.project, "base_url": self.base_url}
-        agents = self._containers(running_only=True)
+        everyone = self._containers(running_only=True)
+        agents = [c for c in everyone if c["Labels"].get(SERVICE_LABEL) == SERVICE]
+        out["lb_strategy"] = self.settings.lb_strategy
+        if self.settings.weak_replicas:
+            out["weak_cpu_limit_cores"] = self.settings.weak_cpus
+            out["weak_replicas"] = sorted(c["Id"][:12] for c in everyone if c["Labels"].get(SERVICE_LABEL) == WEAK_SERVICE)
         if agents:
             info = self.sdk.api.inspect_container(agents[0]["Id"])
             out["agent_image_id"] = info.get("Image")
@@ -235,8 +253,36 @@ class ComposePlatform:
             )
 
     # -- internals ----------------------------------------------------------------------------
+    def _scale_args(self, replicas: int) -> list[str]:
+        """``--scale`` for the agent service (and the weak one): ``replicas`` counts both."""
+        weak = min(self.settings.weak_replicas, replicas)
+        return ["--scale", f"{SERVICE}={replicas - weak}", "--scale", f"{WEAK_SERVICE}={weak}"]
+
+    def _sync_front_door(self, listing: list[dict[str, Any]] | None = None, cores: dict[str, float | None] | None = None,
+                         limits: dict[str, float] | None = None) -> None:
+        """List the running replicas in the front door's upstream block (strategies other than random); events for `observe`."""
+        if not self.front_door.strategy.upstream:
+            return
+        listing = self._containers(running_only=True) if listing is None else listing
+        replicas = []
+        for c in listing:
+            ip = container_ip(c)
+            if ip:
+                limit = (limits or {}).get(c["Id"]) or self.settings.cpu_limit_of(c["Labels"].get(SERVICE_LABEL, SERVICE))
+                replicas.append(Replica(c["Id"], c["Id"][:12], f"{ip}:{AGENT_PORT}", limit, (cores or {}).get(c["Id"])))
+        self._lb_events += self.front_door.sync(replicas)
+
+    def _reload_lb(self) -> bool:
+        """Graceful nginx reload: SIGHUP to the lb container's nginx master (False when no lb runs)."""
+        filters = {"label": [f"{PROJECT_LABEL}={self.settings.project}", f"{SERVICE_LABEL}={LB_SERVICE}"], "status": "running"}
+        found = self.sdk.api.containers(filters=filters)
+        for c in found:
+            self.sdk.api.kill(c["Id"], signal="SIGHUP")
+        return bool(found)
+
     def _containers(self, *, running_only: bool = False, healthy_only: bool = False) -> list[dict[str, Any]]:
-        filters: dict[str, Any] = {"label": [f"{PROJECT_LABEL}={self.settings.project}", f"{SERVICE_LABEL}={SERVICE}"]}
+        # the agents of both services (ai-agent and, for unequal replicas, ai-agent-weak) carry role=workload
+        filters: dict[str, Any] = {"label": [f"{PROJECT_LABEL}={self.settings.project}", "scalelab.role=workload"]}
         if running_only or healthy_only:
             filters["status"] = "running"
         if healthy_only:
@@ -335,7 +381,7 @@ class ComposeKind:
     spec = platform_spec("compose")
 
     def create(self, scenario: Any, arm: str, *, run_id: str, options: PlatformOptions) -> ComposePlatform:
-        return ComposePlatform(ComposeSettings.for_scenario(scenario, run_id, port=options.port))
+        return ComposePlatform(ComposeSettings.for_scenario(scenario, run_id, port=options.port, arm_name=arm))
 
     def attach(self, options: PlatformOptions) -> ComposePlatform:
         return ComposePlatform.attach(options.project)

@@ -16,11 +16,15 @@ from typing import Any
 from scalelab import versions
 from scalelab.checkout import kit_path
 
-__all__ = ["ComposeSettings", "SERVICE", "LB_SERVICE", "PROJECT_PREFIX", "RUN_ID_LABEL", "PROJECT_LABEL", "SERVICE_LABEL", "LAB",
+__all__ = ["ComposeSettings", "SERVICE", "WEAK_SERVICE", "LB_SERVICE", "LB_DIR", "PROJECT_PREFIX", "RUN_ID_LABEL", "PROJECT_LABEL", "SERVICE_LABEL", "LAB",
            "DEFAULT_PORT", "compose_dir", "state_root", "project_name", "default_port"]
 
 SERVICE = "ai-agent"
+#: the unequal replicas (a scenario arm's ``weak`` section): same service, smaller CPU limit
+WEAK_SERVICE = "ai-agent-weak"
 LB_SERVICE = "lb"
+#: the folder of the front door's files inside the project's state directory (mounted into the lb)
+LB_DIR = "lb.d"
 PROJECT_PREFIX = "scalelab-"
 RUN_ID_LABEL = "scalelab.run-id"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -58,14 +62,25 @@ class ComposeSettings:
     memory_mb: int = 256
     work_ms: float = 50.0
     warmup_s: float = 5.0
+    #: the front door's strategy (scalelab.lb.strategies) and, for resource-aware, its update period
+    lb_strategy: str = "random"
+    lb_update_s: float = 2.0
+    #: unequal replicas: how many of the replicas run as the weak service, and its CPU limit
+    weak_replicas: int = 0
+    weak_cpus: float = 0.0
 
     @classmethod
-    def for_scenario(cls, scenario: Any, run_id: str, *, port: int | None = None) -> ComposeSettings:
-        """Settings from a sized `scalelab.scenario.Scenario` (its workload section).
+    def for_scenario(cls, scenario: Any, run_id: str, *, port: int | None = None, arm_name: str | None = None) -> ComposeSettings:
+        """Settings from a sized `scalelab.scenario.Scenario`: its workload, and the arm's ``lb`` and ``weak`` sections.
+
+        ``arm_name`` None: the scenario's first compose arm (``scalelab up compose``).
 
         ``SCALELAB_PORT``, ``SCALELAB_AGENT_IMAGE`` and ``SCALELAB_LB_IMAGE`` override the defaults.
         """
         w = scenario.workload
+        arm = next((a for a in scenario.arms.values() if a.platform == "compose"), None) if arm_name is None else scenario.arms[arm_name]
+        lb = arm.lb if arm is not None else None
+        weak = arm.weak if arm is not None else None
         return cls(
             project=project_name(run_id),
             run_id=run_id,
@@ -76,6 +91,10 @@ class ComposeSettings:
             memory_mb=w.memory_mb,
             work_ms=w.work_ms,
             warmup_s=w.warmup_s,
+            lb_strategy=lb.strategy if lb is not None else "random",
+            lb_update_s=lb.update_s if lb is not None else 2.0,
+            weak_replicas=weak.replicas if weak is not None else 0,
+            weak_cpus=round(w.cpu_limit * weak.cpu_factor, 3) if weak is not None else 0.0,
         )
 
     def env(self) -> dict[str, str]:
@@ -88,13 +107,23 @@ class ComposeSettings:
             "SCALELAB_AGENT_MEMORY": f"{self.memory_mb}m",
             "SCALELAB_WORK_MS": f"{self.work_ms:g}",
             "SCALELAB_WARMUP_S": f"{self.warmup_s:g}",
+            "SCALELAB_WEAK_CPUS": f"{self.weak_cpus or self.cpus:g}",
+            "SCALELAB_WEAK_REPLICAS": str(self.weak_replicas),
+            # random: compose/nginx.conf as mounted; the others: the kit's derived config in the lb folder
+            "SCALELAB_LB_CONF": f"/etc/nginx/{LB_DIR}/nginx.conf" if self.lb_strategy != "random" else "/etc/nginx/nginx.conf",
+            "SCALELAB_LB_DIR": f"./{LB_DIR}",
         }
+
+    def cpu_limit_of(self, service: str) -> float:
+        """The CPU limit (cores) of a replica of ``service`` (the weak service's or the normal one's)."""
+        return self.weak_cpus if service == WEAK_SERVICE and self.weak_cpus else self.cpus
 
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "settings.json").write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
         path = state_dir / "compose.env"
-        path.write_text("".join(f"{k}={v}\n" for k, v in self.env().items()), encoding="utf-8")
+        env = {**self.env(), "SCALELAB_LB_DIR": str(state_dir / LB_DIR)}
+        path.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
         return path
 
     @classmethod

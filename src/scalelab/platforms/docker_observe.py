@@ -21,13 +21,16 @@ def container_observation(
     names: Mapping[str, str],
     ready: set[str],
     readings: Mapping[str, tuple[float | None, int | None]],
-    cpus: float,
+    cpus: float | Mapping[str, float],
     memory_mb: float,
     events: list[dict[str, Any]],
     node_of: Callable[[str], str],
     in_flight: Mapping[str, float | None] | None = None,
 ) -> Observation:
-    """``names``: running container id -> replica name; ``readings``: id -> (cores, memory bytes)."""
+    """``names``: running container id -> replica name; ``readings``: id -> (cores, memory bytes).
+
+    ``cpus``: the replicas' CPU limit in cores, or id -> limit when they differ (compose's weak replicas).
+    """
     cores = [c for c, _ in readings.values() if c is not None]
     mems = [m for _, m in readings.values() if m is not None]
     mem_limit = memory_mb * 2**20
@@ -37,7 +40,7 @@ def container_observation(
         per_replica.append(ReplicaStat(
             name,
             cid in ready,
-            cpu_pct_of_limit=stats.cpu_pct_of_limit(cpu, cpus),
+            cpu_pct_of_limit=stats.cpu_pct_of_limit(cpu, cpus if isinstance(cpus, (int, float)) else cpus[cid]),
             mem_pct_of_limit=None if mem is None else 100.0 * mem / mem_limit,
             in_flight=(in_flight or {}).get(cid),
         ))

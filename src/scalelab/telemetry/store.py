@@ -152,6 +152,7 @@ class RunWriter:
         run_id: str | None = None,
     ) -> RunWriter:
         """Start a run of ``scenario`` (a sized `scalelab.scenario.Scenario`) on ``platform``."""
+        from scalelab.lb.strategies import arm_front_door
         from scalelab.versions import component_versions
 
         if platform not in schema.platforms():
@@ -173,6 +174,7 @@ class RunWriter:
             "price_per_replica_hour": scenario.price_per_replica_hour,
             "latency_objective_ms": scenario.latency_objective_ms,
             "duration_s": scenario.duration_s,
+            "front_door": arm_front_door(arm_cfg, platform),
             "load_connections": {
                 "connections": scenario.load.connections,
                 "client_connections": scenario.load.client_connections,
