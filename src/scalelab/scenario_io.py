@@ -16,11 +16,13 @@ from scalelab.scenario import (
     SCALER_MODELS,
     Arm,
     Behavior,
+    FrontDoor,
     Load,
     ManualAction,
     ScalingPolicy,
     ScalingRules,
     Scenario,
+    WeakReplicas,
     Workload,
 )
 
@@ -135,7 +137,7 @@ def _allowed_fields(loc: list[str]) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             # dict key (an arm name): the value model
-            if model is Scenario:
+            if model is Scenario or model is Arm:
                 continue
             if part.isdigit():
                 continue
@@ -155,6 +157,8 @@ def _model_of(annotation: object, name: str) -> type[BaseModel] | None:
         "scale_down": ScalingRules,
         "actions": ManualAction,
         "policies": ScalingPolicy,
+        "lb": FrontDoor,
+        "weak": WeakReplicas,
     }
     return mapping.get(name)
 

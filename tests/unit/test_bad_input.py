@@ -44,6 +44,8 @@ VALUE_CASES += [
     ("arms.a.platform", "nomad"), ("arms.a.scaler.type", "magic"), ("arms.a.scaler", {"type": "hpa"}), ("arms.k.scaler.max_replicas", 0),
     ("arms.a.colour", "red"), ("arms.k.scaler.behavior", {"scale_up": {"colour": 1}}), ("arms.a.scaler.speed", 3), ("name", "Has Spaces"),
     ("arms", {}), ("load", None), ("workload.cpu_limit", 0.1),
+    ("arms.a.lb", {"strategy": "fastest"}), ("arms.k.lb", {"strategy": "least-conn"}), ("arms.a.lb", {"update_s": 0.1}),
+    ("arms.a.weak", {"replicas": 5}), ("arms.a.weak", {"cpu_factor": 0}), ("arms.k.weak", {"replicas": 1}),
 ]
 
 
