@@ -11,6 +11,8 @@ N        ?= 8
 RUNS     ?= runs
 PLATFORM ?= compose
 SEED     ?= 7
+# lab 07: one front-door strategy (random|round-robin|least-conn|random-two|weighted|resource-aware)
+STRATEGY ?= least-conn
 # make setup WHEELHOUSE=wheelhouse installs with no network from a folder `make wheelhouse` filled
 WHEELHOUSE ?=
 # lab 12 (density): MODE=runtime|network|workload, PROFILE=host|laptop|ci
@@ -24,7 +26,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
-        report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab99-cleanup test-cluster-up test-cluster-down \
+        report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
         lab08-up lab08-spike lab08-sim \
         lab12-plan lab12-run lab12-pods lab12-show \
         lab10-compose lab10-kubernetes lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
@@ -128,6 +130,16 @@ lab06-run: $(STAMP) ## Lab 06: the threshold autoscaler on real compose (ci-spik
 
 lab06-cooldowns: $(STAMP) ## Lab 06: the classroom spike on real compose with cooldowns 0, 30 and 120 s, recorded under runs/ (3 x 4.5 minutes)
 	for arm in compose-threshold-0s compose-threshold compose-threshold-120s; do $(SCALELAB) run classroom-spike --arm $$arm --runs-dir $(RUNS) || exit 1; done
+
+## ---------------------------------------------------------------- lab 07: load-balancing strategies (compose front door)
+lab07-run: $(STAMP) ## Lab 07: one front-door strategy on unequal replicas, real compose (2 minutes): STRATEGY=least-conn|round-robin|...
+	$(SCALELAB) run unequal-replicas --arm compose-$(STRATEGY) --runs-dir $(RUNS)
+
+lab07-runs: $(STAMP) ## Lab 07: every strategy in turn on the same unequal replicas (about 12 minutes), recorded under runs/
+	for s in random round-robin least-conn random-two weighted resource-aware; do $(SCALELAB) run unequal-replicas --arm compose-$$s --runs-dir $(RUNS) || exit 1; done
+
+lab07-table: $(STAMP) ## Lab 07: p95, errors and per-replica spread per strategy (RUNS=tests/fixtures/runs/lb: the committed runs)
+	$(SCALELAB) strategies --runs-dir $(RUNS)
 
 lab99-cleanup: $(STAMP) ## Lab 99: remove everything the kit started, the kind cluster included (keeps runs/)
 	$(SCALELAB) clean --cluster $(KUBEFLAGS)

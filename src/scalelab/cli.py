@@ -115,6 +115,7 @@ def main() -> None:
 
 from scalelab import (  # noqa: E402, F401  (they register their commands on `cli`)
     cli_help,  # noqa: E402  (one line each in `scalelab --help`, set once every command exists)
+    cli_lb,
     cli_ops,
     cli_sim,
 )

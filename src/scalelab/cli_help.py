@@ -28,6 +28,7 @@ SHORT_HELP: dict[str, str] = {
     "scale": "Scale the running service by hand.",
     "scenarios": "List scenarios, or show one sized to this host.",
     "sim": "Simulate a scenario without Docker.",
+    "strategies": "p95, errors, spread per front-door strategy.",
     "up": "Start the ai-agent by hand, wait until ready.",
     "watch": "Live charts of runs in a browser (127.0.0.1).",
     "whatif": "Sweep settings in the simulator: cost vs latency.",

@@ -246,3 +246,48 @@ def test_the_manifest_records_the_front_door(tmp_path: Path) -> None:
     spike = load_scenario("ci-spike", cpu_budget=1.0)
     assert arm_front_door(spike.arms["compose-manual"], "compose") == {"strategy": "random", "weak": None}
     assert arm_front_door(spike.arms["kubernetes-hpa"], "kubernetes") is None
+
+
+# --- the strategy table ---------------------------------------------------------------------------
+
+
+def _fake_run(root: Path, arm: str, counts: dict[str, int], weak: str, errors: int) -> Path:
+    """A completed run with ``counts`` answered requests per replica (each 100 ms, the weak one's 400 ms)."""
+    from scalelab.telemetry.spread import replica_seconds
+
+    sc = load_scenario("unequal-replicas", cpu_budget=1.0)
+    with RunWriter.create(root, scenario=sc, arm=arm, platform="compose") as w:
+        w.note(platform_info={"lb_strategy": sc.arms[arm].lb.strategy, "weak_replicas": [weak], "agent_cpu_limit_cores": 0.25, "weak_cpu_limit_cores": 0.125},
+               drain_s=11.0)
+        w.sample(t_s=1, phase="load", replicas_desired=3, replicas_ready=3)
+        rows = [{"t_s": 1 + i * 0.01, "response_ms": 400.0 if name == weak else 100.0, "ok": 1, "status_code": 200, "replica": name, "error": ""}
+                for name, n in counts.items() for i in range(n)]
+        rows += [{"t_s": 5.0, "response_ms": 10000.0, "ok": 0, "status_code": 0, "replica": "", "error": "timeout"}] * errors
+        w.requests(rows)
+        w.replicas(replica_seconds(w.read_requests(), None))
+        return w.dir
+
+
+def test_strategy_rows_and_the_cli_table(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from scalelab.cli import cli
+    from scalelab.lb.table import latest_per_arm, strategy_row
+    from scalelab.telemetry import load_run
+
+    rr = _fake_run(tmp_path, "compose-round-robin", {"a1": 100, "b2": 100, "c3": 100}, "c3", errors=7)
+    lc = _fake_run(tmp_path, "compose-least-conn", {"a1": 160, "b2": 150, "c3": 90}, "c3", errors=0)
+    row = strategy_row(load_run(rr))
+    assert row["strategy"] == "round-robin" and row["requests"] == 307 and row["errors"] == 7 and row["replicas"] == 3
+    assert row["weak_share"] == pytest.approx(1 / 3) and row["busiest_share"] == pytest.approx(1 / 3)
+    assert row["capacity_share"] == pytest.approx(0.2) and row["weak_p95_ms"] == pytest.approx(400) and row["p95_ms"] == pytest.approx(400)
+    row = strategy_row(load_run(lc))
+    assert row["weak_share"] == pytest.approx(90 / 400) and row["busiest_share"] == pytest.approx(160 / 400)
+    assert [r.arm for r in latest_per_arm(tmp_path, "unequal-replicas")] == ["compose-round-robin", "compose-least-conn"]
+
+    result = CliRunner().invoke(cli, ["strategies", "--runs-dir", str(tmp_path)], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if "round-robin" in ln or "least-conn" in ln]
+    assert len(lines) == 2 and "0.33" in lines[0] and "0.20" in lines[0] and "0.23" in lines[1]
+    one = CliRunner().invoke(cli, ["strategies", str(lc)], terminal_width=120)
+    assert one.exit_code == 0 and "least-conn" in one.output and "round-robin" not in one.output

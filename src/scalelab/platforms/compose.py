@@ -223,9 +223,10 @@ class ComposePlatform:
         everyone = self._containers(running_only=True)
         agents = [c for c in everyone if c["Labels"].get(SERVICE_LABEL) == SERVICE]
         out["lb_strategy"] = self.settings.lb_strategy
-        if self.settings.weak_replicas:
-            out["weak_cpu_limit_cores"] = self.settings.weak_cpus
-            out["weak_replicas"] = sorted(c["Id"][:12] for c in everyone if c["Labels"].get(SERVICE_LABEL) == WEAK_SERVICE)
+        weak = [c for c in everyone if c["Labels"].get(SERVICE_LABEL) == WEAK_SERVICE]
+        if weak:  # unequal replicas: which ones (their names in requests.csv) and the limit Docker applied
+            out["weak_replicas"] = sorted(c["Id"][:12] for c in weak)
+            out["weak_cpu_limit_cores"] = stats.nano_cpus_to_cores(self.sdk.api.inspect_container(weak[0]["Id"])["HostConfig"].get("NanoCpus"))
         if agents:
             info = self.sdk.api.inspect_container(agents[0]["Id"])
             out["agent_image_id"] = info.get("Image")
@@ -245,12 +246,16 @@ class ComposePlatform:
 
     def check_limits(self) -> None:
         """Fail if the CPU limit the scenario asked for is not what Docker applied."""
-        got = self.describe().get("agent_cpu_limit_cores")
-        if got is None or abs(got - self.settings.cpus) > 1e-6:
-            raise PlatformError(
-                f"the agent containers run with a CPU limit of {got} cores, expected {self.settings.cpus}",
-                fix="your compose version ignores `cpus:`; update Docker Compose to v2",
-            )
+        info = self.describe()
+        expected = [("agent", info.get("agent_cpu_limit_cores"), self.settings.cpus)]
+        if self.settings.weak_replicas:
+            expected.append(("weak agent", info.get("weak_cpu_limit_cores"), self.settings.weak_cpus))
+        for what, got, want in expected:
+            if got is None or abs(got - want) > 1e-6:
+                raise PlatformError(
+                    f"the {what} containers run with a CPU limit of {got} cores, expected {want}",
+                    fix="your compose version ignores `cpus:`; update Docker Compose to v2",
+                )
 
     # -- internals ----------------------------------------------------------------------------
     def _scale_args(self, replicas: int) -> list[str]:
