@@ -34,6 +34,8 @@ __all__ = ["Replica", "FrontDoor", "UPSTREAM_FILE", "CONF_FILE"]
 
 UPSTREAM_FILE = "upstream.conf"
 CONF_FILE = "nginx.conf"
+#: an update is due this much before update_s has fully passed
+SLACK_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class FrontDoor:
             self._measured.update(utils, limits)
             if due:
                 self._util_sums = {}
-                self._next_update = now + self.update_s
+                # a little early: a caller that syncs once a second must not skip every other update
+                self._next_update = now + max(0.0, self.update_s - SLACK_S)
         published = self._measured.published
         return [published.get(r.key, 1) for r in replicas]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scalelab.lb.strategies import STRATEGIES
 from scalelab.telemetry.store import Run, list_runs, load_run
 
 __all__ = ["strategy_row", "strategy_rows", "render_strategy_table", "latest_per_arm", "COLUMNS"]
@@ -74,14 +75,20 @@ def strategy_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def latest_per_arm(runs_dir: str | Path, scenario: str) -> list[Run]:
-    """The newest completed real run of each arm of ``scenario`` under ``runs_dir`` (arms in recording order)."""
+    """The newest completed real run of each arm of ``scenario`` under ``runs_dir``, in the order of the strategies."""
     newest: dict[str, Run] = {}
     for path in list_runs(runs_dir):
         run = load_run(path)
         m = run.manifest
         if m.get("scenario") == scenario and m.get("platform") != "sim" and m.get("status") == "completed":
             newest[run.arm] = run  # list_runs is sorted by run id, which starts with the time
-    return sorted(newest.values(), key=lambda r: r.path.name)
+    order = list(STRATEGIES)
+
+    def rank(run: Run) -> tuple[int, str]:
+        strategy = (run.manifest.get("front_door") or {}).get("strategy")
+        return (order.index(strategy) if strategy in order else len(order), run.arm)
+
+    return sorted(newest.values(), key=rank)
 
 
 def _cell(key: str, value: Any) -> str:
