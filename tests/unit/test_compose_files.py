@@ -72,3 +72,19 @@ def test_project_names_are_valid_compose_names() -> None:
     name = project_name("20261123-153000-Classroom-Spike-compose-manual-1a2b")
     assert name == "scalelab-20261123-153000-classroom-spike-compose-manual-1a2b"
     assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", project_name("x y.z"))
+
+
+def test_the_weak_service_is_the_agent_with_a_smaller_limit(compose: dict) -> None:
+    """Unequal replicas (lab 07): same definition as ai-agent, its own CPU limit, none unless asked, and the name ai-agent too."""
+    agent, weak = compose["services"]["ai-agent"], compose["services"]["ai-agent-weak"]
+    differs = {k for k in set(agent) | set(weak) if agent.get(k) != weak.get(k)}
+    assert differs == {"cpus", "scale", "networks"}
+    assert weak["cpus"].startswith("${SCALELAB_WEAK_CPUS") and weak["scale"] == "${SCALELAB_WEAK_REPLICAS:-0}"
+    assert weak["networks"]["default"]["aliases"] == ["ai-agent"]
+
+
+def test_the_lb_mounts_the_kits_folder_read_only_and_takes_its_config(compose: dict) -> None:
+    lb = compose["services"]["lb"]
+    assert "${SCALELAB_LB_DIR:-./lb.d}:/etc/nginx/lb.d:ro" in lb["volumes"]
+    assert lb["command"][:3] == ["nginx", "-c", "${SCALELAB_LB_CONF:-/etc/nginx/nginx.conf}"]
+    assert (COMPOSE / "lb.d").is_dir()  # what a hand-started compose mounts
