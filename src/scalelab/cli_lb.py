@@ -22,5 +22,5 @@ def strategies_cmd(run_dirs: tuple[Path, ...], scenario: str, runs_dir: Path) ->
     runs = [load_run(d) for d in run_dirs] if run_dirs else latest_per_arm(runs_dir, scenario)
     if not runs:
         raise ScalelabError(f"no completed real run of scenario '{scenario}' under {runs_dir}",
-                            fix="record them (`make lab07-runs`), or pass --runs-dir tests/fixtures/runs/lb to read the committed ones", lab="07-load-balancing")
+                            fix="record them (`make lab07-runs`; docs/load-balancing.md), or pass --runs-dir tests/fixtures/runs/lb to read the committed ones")
     click.echo(render_strategy_table(strategy_rows(runs), title=f"front-door strategies: {runs[0].manifest.get('scenario')}"))

@@ -6,12 +6,17 @@ open-loop load at 70% of their total capacity from real Locust, to 127.0.0.1 onl
 come from the per-replica spread the run records (replicas.csv), the weak replica's name from
 the manifest. By capacity the weak replica's fair share is 0.2; an even spread gives it 1/3.
 
-Bounds (about 350 answered requests a run; a share's binomial noise is ~0.025):
-- round-robin: nginx sends every third request to the weak one: its share 0.28-0.40, and no
-  replica above 0.40.
-- weighted (100, 100, 50 from the limits): exactly 1 in 5 sent: weak 0.14-0.26, busiest 0.36-0.46.
+Each share counts what a replica was *given*: the requests it answered, and for the weak one
+also the requests that timed out (5 s). Only the weak replica ever queues that long here: the
+others answer within half a second even under round robin (recorded: p50 ~90 ms, max 375 ms,
+against the weak one's 3.3 s mean), so a timeout is a request the front door gave the weak one.
+
+Bounds (about 340 requests a run; a share's binomial noise is ~0.025):
+- round-robin: nginx gives every third request to the weak one: its share 0.29-0.38; the
+  weak one's p95 at least 3x the others'.
+- weighted (100, 100, 50 from the limits): exactly 1 in 5: weak 0.14-0.26, busiest 0.36-0.46.
 - least-conn, random-two: the weak replica holds its requests twice as long, so it is picked
-  less: weak at most 0.29 (below round robin's 1/3), busiest at least 0.35.
+  less: weak at most 0.29 (round robin's third minus its noise), busiest at least 0.35.
 - resource-aware: starts with equal weights and moves them from measured CPU each second; over
   20 s the weak share ends below round robin's (at most 0.29), at least one weight change is
   reloaded into nginx, and no request fails across those reloads.
@@ -32,7 +37,7 @@ pytestmark = pytest.mark.docker
 
 #: strategy -> (weak share low, high, busiest share low, high)
 BOUNDS = {
-    "round-robin": (0.28, 0.40, 0.0, 0.40),
+    "round-robin": (0.29, 0.38, 0.0, 0.38),
     "weighted": (0.14, 0.26, 0.36, 0.46),
     "least-conn": (0.0, 0.29, 0.35, 1.0),
     "random-two": (0.0, 0.29, 0.35, 1.0),
@@ -63,9 +68,18 @@ def test_strategy_spreads_a_burst_over_unequal_replicas(strategy: str, scalelab_
           f"weak share {row['weak_share']:.3f}, busiest {row['busiest_share']:.3f}, {len(lb)} lb events")
     print(lb[["t_s", "detail"]].to_string())
     assert row["replicas"] == 3 and row["requests"] > 250
+    per = run.replicas.groupby("replica")["requests"].sum()
+    (weak,) = info["weak_replicas"]
+    given = {name: float(n) + (row["errors"] if name == weak else 0) for name, n in per.items()}
+    weak_share, busiest = given[weak] / sum(given.values()), max(given.values()) / sum(given.values())
+    print(f"given: {given}; weak share {weak_share:.3f}, busiest {busiest:.3f}")
     weak_lo, weak_hi, busy_lo, busy_hi = BOUNDS[strategy]
-    assert weak_lo <= row["weak_share"] <= weak_hi, row
-    assert busy_lo <= row["busiest_share"] <= busy_hi, row
+    assert weak_lo <= weak_share <= weak_hi, (weak_share, given)
+    assert busy_lo <= busiest <= busy_hi, (busiest, given)
+    if strategy == "round-robin":
+        ok = run.requests[run.requests.ok == 1]
+        p95 = ok.groupby("replica").response_ms.quantile(0.95)
+        assert p95[weak] >= 3 * p95.drop(weak).max(), p95.to_dict()
 
     # The kit listed the three replicas in nginx's upstream block before the load, and reloaded it.
     assert len(lb) >= 1 and lb.detail.str.contains("nginx reloaded").all()
