@@ -132,10 +132,10 @@ lab06-cooldowns: $(STAMP) ## Lab 06: the classroom spike on real compose with co
 	for arm in compose-threshold-0s compose-threshold compose-threshold-120s; do $(SCALELAB) run classroom-spike --arm $$arm --runs-dir $(RUNS) || exit 1; done
 
 ## ---------------------------------------------------------------- lab 07: load-balancing strategies (compose front door)
-lab07-run: $(STAMP) ## Lab 07: one front-door strategy on unequal replicas, real compose (2 minutes): STRATEGY=least-conn|round-robin|...
+lab07-run: $(STAMP) ## Lab 07: one front-door strategy on unequal replicas, real compose (1.5 minutes): STRATEGY=least-conn|round-robin|...
 	$(SCALELAB) run unequal-replicas --arm compose-$(STRATEGY) --runs-dir $(RUNS)
 
-lab07-runs: $(STAMP) ## Lab 07: every strategy in turn on the same unequal replicas (about 12 minutes), recorded under runs/
+lab07-runs: $(STAMP) ## Lab 07: every strategy in turn on the same unequal replicas (about 9 minutes), recorded under runs/
 	for s in random round-robin least-conn random-two weighted resource-aware; do $(SCALELAB) run unequal-replicas --arm compose-$$s --runs-dir $(RUNS) || exit 1; done
 
 lab07-table: $(STAMP) ## Lab 07: p95, errors and per-replica spread per strategy (RUNS=tests/fixtures/runs/lb: the committed runs)
