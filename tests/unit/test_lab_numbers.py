@@ -143,3 +143,22 @@ def test_explain_finds_a_decision_whose_event_came_late() -> None:
     moves = [(row["at"], row["from"], row["to"]) for _, row in table.iterrows()]
     assert ("2:55", 10, 4) in moves, moves
     assert len(moves) == analysis.summarize(load_run(K8S_RUN))["scale_actions"], "one decision per change of the count"
+
+
+AUTOSCALERS = FIXTURES / "autoscalers"
+
+
+def test_lab06_recorded_table_is_the_committed_runs(tmp_path: Path) -> None:
+    """Issue 12's table: manual, threshold at cooldowns 0/30/120 s and the HPA, recorded, in one report."""
+    runs = [load_run(p) for p in sorted(AUTOSCALERS.iterdir()) if (p / "manifest.json").is_file()] + [load_run(K8S_RUN), load_run(COMPOSE_RUN)]
+    assert sorted(r.arm for r in runs) == ["compose-manual", "compose-threshold", "compose-threshold-0s", "compose-threshold-120s", "kubernetes-hpa"]
+    assert {r.manifest["platform"] for r in runs} == {"compose", "kubernetes"}, "recorded runs, not simulated ones"
+    assert {r.manifest["status"] for r in runs} == {"completed"}
+    assert {r.manifest["scenario"] for r in runs} == {"classroom-spike"} and {r.manifest["cpu_budget"] for r in runs} == {1.0}
+    # the same load for every arm; only the operator's November run predates per-request connections (lab 06 says so)
+    assert len({r.scenario.load.model_dump_json(exclude={"connections", "client_connections"}) for r in runs}) == 1, "the same load for every arm"
+    result = CliRunner().invoke(cli, ["report", str(FIXTURES), str(AUTOSCALERS), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    printed = _rows(result.output)
+    assert len(printed) == 5
+    assert set(printed) <= set(_rows(_lab("06-write-your-own-autoscaler.md"))), "lab 06 step 3 shows another table than the committed runs"
