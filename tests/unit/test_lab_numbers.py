@@ -157,7 +157,7 @@ def test_lab06_recorded_table_is_the_committed_runs(tmp_path: Path) -> None:
     assert {r.manifest["scenario"] for r in runs} == {"classroom-spike"} and {r.manifest["cpu_budget"] for r in runs} == {1.0}
     # the same load for every arm; only the operator's November run predates per-request connections (lab 06 says so)
     assert len({r.scenario.load.model_dump_json(exclude={"connections", "client_connections"}) for r in runs}) == 1, "the same load for every arm"
-    result = CliRunner().invoke(cli, ["report", str(FIXTURES), str(AUTOSCALERS), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(cli, ["report", str(COMPOSE_RUN), str(K8S_RUN), str(AUTOSCALERS), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     printed = _rows(result.output)
     assert len(printed) == 5
