@@ -30,7 +30,7 @@ from scalelab.faults.table import render
 from scalelab.rollout.__main__ import COLUMNS
 from scalelab.rollout.measure import RolloutImpact, rollout_impacts, rollout_rows
 from scalelab.telemetry import load_run
-from scalelab.versions import AGENT_IMAGE_V2
+from scalelab.versions import AGENT_IMAGE, AGENT_IMAGE_V2
 
 REPO = Path(__file__).resolve().parents[2]
 SCALELAB = [sys.executable, "-m", "scalelab"]
@@ -117,8 +117,8 @@ def test_compose_double_then_retire_loses_nothing(v2_image: str, tmp_path: Path)
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_kubernetes_rolling_update_with_readiness_prestop_and_drain_loses_nothing(test_cluster, v2_image: str, tmp_path: Path) -> None:
-    if (test_cluster.logs_dir.parent / "pids" / "containerd.pid").is_file():  # the local test cluster: import v2 (a no-op once done)
-        subprocess.run(["bash", str(REPO / "tests/cluster/cluster.sh"), "load", v2_image], check=True, capture_output=True, text=True, timeout=300)
+    if (test_cluster.logs_dir.parent / "pids" / "containerd.pid").is_file():  # the local test cluster: the images as built (a no-op once imported)
+        subprocess.run(["bash", str(REPO / "tests/cluster/cluster.sh"), "load", AGENT_IMAGE, v2_image], check=True, capture_output=True, text=True, timeout=300)
     run, imp = _run(["--arm", "kubernetes-rolling", "--kubeconfig", str(test_cluster.kubeconfig), "--context", test_cluster.context], tmp_path)
     assert imp.strategy == "rolling" and imp.ready_before == 2
     assert imp.ready_min is not None and imp.ready_min >= 2, "maxUnavailable 0: the ready count must never drop"

@@ -30,6 +30,7 @@ LAB_FILES = [
     "05-what-if-with-the-simulator.md",
     "06-write-your-own-autoscaler.md",
     "08-swarm.md",
+    "11-rolling-updates.md",
     "12-density.md",
     "99-cleanup.md",
 ]
@@ -85,7 +86,8 @@ def test_lab_reads_like_the_hard_way(name: str) -> None:
 def test_labs_use_the_makefile_targets() -> None:
     targets = {args[0] for name in LAB_FILES for args in _make_commands((LABS / name).read_text(encoding="utf-8")) if args}
     assert {"doctor", "lab01-up", "lab01-load", "lab02-spike", "scale", "lab-down", "lab03-cluster", "lab03-deploy", "lab03-spike",
-            "report", "lab05-whatif", "lab99-cleanup", "demo", "lab08-up", "lab08-spike", "lab12-plan", "lab12-run", "lab12-show"} <= targets
+            "report", "lab05-whatif", "lab99-cleanup", "demo", "lab08-up", "lab08-spike", "lab12-plan", "lab12-run", "lab12-show",
+            "lab11-compose-recreate", "lab11-compose-double", "lab11-kubernetes", "lab11-kubernetes-naive", "lab11-table", "lab11-report"} <= targets
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")

@@ -98,7 +98,7 @@ def test_rollout_progress_reads_the_deployment_like_kubectl() -> None:
         return {"metadata": {"generation": gen}, "spec": {"replicas": 2},
                 "status": {"observedGeneration": seen, "updatedReplicas": updated, "replicas": total, "availableReplicas": available}}
 
-    assert rollout_progress(dep(2, 1, 2, 2, 2)) == (False, "updated 2/2, available 2, old 0")  # the controller has not seen the change
+    assert rollout_progress(dep(2, 1, 2, 2, 2)) == (False, "waiting for the Deployment controller to see the new pod template")  # old status
     assert rollout_progress(dep(2, 2, 1, 3, 2)) == (False, "updated 1/2, available 2, old 2")
     assert rollout_progress(dep(2, 2, 2, 3, 2))[0] is False  # an old pod is still counted
     assert rollout_progress(dep(2, 2, 2, 2, 2)) == (True, "updated 2/2, available 2, old 0")

@@ -33,9 +33,10 @@ def rollout_progress(dep: dict[str, Any]) -> tuple[bool, str]:
     seen = int(status.get("observedGeneration") or 0)
     updated, total = int(status.get("updatedReplicas") or 0), int(status.get("replicas") or 0)
     available = int(status.get("availableReplicas") or 0)
+    if seen < generation:
+        return False, "waiting for the Deployment controller to see the new pod template"
     line = f"updated {updated}/{want}, available {available}, old {max(0, total - updated)}"
-    done = seen >= generation and updated == want and total == want and available == want
-    return done, line
+    return updated == want and total == want and available == want, line
 
 
 class KubernetesRoller:
