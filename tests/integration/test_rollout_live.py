@@ -127,21 +127,3 @@ def test_kubernetes_rolling_update_with_readiness_prestop_and_drain_loses_nothin
     rendered = (Path(run.path) / "k8s-rendered.yaml").read_text()
     assert "preStop" in rendered and "maxUnavailable: 0" in rendered
 
-
-@pytest.mark.docker
-@pytest.mark.slow
-@pytest.mark.parametrize("order", ["stop-first", "start-first"])
-def test_swarm_update_order_decides_the_capacity_dip(v2_image: str, order: str, tmp_path: Path) -> None:
-    """stop-first: a task stops before its replacement is healthy (one replica serves for a while);
-    start-first: the replacement is healthy first (never fewer than 2). nginx retries a refused
-    connection on the next task, so neither loses a request at the CI load."""
-    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, check=True).stdout.strip()
-    if state != "inactive":
-        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
-    run, imp = _run(["--arm", f"swarm-{order}"], tmp_path, {"SCALELAB_SWARM_PORT": str(_free_port())})
-    assert imp.strategy == "update" and imp.ready_before == 2
-    if order == "stop-first":
-        assert imp.ready_min is not None and imp.ready_min < 2, "stop-first kept both replicas healthy"
-    else:
-        assert imp.ready_min is not None and imp.ready_min >= 2, "start-first let the healthy count drop"
-    assert imp.failed == 0, f"{imp.failed} requests lost: {imp.by_class}"
