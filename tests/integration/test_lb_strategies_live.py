@@ -65,17 +65,14 @@ def test_strategy_spreads_a_burst_over_unequal_replicas(strategy: str, scalelab_
     row = strategy_row(run)
     lb = run.events[run.events.kind == "lb"]
     print(f"{strategy}: {took:.0f} s, {row['requests']} requests, {row['errors']} errors, p95 {row['p95_ms']:.0f} ms, "
-          f"weak share {row['weak_share']:.3f}, busiest {row['busiest_share']:.3f}, {len(lb)} lb events")
+          f"weak share {row['weak_share']:.3f}, busiest {row['busiest_share']:.3f} (given), {len(lb)} lb events")
     print(lb[["t_s", "detail"]].to_string())
     assert row["replicas"] == 3 and row["requests"] > 250
-    per = run.replicas.groupby("replica")["requests"].sum()
     (weak,) = info["weak_replicas"]
-    given = {name: float(n) + (row["errors"] if name == weak else 0) for name, n in per.items()}
-    weak_share, busiest = given[weak] / sum(given.values()), max(given.values()) / sum(given.values())
-    print(f"given: {given}; weak share {weak_share:.3f}, busiest {busiest:.3f}")
+    weak_share, busiest = row["weak_share"], row["busiest_share"]  # shares of what each was given (timeouts: the weak one's)
     weak_lo, weak_hi, busy_lo, busy_hi = BOUNDS[strategy]
-    assert weak_lo <= weak_share <= weak_hi, (weak_share, given)
-    assert busy_lo <= busiest <= busy_hi, (busiest, given)
+    assert weak_lo <= weak_share <= weak_hi, row
+    assert busy_lo <= busiest <= busy_hi, row
     if strategy == "round-robin":
         ok = run.requests[run.requests.ok == 1]
         p95 = ok.groupby("replica").response_ms.quantile(0.95)

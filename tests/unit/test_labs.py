@@ -29,6 +29,7 @@ LAB_FILES = [
     "04-compare-and-cost.md",
     "05-what-if-with-the-simulator.md",
     "06-write-your-own-autoscaler.md",
+    "07-load-balancing.md",
     "08-swarm.md",
     "11-rolling-updates.md",
     "12-density.md",

@@ -2,9 +2,12 @@
 
 Read from the run directory only (manifest, requests.csv, replicas.csv): the strategy the run
 recorded, requests and errors during the load, p95 of the answered ones (all, and on the weak
-replica alone), and the per-replica spread: the weak replica's share of the answered requests
-(its fair share by capacity is its CPU limit over the sum of limits: 0.2 for 0.25 + 0.25 + 0.125)
-and the busiest replica's share.
+replica alone), and the per-replica spread: the share of the requests the weak replica was
+given (its fair share by capacity is its CPU limit over the sum of limits: 0.2 for 0.25 + 0.25 +
+0.125) and the busiest replica's share. "Given" counts what a replica answered (replicas.csv)
+and, for the weak replica, the requests that timed out: on these runs only the weak replica
+queues past the client's timeout (the p95 columns show it), and a request that timed out has no
+replica name in requests.csv.
 """
 
 from __future__ import annotations
@@ -47,8 +50,14 @@ def strategy_row(run: Run) -> dict[str, Any]:
     during = req[(req.t_s > 0) & (req.t_s <= duration + float(m.get("drain_s") or 0))] if len(req) else req
     ok = during[during.ok == 1] if len(during) else during
     per = run.replicas.groupby("replica")["requests"].sum() if len(run.replicas) else None
-    total = float(per.sum()) if per is not None else 0.0
-    weak = float(per[[r for r in per.index if r in weak_ids]].sum()) if per is not None else 0.0
+    errors = int((during.ok == 0).sum()) if len(during) else 0
+    # what each replica was given: what it answered, and the weak one also the client timeouts
+    # (only the weak replica queues past the timeout here; the others' p95 shows it)
+    given = per.astype(float).copy() if per is not None else None
+    if given is not None and weak_ids and errors:
+        given[sorted(weak_ids & set(given.index))[0]] += errors
+    total = float(given.sum()) if given is not None else 0.0
+    weak = float(given[[r for r in given.index if r in weak_ids]].sum()) if given is not None else 0.0
     strong_limit = info.get("agent_cpu_limit_cores")
     weak_limit = info.get("weak_cpu_limit_cores")
     n = len(per) if per is not None else 0
@@ -60,12 +69,12 @@ def strategy_row(run: Run) -> dict[str, Any]:
         "arm": run.arm,
         "strategy": door.get("strategy") or info.get("lb_strategy") or "?",
         "requests": len(during),
-        "errors": int((during.ok == 0).sum()) if len(during) else 0,
+        "errors": errors,
         "p95_ms": _p95(ok.response_ms) if len(ok) else None,
         "weak_p95_ms": _p95(ok[ok.replica.astype(str).isin(weak_ids)].response_ms) if len(ok) and weak_ids else None,
         "weak_share": weak / total if total and weak_ids else None,
         "capacity_share": capacity,
-        "busiest_share": float(per.max()) / total if per is not None and total else None,
+        "busiest_share": float(given.max()) / total if given is not None and total else None,
         "replicas": n,
     }
 
