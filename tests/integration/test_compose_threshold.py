@@ -7,13 +7,15 @@ network). Load goes to 127.0.0.1 only and is bounded by the scenario (150 s).
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from test_compose_arm import _run_cli, containers_of, free_port
+from test_compose_arm import REPO, SCALELAB, _run_cli, containers_of, free_port
 
-from scalelab.telemetry import load_run
+from scalelab.telemetry import load_run, schema
 
 pytestmark = pytest.mark.docker
 
@@ -52,3 +54,39 @@ def test_ci_spike_threshold_scales_up_and_down_by_itself(scalelab_images: str, t
     assert downs.detail.str.contains(r"cpu \d+\.\d < 30: yes", regex=True).all()
 
     assert containers_of(scalelab_images, run.manifest["platform_info"]["compose_project"]) == []
+
+
+def test_ci_spike_manual_override_pauses_the_threshold_scaler(scalelab_images: str, tmp_path: Path) -> None:
+    """`scalelab scale compose 3` before the spike pauses the scaler (override_pause_s, 120 s by
+    default): it must not scale during the spike although CPU and in-flight are far above its rule."""
+    proc = _run_cli(["run", "ci-spike", "--arm", "compose-threshold", "--cpu-budget", "1", "--runs-dir", str(tmp_path)], free_port())
+    deadline = time.monotonic() + 150
+    samples = None
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob(f"*/{schema.SAMPLES}"))
+        if found and len(found[0].read_text().splitlines()) > 3:
+            samples = found[0]
+            break
+        time.sleep(0.5)
+    assert samples is not None, "the run did not record 3 samples in time"
+    project = json.loads((samples.parent / schema.MANIFEST).read_text())["platform_info"]["compose_project"]
+    live = subprocess.run([*SCALELAB, "scale", "compose", "3", "--project", project], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert live.returncode == 0, live.stdout + live.stderr
+    out, _ = proc.communicate(timeout=300)
+    print(out[-3000:])
+    assert proc.returncode == 0, out[-3000:]
+
+    run = load_run(samples.parent)
+    s, ev, sc = run.samples, run.events, run.scenario
+    cfg = sc.arms["compose-threshold"].scaler
+    start, end = sc.load.start_s, sc.load.start_s + sc.load.length_s
+    (t_live,) = ev[(ev.kind == "scale") & (ev.source == "live")].t_s.tolist()
+    assert t_live < start, f"the override came at {t_live} s, after the spike started"
+    paused = ev[(ev.source == "threshold") & ev.detail.str.contains("paused: manual scale to 3")]
+    assert len(paused) == 1 and abs(float(paused.t_s.iloc[0]) - t_live) < 3, ev.to_string()
+    held = ev[(ev.source == "threshold") & (ev.kind == "scale") & (ev.t_s > t_live) & (ev.t_s < t_live + cfg.override_pause_s)]
+    assert held.empty, held.to_string()
+    during = s[(s.t_s >= start) & (s.t_s <= end)]
+    assert (during.replicas_desired == 3).all(), during.replicas_desired.value_counts().to_dict()
+    assert during.cpu_util_pct.max() > cfg.scale_up.cpu_pct  # the rule would have fired: the pause held it
+    assert containers_of(scalelab_images, project) == []
