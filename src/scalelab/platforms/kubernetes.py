@@ -134,6 +134,12 @@ class KubernetesPlatform:
         if not ready:
             raise PreflightError(f"no Ready node in {self.target.describe()} ({len(nodes)} nodes)", fix="check `kubectl get nodes`; wait for the nodes to become Ready", lab=LAB)
         self.info["nodes"] = [n["metadata"]["name"] for n in ready]
+        # What the nodes really run (the manifest's `versions` block holds the kit's pins, e.g. the
+        # published kind image, which a cluster built from the local node image does not use).
+        self.info["node_info"] = {
+            n["metadata"]["name"]: {k: ((n.get("status") or {}).get("nodeInfo") or {}).get(k) for k in ("kubeletVersion", "osImage", "containerRuntimeVersion")}
+            for n in ready
+        }
         self.check_image_on_nodes(nodes, self.image)
         if self.has_hpa:
             problem = metrics_api_problem(api)
