@@ -39,6 +39,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_samples(runs_dir: Path, rows: int, proc: subprocess.Popen[str] | None = None, timeout_s: float = 150) -> Path:
+    """The samples.csv of the one run being recorded under ``runs_dir``, once it has more than ``rows`` rows."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        found = list(runs_dir.glob(f"*/{schema.SAMPLES}"))
+        if found and len(found[0].read_text().splitlines()) > rows:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"the run did not record {rows} samples in {timeout_s:g} s")
+
+
+def live_scale_compose(run_dir: Path, replicas: int) -> str:
+    """`scalelab scale compose N --project P` from another terminal, during the run in ``run_dir``; returns P."""
+    project = str(json.loads((run_dir / schema.MANIFEST).read_text())["platform_info"]["compose_project"])
+    live = subprocess.run([*SCALELAB, "scale", "compose", str(replicas), "--project", project], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert live.returncode == 0, live.stdout + live.stderr
+    return project
+
+
 def containers_of(docker: str, project: str) -> list[str]:
     out = subprocess.run([docker, "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={project}"], capture_output=True, text=True, check=True)
     return out.stdout.split()
@@ -192,22 +211,10 @@ def test_ci_spike_compose_arm(images_built: str, tmp_path: Path) -> None:
 
 def test_ctrl_c_tears_down_and_keeps_the_record(images_built: str, tmp_path: Path) -> None:
     proc = _run_cli(["run", "ci-spike", "--arm", "compose-manual", "--cpu-budget", "1", "--runs-dir", str(tmp_path)], free_port())
-    deadline = time.monotonic() + 150
-    samples = None
-    while time.monotonic() < deadline:
-        found = list(tmp_path.glob(f"*/{schema.SAMPLES}"))
-        if found and len(found[0].read_text().splitlines()) > 8:
-            samples = found[0]
-            break
-        time.sleep(0.5)
-    assert samples is not None, "the run did not record 8 samples in time"
+    samples = wait_for_samples(tmp_path, 8, proc)
     # The instructor scales by hand in another terminal: the run records it as a live event.
-    project = json.loads((samples.parent / schema.MANIFEST).read_text())["platform_info"]["compose_project"]
-    live = subprocess.run([*SCALELAB, "scale", "compose", "3", "--project", project], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert live.returncode == 0, live.stdout + live.stderr
-    n_rows = len(samples.read_text().splitlines())
-    while len(samples.read_text().splitlines()) < n_rows + 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    live_scale_compose(samples.parent, 3)
+    wait_for_samples(tmp_path, len(samples.read_text().splitlines()) + 1, proc, timeout_s=60)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     print(out[-2000:])

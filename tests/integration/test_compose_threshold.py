@@ -7,15 +7,13 @@ network). Load goes to 127.0.0.1 only and is bounded by the scenario (150 s).
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from test_compose_arm import REPO, SCALELAB, _run_cli, containers_of, free_port
+from test_compose_arm import _run_cli, containers_of, free_port, live_scale_compose, wait_for_samples
 
-from scalelab.telemetry import load_run, schema
+from scalelab.telemetry import load_run
 
 pytestmark = pytest.mark.docker
 
@@ -60,18 +58,8 @@ def test_ci_spike_manual_override_pauses_the_threshold_scaler(scalelab_images: s
     """`scalelab scale compose 3` before the spike pauses the scaler (override_pause_s, 120 s by
     default): it must not scale during the spike although CPU and in-flight are far above its rule."""
     proc = _run_cli(["run", "ci-spike", "--arm", "compose-threshold", "--cpu-budget", "1", "--runs-dir", str(tmp_path)], free_port())
-    deadline = time.monotonic() + 150
-    samples = None
-    while time.monotonic() < deadline:
-        found = list(tmp_path.glob(f"*/{schema.SAMPLES}"))
-        if found and len(found[0].read_text().splitlines()) > 3:
-            samples = found[0]
-            break
-        time.sleep(0.5)
-    assert samples is not None, "the run did not record 3 samples in time"
-    project = json.loads((samples.parent / schema.MANIFEST).read_text())["platform_info"]["compose_project"]
-    live = subprocess.run([*SCALELAB, "scale", "compose", "3", "--project", project], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert live.returncode == 0, live.stdout + live.stderr
+    samples = wait_for_samples(tmp_path, 3, proc)
+    project = live_scale_compose(samples.parent, 3)
     out, _ = proc.communicate(timeout=300)
     print(out[-3000:])
     assert proc.returncode == 0, out[-3000:]
