@@ -25,7 +25,7 @@ from scalelab.rollout.strategies import STRATEGIES, default_strategy
 from scalelab.scenario import ArmRollout, Scenario
 from scalelab.versions import agent_image
 
-__all__ = ["Emit", "Roller", "ROLLERS", "RolloutSchedule", "roller_for", "effective", "require_local_image"]
+__all__ = ["Emit", "Roller", "LocalImageRoller", "ROLLERS", "RolloutSchedule", "roller_for", "effective", "require_local_image"]
 
 #: ``emit(kind, detail)``: record one step of the rollout (kind: rollout | note)
 Emit = Callable[[str, str], None]
@@ -49,6 +49,16 @@ def require_local_image(image: str) -> None:
     if not engine.image_exists(image):
         raise PreflightError(f"image {image} (the rollout's new version) is not built on this machine",
                              fix="build it: `make image` (`scalelab image` tags v2 on top of v1 in a second)", lab="00-prerequisites")
+
+
+class LocalImageRoller:
+    """Base of the Docker-engine rollers (compose, swarm): they keep the platform and need the new image locally."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+
+    def preflight(self, image: str) -> None:
+        require_local_image(image)
 
 
 def effective(platform: str, how: ArmRollout | None) -> ArmRollout:

@@ -20,7 +20,7 @@ from typing import Any
 from scalelab import _run
 from scalelab.errors import PlatformError
 from scalelab.platforms.compose_settings import SERVICE
-from scalelab.rollout.act import Emit, require_local_image
+from scalelab.rollout.act import Emit, LocalImageRoller
 from scalelab.scenario import ArmRollout
 
 __all__ = ["ComposeRoller"]
@@ -28,13 +28,7 @@ __all__ = ["ComposeRoller"]
 POLL_S = 0.25
 
 
-class ComposeRoller:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-
-    def preflight(self, image: str) -> None:
-        require_local_image(image)
-
+class ComposeRoller(LocalImageRoller):
     def _agents(self, healthy: bool = False) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.platform._containers(running_only=True, healthy_only=healthy)
         return found

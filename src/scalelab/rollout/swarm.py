@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Any
 
 from scalelab.errors import PlatformError
 from scalelab.platforms.swarm_state import _docker
-from scalelab.rollout.act import Emit, require_local_image
+from scalelab.rollout.act import Emit, LocalImageRoller
 from scalelab.scenario import ArmRollout
 
 __all__ = ["SwarmRoller"]
@@ -25,13 +24,7 @@ __all__ = ["SwarmRoller"]
 POLL_S = 0.5
 
 
-class SwarmRoller:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-
-    def preflight(self, image: str) -> None:
-        require_local_image(image)
-
+class SwarmRoller(LocalImageRoller):
     def roll(self, image: str, how: ArmRollout, emit: Emit, stop: threading.Event, timeout_s: float) -> str:
         p = self.platform
         service = p.settings.service
