@@ -25,6 +25,7 @@ import numpy as np
 from scalelab.cost import cost_usd
 from scalelab.load.profiles import profile_for
 from scalelab.scenario import HPAScaler, Load, Scenario, apply_overrides, load_scenario
+from scalelab.sim.faults import disrupt, has_disruptions
 from scalelab.sim.scalers import ScalerEvent, make_scaler
 from scalelab.sim.service import Service, ServiceParams, StepResult
 from scalelab.telemetry import Run, RunWriter
@@ -65,6 +66,8 @@ class SimResult:
     seed: int
     columns: dict[str, Any] = field(default_factory=dict)
     events: list[ScalerEvent] = field(default_factory=list)
+    #: requests.csv rows when the scenario has faults or a rollout (`scalelab.sim.faults`), else None
+    requests: list[dict[str, Any]] | None = None
 
     @property
     def n(self) -> int:
@@ -172,6 +175,8 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
     for e in service.drain_events():
         events.append(ScalerEvent(e.t_s, e.kind, e.replicas, "sim", e.detail))
     events.sort(key=lambda e: e.t_s)
+    if has_disruptions(scenario):
+        disrupt(result, scenario, arm, params)
     return result
 
 
@@ -272,6 +277,8 @@ def _write_arm(
         writer.sample_columns(_sample_columns(result, start), result.n, integers=INT_COLUMNS)
         writer.events({"t_s": round(e.t_s, 3), "utc": _utc(start, e.t_s), "kind": e.kind, "replicas": e.replicas, "source": e.source,
                        "detail": e.detail} for e in result.events)
+        if result.requests is not None:
+            writer.requests(result.requests)
     return writer
 
 
