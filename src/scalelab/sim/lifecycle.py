@@ -57,6 +57,8 @@ class Life:
     terminating: float = INF
     #: stopped by SIGTERM: what it accepted before ``closed`` finishes if it can before ``dead``
     graceful: bool = False
+    #: stopped by SIGTERM: SIGKILL comes here, whatever it still holds
+    grace_until: float = INF
     free_at: float = 0.0  # its one worker is busy until then (FIFO)
 
     def accepting(self, t: float) -> bool:
@@ -196,6 +198,7 @@ class Platform:
         grace = self.timings.stop_grace_s if grace_s is None else grace_s
         life.closed = min(life.closed, t)
         life.graceful = True
+        life.grace_until = min(life.grace_until, t + grace)
         life.unready = min(life.unready, t)
         life.dead = min(life.dead, t + min(grace, self.service_s + 0.1))
         self._unroute(life, t)
@@ -334,6 +337,7 @@ class KubernetesPlatform(Platform):
         sigterm = t + min(pre_stop_s, grace)
         life.closed = min(life.closed, sigterm)
         life.graceful = True
+        life.grace_until = min(life.grace_until, t + grace)
         life.dead = min(life.dead, sigterm + min(max(0.0, grace - pre_stop_s), self.service_s + 0.1))
         return life.dead
 

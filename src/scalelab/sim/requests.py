@@ -119,6 +119,8 @@ def _serve_one(life: Life, t: float, service_s: float, timeout_s: float, net: fl
         life.free_at = max(life.free_at, finish)
         return _row(give_up, timeout_s, False, 0, error=ERROR_TEXT["timeout"])
     life.free_at = finish
+    if finish > life.dead and life.graceful and t < life.closed and finish <= life.grace_until:
+        life.dead = finish  # SIGTERM: the agent finishes what it accepted before it exits
     if finish > life.dead:  # killed (or SIGKILLed after its grace period) while holding it
         at = max(t + net, life.dead)
         if at >= give_up:

@@ -1,0 +1,181 @@
+"""The simulator's faults and rollouts (scalelab.sim.faults): each platform's mechanism, measured
+like a real run, and within the stated tolerance of every committed recorded run (docs/fidelity.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scalelab.faults.table import run_rows
+from scalelab.sim.engine import prepare_scenario, run_arm, simulate
+from scalelab.sim.faultcheck import compare, find_runs, render, within
+from scalelab.sim.lifecycle import Timings, probe_after
+from scalelab.sim.rollouts import resolve_count
+from scalelab.telemetry.store import load_run
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+
+
+def _faults(kind: str, arm: str, *extra: str) -> Any:
+    return prepare_scenario("ci-faults", cpu_budget=1.0, overrides=[f"faults.0.kind={kind}", *extra]), arm
+
+
+def _row(scenario: Any, arm: str, tmp_path: Path) -> dict[str, Any]:
+    rows = run_rows(load_run(run_arm(scenario, arm, tmp_path)))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def _events(result: Any, kind: str) -> list[Any]:
+    return [e for e in result.events if e.kind == kind]
+
+
+# -- compose -------------------------------------------------------------------------------------
+def test_compose_kill_is_never_replaced(tmp_path: Path) -> None:
+    scenario, arm = _faults("kill", "compose-fixed")
+    row = _row(scenario, arm, tmp_path)
+    assert row["kind"] == "kill" and row["ready_before"] == 2 and row["ready_min"] == 1
+    assert row["to_replacement_s"] is None and row["to_desired_s"] is None  # docker kill: the restart policy does nothing
+    assert row["failed"] == 0  # nginx tries the next address when a connection is refused
+
+
+def test_compose_crash_restarts_the_same_container_with_back_off(tmp_path: Path) -> None:
+    scenario, arm = _faults("crash", "compose-fixed")
+    result = simulate(scenario, arm)
+    victim = _events(result, "fault")[0].detail.split("replica=")[1].split()[0]
+    starts = [e for e in _events(result, "replica_start") if e.t_s > 15]
+    assert [e.detail for e in starts] == [victim]  # the same container (its id), started again
+    row = _row(scenario, arm, tmp_path)
+    assert row["to_desired_s"] is not None and 5.0 < row["to_desired_s"] < 12.0
+    assert row["to_first_2xx_s"] is not None  # the victim itself, back after its restart
+
+
+def test_compose_hang_keeps_receiving_traffic_until_the_end(tmp_path: Path) -> None:
+    scenario, arm = _faults("hang", "compose-fixed")
+    row = _row(scenario, arm, tmp_path)
+    assert row["failed"] == row["failed_timeout"] > 20  # about half the requests meet the paused replica
+    assert row["error_window_s"] > 25.0  # compose does nothing about an unhealthy container
+    assert row["to_desired_s"] is None
+
+
+# -- kubernetes ----------------------------------------------------------------------------------
+def test_kubernetes_kill_is_replaced_by_a_new_pod(tmp_path: Path) -> None:
+    scenario, arm = _faults("kill", "kubernetes-fixed")
+    result = simulate(scenario, arm)
+    victim = _events(result, "fault")[0].detail.split("replica=")[1].split()[0]
+    new = [e.detail for e in _events(result, "replica_start") if e.t_s > 15]
+    assert new and victim not in new
+    row = _row(scenario, arm, tmp_path)
+    assert row["to_replacement_s"] < 1.0 and 3.0 < row["to_desired_s"] < 9.0
+
+
+def test_kubernetes_crash_restarts_in_place_then_backs_off(tmp_path: Path) -> None:
+    scenario = prepare_scenario("ci-faults", cpu_budget=1.0, overrides=["faults=[{at_s: 10, kind: crash}, {at_s: 25, kind: crash, target: same}]"]) \
+        if _has_target_same() else None
+    if scenario is None:
+        scenario, _ = _faults("crash", "kubernetes-fixed")
+    result = simulate(scenario, "kubernetes-fixed")
+    victim = _events(result, "fault")[0].detail.split("replica=")[1].split()[0]
+    assert not [e for e in _events(result, "replica_start") if e.t_s > 5]  # the pod stays: no new pod
+    assert any(e.detail == victim for e in _events(result, "replica_ready") if e.t_s > 10)  # ready again, same name
+    if len(_events(result, "fault")) == 2:  # the second restart waits out CrashLoopBackOff (10 s)
+        ready_again = [e.t_s for e in _events(result, "replica_ready") if e.detail == victim and e.t_s > 25]
+        assert ready_again and ready_again[0] - 25 > 10.0
+
+
+def _has_target_same() -> bool:
+    from scalelab.scenario import Fault
+
+    return "same" in str(Fault.model_fields["target"].annotation)
+
+
+def test_kubernetes_hang_fails_readiness_then_liveness_restarts_it(tmp_path: Path) -> None:
+    scenario, arm = _faults("hang", "kubernetes-fixed")
+    row = _row(scenario, arm, tmp_path)
+    assert row["failed"] == row["failed_timeout"]  # what reached it before the endpoints dropped it
+    assert row["failed"] < 10 and row["error_window_s"] < 10.0
+    assert row["to_desired_s"] is not None and row["to_desired_s"] > 15.0  # liveness: 3 failures, 5 s apart, then a restart
+
+
+# -- swarm ---------------------------------------------------------------------------------------
+def test_swarm_kill_is_replaced_after_the_restart_delay(tmp_path: Path) -> None:
+    scenario, arm = _faults("kill", "swarm-fixed", "arms.swarm-fixed={platform: swarm, replicas: 2, scaler: {type: fixed}, "
+                            "swarm: {restart_policy: {condition: any, delay_s: 5s}}}")
+    row = _row(scenario, arm, tmp_path)
+    assert row["to_replacement_s"] > 5.0 and row["to_desired_s"] is not None
+
+
+# -- rollouts ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rollouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    scenario = prepare_scenario("ci-rollout", cpu_budget=1.0)
+    tmp = tmp_path_factory.mktemp("rollouts")
+    out = {}
+    for arm in scenario.arms:
+        rows = run_rows(load_run(run_arm(scenario, arm, tmp)))
+        assert len(rows) == 1 and rows[0]["kind"].startswith("rollout:"), rows
+        out[arm] = rows[0]
+    return out
+
+
+def test_compose_recreate_leaves_nothing_listening(rollouts: dict[str, dict[str, Any]]) -> None:
+    row = rollouts["compose-recreate"]
+    assert row["ready_min"] == 0 and row["failed"] == row["failed_5xx"] >= 1  # nginx: no address, 502
+
+
+def test_compose_double_and_careful_kubernetes_lose_nothing(rollouts: dict[str, dict[str, Any]]) -> None:
+    for arm in ("compose-double", "kubernetes-rolling", "swarm-start-first"):
+        assert rollouts[arm]["failed"] == 0, arm
+        assert rollouts[arm]["ready_min"] == 2, arm
+
+
+def test_naive_kubernetes_rollout_refuses_connections(rollouts: dict[str, dict[str, Any]]) -> None:
+    row = rollouts["kubernetes-naive"]
+    assert row["failed"] == row["failed_refused"] >= 1  # no readiness, no preStop: kube-proxy sends to pods that do not accept
+    assert row["to_desired_s"] < rollouts["kubernetes-rolling"]["to_desired_s"]
+
+
+def test_swarm_stop_first_runs_one_short(rollouts: dict[str, dict[str, Any]]) -> None:
+    assert rollouts["swarm-stop-first"]["ready_min"] == 1
+
+
+def test_rollout_answers_come_from_both_versions(tmp_path: Path) -> None:
+    scenario = prepare_scenario("ci-rollout", cpu_budget=1.0)
+    result = simulate(scenario, "kubernetes-rolling")
+    assert result.requests is not None
+    versions = [r["version"] for r in result.requests if r["ok"]]
+    assert "v1" in versions and "v2" in versions and versions[-1] == "v2"
+
+
+# -- pieces --------------------------------------------------------------------------------------
+def test_probe_after_and_surge_counts() -> None:
+    assert probe_after(10.0, 9.0, 2.0) == 10.0 and probe_after(10.0, 13.0, 2.0) == 14.0 and probe_after(10.0, 14.0, 2.0) == 14.0
+    assert resolve_count(None, 4, round_up=True) == 1 and resolve_count("25%", 2, round_up=False) == 0 and resolve_count(3, 2, round_up=True) == 3
+    assert Timings().with_overrides(boot_s=2.0).boot_s == 2.0
+
+
+def test_within_tolerance() -> None:
+    assert within("failed", 0, 2) and not within("failed", 0, 3) and within("failed", 40, 52) and not within("failed", 40, 53)
+    assert within("error_window_s", None, None) and not within("to_desired_s", None, 5.0) and not within("to_desired_s", 5.0, None)
+    assert within("to_desired_s", 12.0, 14.9) and not within("to_desired_s", 12.0, 15.1)
+
+
+def test_an_autoscaled_arm_says_faults_are_not_modelled() -> None:
+    scenario = prepare_scenario("ci-faults", cpu_budget=1.0, overrides=["arms.kubernetes-fixed.scaler={type: hpa}"])
+    result = simulate(scenario, "kubernetes-fixed")
+    assert result.requests is None
+    assert any("not hpa" in e.detail for e in _events(result, "note"))
+
+
+# -- the committed recorded runs -------------------------------------------------------------------
+def test_every_committed_fault_and_rollout_run_is_within_tolerance() -> None:
+    runs = find_runs([FIXTURES])
+    if not runs:
+        pytest.skip(f"no recorded run with a fault or a rollout under {FIXTURES} yet")
+    pairs = [p for run in runs for p in compare(run)]
+    print(f"\nchecked {len(pairs)} faults/rollouts of {len(runs)} recorded runs:\n{render(pairs)}")
+    assert pairs
+    bad = [p for p in pairs if not p.ok]
+    assert not bad, render(bad)
