@@ -26,7 +26,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
-        report lab05-whatif lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
+        report lab05-whatif lab05-faults lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
         lab08-up lab08-spike lab08-sim \
         lab12-plan lab12-run lab12-pods lab12-show \
         lab10-compose lab10-kubernetes lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
@@ -121,6 +121,9 @@ slides: $(STAMP) ## Lab 04: the report plus one 1920x1080 projector slide per st
 
 lab05-whatif: $(STAMP) ## Lab 05: what if the HPA target were 30/50/70/90%? (simulated, seconds)
 	$(SCALELAB) whatif $(SCENARIO) --arm kubernetes-hpa --vary target_cpu_pct=30,50,70,90 --compare-with compose-manual
+
+lab05-faults: $(STAMP) ## Lab 05: what if a replica hangs (FAULT=kill|crash|hang)? compose vs Kubernetes in the simulator (seconds)
+	$(SCALELAB) sim ci-faults --runs-dir $(RUNS) --set faults.0.kind=$(or $(FAULT),hang) --no-figure
 
 lab06-sim: $(STAMP) ## Lab 06: the home-made threshold autoscaler with cooldowns 0, 30 and 120 s beside the operator and the HPA (simulated, seconds)
 	$(SCALELAB) sim classroom-spike --runs-dir $(RUNS) --no-figure

@@ -54,6 +54,10 @@ def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float 
     click.echo(analysis.render_summary(analysis.summary_table(runs), title=f"{sc.name} (simulated, seed {sc.seed})"), nl=False)
     if sc.load.profile == "day" or sc.duration_s >= 86400:
         click.echo(analysis.render_daily_cost(runs), nl=False)
+    if sc.faults or sc.rollout is not None:  # measured as a recorded run is (docs/faults.md, docs/rollouts.md)
+        from scalelab.faults.table import SHORT_COLUMNS, render, run_rows
+
+        click.echo("\nFaults and rollouts (simulated; docs/fidelity.md):\n" + render([r for run in runs for r in run_rows(run)], list(SHORT_COLUMNS.values())))
     if figure:
         from scalelab.plots import comparison_figure
 
