@@ -32,7 +32,12 @@ def main(argv: list[str]) -> int:
         print(f"no recorded run with a fault or a rollout under {', '.join(map(str, roots))}")
         return 0
     t0 = time.perf_counter()
-    pairs = [p for run in runs for p in compare(run)]
+    pairs = []
+    for run in runs:
+        try:
+            pairs += compare(run)
+        except Exception as exc:  # noqa: BLE001 - a run this checkout cannot read (newer fields): say so, go on
+            print(f"{run.name}: not compared: {str(exc).splitlines()[0]}")
     took = time.perf_counter() - t0
     print(render(pairs))
     ok = sum(p.ok for p in pairs)

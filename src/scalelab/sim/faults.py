@@ -96,7 +96,7 @@ def build(scenario: Any, arm: Any, *, timings: Timings, service_s: float) -> Pla
             continue
         previous = life.name
         platform.kit_events.append((t, "fault", f"{what.kind} replica={life.name} simulated {arm.platform} {what.kind}"))
-        platform.fault(what.kind, life, t, float(scenario.duration_s))
+        platform.fault(what.kind, life, t)
     return platform
 
 
@@ -116,8 +116,9 @@ def disrupt(result: Any, scenario: Any, arm: Any, params: Any, *, timings: Timin
         return
     platform = build(scenario, arm, timings=timings, service_s=service_s)
     keep_alive = arm.platform == "kubernetes" and scenario.load.connections == "keep-alive"
+    retry = bool(getattr(arm.lb, "retry", True)) if getattr(arm, "lb", None) is not None else True  # the ladder's lb.retry
     rows = serve(platform, arrivals, timeout_s=float(params.timeout_s), keep_alive=keep_alive, keepalive_idle_s=float(params.keepalive_idle_s),
-                 client_connections=scenario.load.client_connections, seed=scenario.seed)
+                 client_connections=scenario.load.client_connections, seed=scenario.seed, retry=retry)
     result.requests = rows
     n = result.n
     ticks = [k + timings.poll_offset_s for k in range(n)]

@@ -191,10 +191,13 @@ class Platform:
         """What the kit's poll (and the samples' ``replicas_ready``) counts as ready at ``t``."""
         return [x for x in self.seen_running(t) if x.counted_ready(t)]
 
-    def stop(self, life: Life, t: float, *, grace_s: float | None = None) -> float:
+    def stop(self, life: Life, t: float, *, grace_s: float | None = None, drain: bool = True) -> float:
         """SIGTERM at ``t``: the agent stops accepting and finishes what it holds (one request at
-        most in service, the rest of its queue after it), SIGKILL at the grace period. Returns
-        when it is gone."""
+        most in service, the rest of its queue after it), SIGKILL at the grace period; without
+        its drain (``rollout.drain: false``) it exits at once. Returns when it is gone."""
+        if not drain:
+            self.kill(life, t)
+            return t
         grace = self.timings.stop_grace_s if grace_s is None else grace_s
         life.closed = min(life.closed, t)
         life.graceful = True
@@ -218,7 +221,7 @@ class Platform:
         life.hung = min(life.hung, t)
 
     # -- faults (subclasses: what the orchestrator does about them) ----------------------------
-    def fault(self, kind: str, life: Life, t: float, end: float) -> None:
+    def fault(self, kind: str, life: Life, t: float) -> None:
         raise NotImplementedError
 
     # -- what the kit's sampler sees -------------------------------------------------------------
@@ -247,7 +250,7 @@ class DockerPlatform(Platform):
         life.ready = probe_after(life.started + tm.health_interval_s, life.listening + self.warmup_s, tm.health_interval_s)
         life.routed_from = life.started  # Docker's DNS lists a running container, healthy or not
 
-    def fault(self, kind: str, life: Life, t: float, end: float) -> None:
+    def fault(self, kind: str, life: Life, t: float) -> None:
         tm = self.timings
         if kind == "kill":  # `docker kill` is a manual stop: the restart policy does nothing
             self.kill(life, t)
@@ -255,9 +258,8 @@ class DockerPlatform(Platform):
             self.kill(life, t)
             back = self._restarts(life.name, t)
             self.spawn_restart(life, t + back + tm.docker_restart_s)
-        elif kind == "hang":  # docker pause: still running and in DNS; its healthcheck fails; nothing acts
+        elif kind == "hang":  # docker pause: still in DNS, its health status frozen (a paused container is not checked): nothing acts
             self.hang(life, t)
-            life.unready = probe_after(life.started + tm.health_interval_s, t, tm.health_interval_s) + tm.health_interval_s * (tm.health_retries - 1)
 
     def _restarts(self, name: str, t: float) -> float:
         """The restart policy's delay: 100 ms doubling per restart in a row (reset after 10 s up)."""
@@ -280,8 +282,9 @@ class DockerPlatform(Platform):
 
 
 class SwarmPlatform(DockerPlatform):
-    """Swarm: tasks are replaced (a new container) after the restart policy's delay; an unhealthy
-    task is killed and replaced; DNS (dnsrr) lists healthy tasks."""
+    """Swarm: a failed task is replaced (a new container) after the restart policy's delay; DNS
+    (dnsrr) lists healthy tasks. A paused task keeps its health status (the recorded run: Swarm left
+    it alone to the end), so a hang is as on compose."""
 
     restart_delay_s: float = 5.0
     update_config: Any = None  # the arm's swarm.update_config (rollouts)
@@ -290,21 +293,12 @@ class SwarmPlatform(DockerPlatform):
         super()._set_ready(life, readiness)
         life.routed_from = life.ready
 
-    def fault(self, kind: str, life: Life, t: float, end: float) -> None:
-        tm = self.timings
-        if kind in ("kill", "crash"):
+    def fault(self, kind: str, life: Life, t: float) -> None:
+        if kind in ("kill", "crash"):  # the task failed: a new task after the restart policy's delay
             self.kill(life, t)
-            self.spawn(t + tm.swarm_dispatch_s + self.restart_delay_s, life.version)
-        elif kind == "hang":
+            self.spawn(t + self.timings.swarm_dispatch_s + self.restart_delay_s, life.version)
+        elif kind == "hang":  # docker pause: the health status is frozen, so Swarm sees a healthy task
             self.hang(life, t)
-            unhealthy = probe_after(life.started + tm.health_interval_s, t, tm.health_interval_s) + tm.health_interval_s * (tm.health_retries - 1)
-            life.unready = unhealthy
-            self.kill(life, unhealthy + tm.stop_grace_s)  # a frozen process ignores SIGTERM: SIGKILL after the grace
-            self._unroute_at(life, unhealthy)
-            self.spawn(life.dead + tm.swarm_dispatch_s + self.restart_delay_s, life.version)
-
-    def _unroute_at(self, life: Life, t: float) -> None:
-        life.routed_until = min(life.routed_until, t)
 
 
 class KubernetesPlatform(Platform):
@@ -327,21 +321,25 @@ class KubernetesPlatform(Platform):
     def _unroute(self, life: Life, t: float) -> None:
         life.routed_until = min(life.routed_until, t + self.timings.endpoint_delay_s)
 
-    def delete(self, life: Life, t: float, *, pre_stop_s: float = 0.0, grace_s: float | None = None) -> float:
+    def delete(self, life: Life, t: float, *, pre_stop_s: float = 0.0, grace_s: float | None = None, drain: bool = True) -> float:
         """The pod is deleted at ``t``: endpoints drop it (after the sync delay) while the preStop
-        sleep runs, then SIGTERM (drain), SIGKILL at the grace period. Returns when it is gone."""
+        sleep runs, then SIGTERM (drain; without it the agent exits at once), SIGKILL at the grace
+        period. Returns when it is gone."""
         grace = self.timings.termination_grace_s if grace_s is None else grace_s
         life.terminating = min(life.terminating, t)
         life.unready = min(life.unready, t)
         self._unroute(life, t)
         sigterm = t + min(pre_stop_s, grace)
+        if not drain:
+            life.closed = life.dead = min(life.dead, sigterm)
+            return life.dead
         life.closed = min(life.closed, sigterm)
         life.graceful = True
         life.grace_until = min(life.grace_until, t + grace)
         life.dead = min(life.dead, sigterm + min(max(0.0, grace - pre_stop_s), self.service_s + 0.1))
         return life.dead
 
-    def fault(self, kind: str, life: Life, t: float, end: float) -> None:
+    def fault(self, kind: str, life: Life, t: float) -> None:
         tm = self.timings
         if kind == "kill":  # delete the pod, grace 0: the ReplicaSet creates a replacement at once
             life.terminating = t

@@ -6,8 +6,8 @@ the per-second fluid model cannot say. Per request, in arrival order:
 
 - **compose and Swarm (nginx)**: nginx resolves the service name (Docker's DNS: every running
   container on compose, healthy tasks on Swarm) and tries the addresses in a random order; a
-  refused connection goes to the next address (``proxy_next_upstream error``), none left (or no
-  address at all) is a 502. nginx opens a new upstream connection per request.
+  refused connection goes to the next address (``proxy_next_upstream error``; not with
+  ``lb.retry: false``), none left (or no address at all) is a 502. nginx opens a new upstream connection per request.
 - **Kubernetes (kube-proxy)**: a new connection lands on a random endpoint and is not retried:
   a replica that does not accept is a refused connection for the client. With kept-alive client
   connections (``load.connections: keep-alive``) a request reuses the connection freed last
@@ -54,8 +54,9 @@ def _row(t: float, latency_s: float, ok: bool, code: int, replica: str = "", ver
 
 
 def serve(platform: Platform, arrivals: Sequence[float], *, timeout_s: float, keep_alive: bool, keepalive_idle_s: float = 5.0,
-          client_connections: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """The outcome of every arrival (requests.csv rows in completion order)."""
+          client_connections: int | None = None, seed: int = 0, retry: bool = True) -> list[dict[str, Any]]:
+    """The outcome of every arrival (requests.csv rows in completion order). ``retry``: nginx tries
+    the next address after a refused connection (``lb.retry: false`` turns it off: a 502)."""
     rng = random.Random(seed * 104729 + 3)
     net = platform.timings.net_s
     service_s = platform.service_s
@@ -70,7 +71,7 @@ def serve(platform: Platform, arrivals: Sequence[float], *, timeout_s: float, ke
         conn: _Conn | None = None
         if nginx:
             rng.shuffle(routed)
-            target = next((x for x in routed if x.accepting(t)), None)
+            target = next((x for x in (routed if retry else routed[:1]) if x.accepting(t)), None)
             if target is None:  # nothing accepts (or no address): nginx answers 502 at once
                 rows.append(_row(t + net, net, False, 502, error=ERROR_TEXT["5xx"].format(code=502)))
                 continue

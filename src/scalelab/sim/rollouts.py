@@ -59,16 +59,17 @@ def roll(platform: Platform, how: Any, t_r: float, to: str, image: str) -> None:
 
 def _compose(p: DockerPlatform, how: Any, t_r: float, old: list[Life], to: str) -> float:
     tm = p.timings
+    drain = bool(getattr(how, "drain", True))
     t = t_r + tm.compose_cli_s
     if how.strategy == "double-then-retire":
         p.kit_events.append((t_r, "rollout", f"scale to {2 * len(old)} with --no-recreate: {len(old)} new replicas beside the old ones"))
         new = [p.spawn(t, to) for _ in old]
         healthy = max(x.ready for x in new) + tm.kit_notice_s
         p.kit_events.append((healthy, "rollout", f"{len(new)} new replicas healthy; stopping the {len(old)} old ones (SIGTERM, drain)"))
-        gone = max(p.stop(x, healthy) for x in old)
+        gone = max(p.stop(x, healthy, drain=drain) for x in old)
         return gone + tm.kit_notice_s
     p.kit_events.append((t_r, "rollout", f"docker compose up -d: compose recreates the {len(old)} replicas"))
-    new = [p.spawn(p.stop(x, t) + tm.recreate_s, to) for x in old]
+    new = [p.spawn(p.stop(x, t, drain=drain) + tm.recreate_s, to) for x in old]
     return max(x.ready for x in new) + tm.kit_notice_s
 
 
@@ -108,11 +109,12 @@ def _kubernetes(p: KubernetesPlatform, how: Any, t_r: float, old: list[Life], to
     pre_stop = float(getattr(how, "pre_stop_s", 0) or 0)
     grace = float(how.grace_s) if getattr(how, "grace_s", None) else tm.termination_grace_s
     min_ready = float(getattr(how, "min_ready_s", 0) or 0)
+    drain = bool(getattr(how, "drain", True))
     t = t_r + tm.controller_s
     p.kit_events.append((t_r, "rollout", f"deployment image set to v{to.lstrip('v')} ({how.strategy})"))
     new: list[Life] = []
     if how.strategy == "recreate":
-        gone = max((p.delete(x, t, pre_stop_s=pre_stop, grace_s=grace) for x in old), default=t)
+        gone = max((p.delete(x, t, pre_stop_s=pre_stop, grace_s=grace, drain=drain) for x in old), default=t)
         new = [p.spawn(gone + tm.controller_s, to, readiness=readiness) for _ in range(n)]
         return max(x.ready for x in new) + min_ready + tm.kit_notice_s
     surge = resolve_count(how.max_surge, n, round_up=True)
@@ -132,7 +134,7 @@ def _kubernetes(p: KubernetesPlatform, how: Any, t_r: float, old: list[Life], to
             victim = remaining.pop(0)
             if available(victim, t):
                 can -= 1
-            p.delete(victim, t, pre_stop_s=pre_stop, grace_s=grace)
+            p.delete(victim, t, pre_stop_s=pre_stop, grace_s=grace, drain=drain)
         while len(new) < n and len(remaining) + len(new) < n + surge:
             new.append(p.spawn(t, to, readiness=readiness))
         if not remaining and len(new) == n and all(available(x, t) for x in new):
