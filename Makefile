@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed
         report lab05-whatif lab05-faults lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
         lab08-up lab08-spike lab08-sim \
         lab12-plan lab12-run lab12-pods lab12-show \
-        lab10-compose lab10-kubernetes lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
+        lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
 
 help: ## Show this help (colours only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
@@ -161,8 +161,14 @@ lab08-sim: $(STAMP) ## Lab 08: the Swarm arm in the simulator at the recorded ru
 lab10-compose: $(STAMP) ## Lab 10: one replica of two gets FAULT=kill|crash|hang (default kill) at 15 s under load, on compose (ci-faults, 1 minute)
 	$(SCALELAB) run ci-faults --arm compose-fixed --runs-dir $(RUNS) --set faults.0.kind=$(or $(FAULT),kill)
 
-lab10-kubernetes: $(STAMP) ## Lab 10: the same kill on Kubernetes (the pod deleted with grace period 0)
-	$(SCALELAB) run ci-faults --arm kubernetes-fixed --runs-dir $(RUNS) $(KUBEFLAGS)
+lab10-swarm: $(STAMP) ## Lab 10: the same FAULT on a single-node Swarm (restart_policy any, healthcheck): Swarm replaces the task
+	$(SCALELAB) run ci-faults --arm swarm-fixed --runs-dir $(RUNS) --set faults.0.kind=$(or $(FAULT),kill)
+
+lab10-kubernetes: $(STAMP) ## Lab 10: the same FAULT on Kubernetes (kill: the pod deleted with grace period 0; crash, hang: restarted in place)
+	$(SCALELAB) run ci-faults --arm kubernetes-fixed --runs-dir $(RUNS) --set faults.0.kind=$(or $(FAULT),kill) $(KUBEFLAGS)
+
+lab10-crashloop: $(STAMP) ## Lab 10: one replica crashed at 10, 16 and 30 s on PLATFORM=compose|swarm|kubernetes (default kubernetes): restarts and back-off
+	$(SCALELAB) run ci-crashloop --arm $(or $(PLATFORM),kubernetes)-fixed --runs-dir $(RUNS) $(if $(filter kubernetes,$(or $(PLATFORM),kubernetes)),$(KUBEFLAGS))
 
 lab10-table: $(STAMP) ## Lab 10: failed requests, error window and time to recovery of every ci-faults run under runs/
 	$(VENV)/bin/python -m scalelab.faults $(wildcard $(RUNS)/*-ci-faults-*)

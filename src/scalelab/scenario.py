@@ -432,7 +432,8 @@ class Fault(_Frozen):
     at_s: Seconds = Field(description="seconds after the load starts")
     kind: Literal["kill", "crash", "hang"] = Field(description="kill: SIGKILL through the orchestrator's API; crash: the process dies from "
                                                    "outside the API (host kill -9); hang: the replica stops answering but keeps its port")
-    target: Literal["one"] = Field("one", description="one ready replica, chosen by the scenario's seed")
+    target: Literal["one", "same"] = Field("one", description="one: a ready replica, chosen by the scenario's seed; same: the replica the "
+                                           "previous fault hit, ready or not (a crash loop)")
 
 
 class Rollout(_Frozen):

@@ -95,7 +95,8 @@ def test_scenario_faults_validated_with_allowed_values():
 
 
 def test_unsupported_kind_lists_what_the_platform_can_do():
-    check_supported("compose", ["kill", "crash", "hang"])
+    for platform in ("compose", "swarm", "kubernetes"):
+        check_supported(platform, ["kill", "crash", "hang"])
     with pytest.raises(ScenarioError) as err:
-        check_supported("kubernetes", ["hang"], "my.yaml")
-    assert "my.yaml" in err.value.message and "allowed there: kill" in err.value.message and "compose" in err.value.fix
+        check_supported("kind-of-cloud", ["hang"], "my.yaml")
+    assert "my.yaml" in err.value.message and "allowed there: none" in err.value.message and "compose, swarm, kubernetes" in err.value.fix

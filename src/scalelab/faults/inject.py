@@ -2,39 +2,44 @@
 
 What each kind means, per platform (docs/faults.md has the why):
 
-========  ==========================================  =========================================
-kind      compose                                     kubernetes
-========  ==========================================  =========================================
-kill      ``docker kill`` (SIGKILL through the API:   delete the pod with grace period 0 (the
-          Docker marks it stopped by hand, so no      kubelet SIGKILLs its container; the
-          restart policy brings it back)              ReplicaSet creates a replacement)
-crash     ``kill -9`` of the container's main         --
-          process from the host, outside the API
-          (the restart policy sees a crash)
-hang      ``docker pause`` (cgroup freezer: the       --
-          port still accepts connections, nothing
-          answers)
-========  ==========================================  =========================================
+========  ===============================  ===============================  ===============================
+kind      compose                          swarm                            kubernetes
+========  ===============================  ===============================  ===============================
+kill      ``docker kill`` (SIGKILL through ``docker kill`` of the task's    delete the pod with grace
+          the API: Docker marks it         container (the swarm agent sees  period 0 (the kubelet SIGKILLs
+          stopped by hand, so no restart   its task fail and schedules a    its container; the ReplicaSet
+          policy brings it back)           replacement)                     creates a replacement)
+crash     ``kill -9`` of the container's   the same, on the task's          ``kill -9`` of the container's
+          main process from the host,      container                        main process from the host (the
+          outside the API (the restart                                      kubelet restarts it in place,
+          policy sees a crash)                                              with back-off)
+hang      ``docker pause`` (cgroup         the same, on the task's          ``kill -STOP`` of the main
+          freezer: the port still accepts  container (its healthcheck       process from the host (the port
+          connections, nothing answers)    fails; swarm replaces the task)  still accepts connections; the
+                                                                            liveness probe fails)
+========  ===============================  ===============================  ===============================
 
 The victim is one ready replica, chosen by the scenario's seed and the fault's index, so the
-same schedule picks the same position on every platform. `check_supported` runs before anything
-starts and lists what a platform can do.
+same schedule picks the same position on every platform; ``target: same`` hits the replica the
+previous fault hit, ready or not (a crash loop). `check_supported` runs before anything starts
+and lists what a platform can do.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from scalelab import _run
 from scalelab.errors import PlatformError, ScenarioError
 
-__all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick"]
+__all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick", "host_pid_of_container"]
 
 #: the fault kinds each platform's hook implements
-SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang"), "kubernetes": ("kill",)}
+SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang"), "swarm": ("kill", "crash", "hang"), "kubernetes": ("kill", "crash", "hang")}
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,9 @@ class Injected:
 
 
 class Injector(Protocol):
-    def inject(self, kind: str, index: int) -> Injected: ...
+    def inject(self, kind: str, index: int, victim: str | None = None) -> Injected:
+        """Fault ``kind`` into one ready replica (or into ``victim``, the previous fault's replica)."""
+        ...
 
 
 def pick(names: Sequence[str], seed: int, index: int) -> str:
@@ -83,23 +90,38 @@ def injector_for(platform: Any, seed: int) -> Injector:
     return make(platform, seed)
 
 
-class ComposeInjector:
+def _host_kill(signal: str, pid: str, what: str) -> None:
+    if not pid.isdigit() or pid == "0":
+        raise PlatformError(f"{what} has no host process id ({pid!r})", fix="crash and hang need the host's process table (a local Linux engine or cluster)")
+    _run.run(["kill", f"-{signal}", pid], timeout_s=10, fix="crash and hang need the host's process table (a local Linux engine or cluster, as root)")
+
+
+class DockerInjector:
+    """compose and swarm: the agents are containers of this machine's Docker engine (`containers` lists the ready ones)."""
+
     def __init__(self, platform: Any, seed: int) -> None:
         self.platform = platform
         self.seed = seed
 
-    def inject(self, kind: str, index: int) -> Injected:
-        ready = {c["Id"][:12]: c for c in self.platform._containers(healthy_only=True)}
-        short = pick(list(ready), self.seed, index)
+    def containers(self, *, healthy: bool) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def inject(self, kind: str, index: int, victim: str | None = None) -> Injected:
+        if victim is None:
+            ready = {c["Id"][:12]: c for c in self.containers(healthy=True)}
+            short = pick(list(ready), self.seed, index)
+        else:
+            ready = {c["Id"][:12]: c for c in self.containers(healthy=False)}
+            short = victim[:12]
+            if short not in ready:
+                raise PlatformError(f"replica {victim} (the previous fault's) does not run now", fix="target: same needs the replica back first; fault later")
         cid, name = ready[short]["Id"], ready[short]["Names"][0].lstrip("/")
         if kind == "kill":
             _run.run(["docker", "kill", "--signal", "KILL", cid], timeout_s=30)
             how = f"docker kill {name}"
         elif kind == "crash":
             pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30).stdout.strip()
-            if not pid.isdigit() or pid == "0":
-                raise PlatformError(f"container {name} has no host process id ({pid!r})", fix="crash needs a local Linux Docker engine")
-            _run.run(["kill", "-9", pid], timeout_s=10, fix="crash needs the host's process table (a local Linux engine, as root)")
+            _host_kill("9", pid, f"container {name}")
             how = f"kill -9 of host pid {pid} ({name})"
         elif kind == "hang":
             _run.run(["docker", "pause", cid], timeout_s=30)
@@ -109,30 +131,98 @@ class ComposeInjector:
         return Injected(kind, short, how)
 
 
+class ComposeInjector(DockerInjector):
+    def containers(self, *, healthy: bool) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.platform._containers(running_only=True, healthy_only=healthy)
+        return found
+
+
+class SwarmInjector(DockerInjector):
+    """The service's task containers; a task's replica name (its hostname) is its container id's first 12 characters."""
+
+    def containers(self, *, healthy: bool) -> list[dict[str, Any]]:
+        filters = {"label": f"com.docker.swarm.service.name={self.platform.settings.service}", "status": "running", **({"health": "healthy"} if healthy else {})}
+        found: list[dict[str, Any]] = self.platform.sdk.api.containers(filters=filters)
+        return found
+
+
+def host_pid_of_container(container_id: str, proc: Path = Path("/proc")) -> int | None:
+    """The host pid of a container's main process, found by its id in ``/proc/<pid>/cgroup``.
+
+    Works wherever the container's processes are in this machine's process table: the kit's test
+    cluster (containerd on the host) and kind (node containers of the local engine). The main
+    process is the one whose parent is not in the container (its parent is the runtime's shim).
+    """
+    members: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if container_id not in (entry / "cgroup").read_text(encoding="utf-8"):
+                continue
+            members[int(entry.name)] = _ppid((entry / "status").read_text(encoding="utf-8"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    roots = sorted(pid for pid, ppid in members.items() if ppid not in members)
+    return roots[0] if roots else None
+
+
+def _ppid(status: str) -> int:
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _container_id(pod: dict[str, Any]) -> str:
+    """The agent container's runtime id (``containerd://<id>`` without the scheme) when it runs, else ""."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == "ai-agent" and (cs.get("state") or {}).get("running"):
+            return str(cs.get("containerID") or "").rpartition("://")[2]
+    return ""
+
+
 class KubernetesInjector:
     def __init__(self, platform: Any, seed: int) -> None:
         self.platform = platform
         self.seed = seed
 
-    def inject(self, kind: str, index: int) -> Injected:
+    def _pods(self) -> list[dict[str, Any]]:
         from kubernetes import client
 
         from scalelab.platforms.k8s_client import raw
-        from scalelab.platforms.k8s_status import pod_view
 
         core = client.CoreV1Api(self.platform.api)
-        ns = self.platform.namespace
-        pods = raw(core.list_namespaced_pod, ns, label_selector="app.kubernetes.io/name=ai-agent", timeout_s=5.0).get("items") or []
-        ready = [v.name for v in map(pod_view, pods) if v.ready and not v.deleting]
-        victim = pick(ready, self.seed, index)
-        if kind != "kill":  # pragma: no cover - check_supported runs first
-            raise ScenarioError(f"fault kind {kind} is not implemented on kubernetes", fix="use kill")
-        core.delete_namespaced_pod(victim, ns, grace_period_seconds=0, _request_timeout=10)
-        return Injected(kind, victim, f"delete pod {victim} --grace-period=0")
+        pods: list[dict[str, Any]] = raw(core.list_namespaced_pod, self.platform.namespace, label_selector="app.kubernetes.io/name=ai-agent", timeout_s=5.0).get("items") or []
+        return pods
+
+    def inject(self, kind: str, index: int, victim: str | None = None) -> Injected:
+        from kubernetes import client
+
+        from scalelab.platforms.k8s_status import pod_view
+
+        pods = {str((p.get("metadata") or {}).get("name")): p for p in self._pods()}
+        if victim is None:
+            victim = pick([v.name for v in map(pod_view, pods.values()) if v.ready and not v.deleting], self.seed, index)
+        elif victim not in pods:
+            raise PlatformError(f"pod {victim} (the previous fault's) is gone", fix="target: same needs the same pod; use target: one")
+        if kind == "kill":
+            client.CoreV1Api(self.platform.api).delete_namespaced_pod(victim, self.platform.namespace, grace_period_seconds=0, _request_timeout=10)
+            return Injected(kind, victim, f"delete pod {victim} --grace-period=0")
+        cid = _container_id(pods[victim])
+        if not cid:
+            raise PlatformError(f"pod {victim}: its agent container does not run now (waiting, or in back-off)", fix="fault later, once it runs again")
+        pid = host_pid_of_container(cid)
+        if pid is None:
+            raise PlatformError(f"pod {victim}: no process of container {cid[:12]} on this machine",
+                                fix="crash and hang on Kubernetes need the cluster's nodes on this machine (the kit's test cluster, or kind); kill works anywhere")
+        signal, verb = ("9", "kill -9") if kind == "crash" else ("STOP", "kill -STOP")
+        _host_kill(signal, str(pid), f"pod {victim}")
+        return Injected(kind, victim, f"{verb} of host pid {pid} (pod {victim}, container {cid[:12]})")
 
 
 #: platform name -> its hook; a new platform adds one line here and its kinds to `SUPPORTED`
-INJECTORS: dict[str, Callable[[Any, int], Injector]] = {"compose": ComposeInjector, "kubernetes": KubernetesInjector}
+INJECTORS: dict[str, Callable[[Any, int], Injector]] = {"compose": ComposeInjector, "swarm": SwarmInjector, "kubernetes": KubernetesInjector}
 
 
 class FaultSchedule:
@@ -143,12 +233,14 @@ class FaultSchedule:
         self.seed = seed
         self._pending = sorted(enumerate(faults), key=lambda item: (item[1].at_s, item[0]))
         self._injector: Injector | None = None
+        self._last: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self._pending)
 
     def check(self, source: str) -> None:
         check_supported(self.platform.name, [f.kind for _, f in self._pending], source)
+        _check_targets([f for _, f in self._pending], source)
 
     def next_due_s(self) -> float | None:
         return self._pending[0][1].at_s if self._pending else None
@@ -157,4 +249,18 @@ class FaultSchedule:
         index, fault = self._pending.pop(0)
         if self._injector is None:
             self._injector = injector_for(self.platform, self.seed)
-        return self._injector.inject(fault.kind, index)
+        if getattr(fault, "target", "one") == "same":
+            if self._last is None:
+                raise PlatformError("target: same, but no earlier fault hit a replica", fix="put a fault with target: one first")
+            done = self._injector.inject(fault.kind, index, victim=self._last)
+        else:
+            done = self._injector.inject(fault.kind, index)
+        self._last = done.replica
+        return done
+
+
+def _check_targets(faults: Iterable[Any], source: str) -> None:
+    first = next(iter(faults), None)
+    if first is not None and getattr(first, "target", "one") == "same":
+        raise ScenarioError(f"{source}: the first fault has target: same, but there is no earlier fault whose replica it could hit",
+                            fix="give the first fault (in time order) target: one")

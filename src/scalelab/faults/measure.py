@@ -71,6 +71,8 @@ class FaultImpact:
     window_s: float = MIN_WINDOW_S
     p99_ms: float | None = None
     max_ms: float | None = None
+    #: in-place container restarts seen (``replica_restart`` events: Kubernetes)
+    restarts: int = 0
 
     @property
     def error_window_s(self) -> float:
@@ -174,10 +176,12 @@ def _impact(fault: Ev, t_next: float, reqs: Sequence[Req], evs: Sequence[Ev], ro
     failed = [r for r in span if not r.ok]
     by_class = count_classes(failed)
 
-    def first_event(kind_: str) -> float | None:
-        return next((e.t for e in evs if e.kind == kind_ and t_f <= e.t < t_next), None)
+    def first_event(*kinds: str) -> float | None:
+        return next((e.t for e in evs if e.kind in kinds and t_f <= e.t < t_next), None)
 
-    t_start, t_ready = first_event("replica_start"), first_event("replica_ready")
+    # a replacement: a new replica (compose, swarm, a new pod), or the victim's container restarted in place (Kubernetes)
+    t_start, t_ready = first_event("replica_start", "replica_restart"), first_event("replica_ready")
+    restarts = sum(1 for e in evs if e.kind == "replica_restart" and t_f <= e.t < t_next)
     seen_before = {r.replica for r in reqs if r.t < t_f and r.ok and r.replica}
 
     def replacement(r: Req) -> bool:
@@ -205,7 +209,7 @@ def _impact(fault: Ev, t_next: float, reqs: Sequence[Req], evs: Sequence[Ev], ro
         first_error_s=failed[0].t if failed else None, last_error_s=last_err,
         to_replacement_s=_after(t_start, t_f), to_ready_s=_after(t_ready, t_f), to_first_2xx_s=_after(t_2xx, t_f),
         to_desired_s=_after(t_desired, t_f), ready_before=ready_before, ready_min=ready_min,
-        window_s=round(end - t_f, 3), p99_ms=p99(latencies), max_ms=latencies[-1] if latencies else None,
+        window_s=round(end - t_f, 3), p99_ms=p99(latencies), max_ms=latencies[-1] if latencies else None, restarts=restarts,
     )
 
 

@@ -216,6 +216,10 @@ class PodView:
     waiting: tuple[tuple[str, str], ...]  # (reason, message) of waiting containers
     unschedulable: str  # scheduler message when PodScheduled=False, else ""
     restarts: int
+    #: the agent's last termination ("Error, exit 137") and how long it stayed down before its
+    #: current start (the kubelet's restart back-off, CrashLoopBackOff), when it has restarted
+    last_exit: str = ""
+    down_s: float | None = None
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView:
@@ -228,11 +232,16 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
     unsched = str(sched.get("message", "")) if sched.get("status") == "False" else ""
     waiting = []
     restarts = 0
+    last_exit, down_s = "", None
     for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
         restarts += int(cs.get("restartCount") or 0)
         w = (cs.get("state") or {}).get("waiting")
         if w and w.get("reason"):
             waiting.append((str(w["reason"]), str(w.get("message", ""))))
+        done = (cs.get("lastState") or {}).get("terminated")
+        if done and not last_exit:
+            last_exit = f"{done.get('reason') or 'terminated'}, exit {done.get('exitCode')}"
+            down_s = _seconds_between(done.get("finishedAt"), ((cs.get("state") or {}).get("running") or {}).get("startedAt"))
     return PodView(
         name=str(meta.get("name", "")),
         node=str(spec.get("nodeName") or ""),
@@ -242,7 +251,21 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         waiting=tuple(waiting),
         unschedulable=unsched,
         restarts=restarts,
+        last_exit=last_exit,
+        down_s=down_s,
     )
+
+
+def _seconds_between(start: object, end: object) -> float | None:
+    """Seconds between two RFC 3339 API timestamps (None when either is missing)."""
+    from datetime import datetime
+
+    try:
+        a = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        b = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round((b - a).total_seconds(), 3)
 
 
 _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")

@@ -321,6 +321,9 @@ class KubernetesPlatform:
             old = self._pods.get(name)
             if old is None:
                 out.append({"kind": "replica_start", "source": "kubernetes", "detail": f"{name} on {v.node or '(unscheduled)'}"})
+            if old is not None and v.restarts > old.restarts:
+                down = f", down {v.down_s:g} s" if v.down_s is not None else ""
+                out.append({"kind": "replica_restart", "source": "kubernetes", "detail": f"{name} restart {v.restarts} ({v.last_exit}{down})"})
             if v.ready and (old is None or not old.ready):
                 out.append({"kind": "replica_ready", "source": "kubernetes", "detail": f"{name} on {v.node}"})
             if v.deleting and (old is None or not old.deleting):
