@@ -22,6 +22,7 @@ import pandas as pd
 
 from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, summary_table
 from scalelab.errors import RunFormatError
+from scalelab.faults import matrix
 from scalelab.faults.table import SHORT_COLUMNS, cell, render, run_rows
 from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure, spread_figure
 from scalelab.telemetry import Run, list_runs, load_run
@@ -172,6 +173,7 @@ def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_
     disruptions = [row for r in runs for row in run_rows(r)]
     if disruptions:
         text += "\nFaults and rollouts (docs/faults.md, docs/rollouts.md):\n" + render(disruptions, list(SHORT_COLUMNS.values())) + "\n"
+        text += "\n" + matrix.render_wide(matrix.cells(disruptions)) + "\n"
     page = out / "report.html"
     page.write_text(_html(runs, table, figures, heading + (f" — {warning.strip()}" if warning else ""), disruptions), encoding="utf-8")
     return Report(out, tuple(runs), figures, page, csv, table, text)
@@ -226,7 +228,7 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
         _summary_html(table, arm_colors(runs)),
     ]
     if disruptions:
-        parts += ["<h2>Faults and rollouts</h2>", _disruptions_html(disruptions)]
+        parts += ["<h2>Faults and rollouts</h2>", _disruptions_html(disruptions), "<h3>Platform x disruption</h3>", matrix.matrix_html(matrix.cells(disruptions))]
     parts += [
         "<h2>Charts</h2>",
     ]

@@ -5,6 +5,8 @@ SIGKILLed at 15 s, no autoscaler) per platform, then the measurements of `scalel
 
 - compose: ``docker kill`` is a manual stop, so ``restart: always`` does not bring the replica
   back; the ready count stays down and nginx keeps serving from the survivor;
+- Swarm: the swarm agent sees the killed task's container exit and the orchestrator starts a
+  new task after ``restart_policy.delay``; it becomes healthy and serves;
 - Kubernetes: the ReplicaSet replaces the deleted pod; the replacement becomes ready, serves
   2xx, and the ready count returns to 2.
 """
@@ -98,3 +100,26 @@ def test_kubernetes_replaces_a_killed_pod(test_cluster, tmp_path: Path) -> None:
     assert len(late) > 10 and not _routing_failures(late_failed).any(), f"requests still meet the dead pod:\n{late_failed.head(10)}"
     assert late.ok.astype(int).mean() >= 0.9, f"requests did not recover:\n{late_failed.head(10)}"
     assert not ((ev.kind == "replica_stop") & (ev.t_s < FAULT_AT_S - 1)).any()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_swarm_replaces_a_killed_task(scalelab_images: str, tmp_path: Path) -> None:
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, check=True).stdout.strip()
+    if state != "inactive":
+        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
+    run, imp = _run(["--arm", "swarm-fixed"], tmp_path, {"SCALELAB_SWARM_PORT": str(_free_port())})
+    ev, req = run.events, run.requests
+    assert imp.kind == "kill" and imp.ready_before == 2 and imp.ready_min == 1
+    # restart_policy.delay is 5 s: a new task (a new container) starts after it, not at once
+    assert imp.to_replacement_s is not None and 4.0 <= imp.to_replacement_s < 15, imp
+    assert imp.to_desired_s is not None and imp.to_desired_s < 30, imp
+    assert imp.to_first_2xx_s is not None, "no replacement task answered"
+    starts = ev[(ev.kind == "replica_start") & (ev.t_s > FAULT_AT_S)]
+    assert len(starts) == 1 and imp.replica not in str(starts.detail.iloc[0]), "the replacement must be a new task container"
+    late = req[req.t_s > FAULT_AT_S + imp.to_desired_s + 2]
+    late_failed = late[late.ok.astype(int) == 0]
+    assert len(late) > 10 and not _routing_failures(late_failed).any(), f"requests still meet the dead task:\n{late_failed.head(10)}"
+    left = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.stack.namespace={run.manifest['platform_info']['swarm_stack']}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert left == [], "the run left task containers behind"

@@ -10,7 +10,10 @@ no autoscaler, every replica moved from v1 to v2 at 15 s) per arm, then the meas
 - compose ``double-then-retire``: the new replicas are healthy before the old ones stop: the
   healthy count never drops and, at the CI load, no request is lost;
 - Kubernetes ``rolling`` with readiness, a preStop sleep and the agent's SIGTERM drain: no request
-  is lost at the CI load and every replica ends on v2.
+  is lost at the CI load and every replica ends on v2;
+- Swarm ``update`` with ``order: start-first``: each new task is healthy before its old one
+  stops, so the healthy count never drops below 2 and, at the CI load, no request is lost
+  (stop-first is recorded for lab 11, not run here: one swarm run is ~80 s of CI).
 
 Every arm: requests before the rollout are answered by v1, requests after its end by v2 only.
 """
@@ -127,3 +130,19 @@ def test_kubernetes_rolling_update_with_readiness_prestop_and_drain_loses_nothin
     rendered = (Path(run.path) / "k8s-rendered.yaml").read_text()
     assert "preStop" in rendered and "maxUnavailable: 0" in rendered
 
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_swarm_start_first_update_keeps_two_healthy_and_loses_nothing(v2_image: str, tmp_path: Path) -> None:
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, check=True).stdout.strip()
+    if state != "inactive":
+        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
+    run, imp = _run(["--arm", "swarm-start-first"], tmp_path, {"SCALELAB_SWARM_PORT": str(_free_port())})
+    assert imp.strategy == "update" and imp.ready_before == 2
+    assert imp.ready_min is not None and imp.ready_min >= 2, "start-first let the healthy count drop"
+    assert imp.failed == 0, f"{imp.failed} requests lost: {imp.by_class}"
+    assert run.manifest["platform_info"]["update_config"]["Order"] == "start-first"
+    left = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.stack.namespace={run.manifest['platform_info']['swarm_stack']}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert left == [], "the run left task containers behind"

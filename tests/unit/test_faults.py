@@ -100,3 +100,75 @@ def test_unsupported_kind_lists_what_the_platform_can_do():
     with pytest.raises(ScenarioError) as err:
         check_supported("kind-of-cloud", ["hang"], "my.yaml")
     assert "my.yaml" in err.value.message and "allowed there: none" in err.value.message and "compose, swarm, kubernetes" in err.value.fix
+
+
+def test_an_in_place_restart_is_the_replacement_and_is_counted():
+    """Kubernetes restarts a crashed container in the same pod: replica_restart, then replica_ready again."""
+    reqs = [_req(9.5, replica="pod-b"), _req(12.5, replica="pod-b"), _req(14.0, replica="pod-a")]
+    events = [{"t_s": 10.0, "kind": "fault", "detail": "crash replica=pod-b kill -9 of host pid 4242"},
+              {"t_s": 10.9, "kind": "replica_restart", "detail": "pod-b restart 1 (Error, exit 137, down 0.4 s)"},
+              {"t_s": 12.2, "kind": "replica_ready", "detail": "pod-b on node"}]
+    (imp,) = fault_impacts(reqs, events, [])
+    assert (imp.to_replacement_s, imp.to_ready_s, imp.to_first_2xx_s, imp.restarts) == (0.9, 2.2, 2.5, 1)
+
+
+class _FakeInjector:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, str | None]] = []
+
+    def inject(self, kind: str, index: int, victim: str | None = None):
+        from scalelab.faults.inject import Injected
+
+        self.calls.append((kind, index, victim))
+        return Injected(kind, victim or f"r{index}", "by hand")
+
+
+def test_target_same_hits_the_previous_victim():
+    from types import SimpleNamespace
+
+    from scalelab.faults.inject import FaultSchedule
+    from scalelab.scenario import Fault
+
+    faults = [Fault(at_s=10, kind="crash"), Fault(at_s=16, kind="crash", target="same"), Fault(at_s=30, kind="crash", target="same")]
+    sched = FaultSchedule(faults, SimpleNamespace(name="compose"), 14)
+    sched.check("ci-crashloop.yaml")
+    fake = _FakeInjector()
+    sched._injector = fake
+    while sched:
+        sched.fire_next()
+    assert fake.calls == [("crash", 0, None), ("crash", 1, "r0"), ("crash", 2, "r0")]
+    first_same = FaultSchedule([Fault(at_s=5, kind="kill", target="same")], SimpleNamespace(name="compose"), 14)
+    with pytest.raises(ScenarioError, match="no earlier fault"):
+        first_same.check("x.yaml")
+
+
+def test_host_pid_of_container_is_the_process_whose_parent_is_outside(tmp_path):
+    from scalelab.faults.inject import host_pid_of_container
+
+    cid = "4f2c0ffee" + "0" * 55
+
+    def proc(pid: int, ppid: int, cgroup: str) -> None:
+        d = tmp_path / str(pid)
+        d.mkdir()
+        (d / "cgroup").write_text(f"12:freezer:{cgroup}\n3:cpu,cpuacct:{cgroup}\n")
+        (d / "status").write_text(f"Name:\tx\nPid:\t{pid}\nPPid:\t{ppid}\n")
+
+    proc(100, 1, "/")                                      # systemd-like, elsewhere
+    proc(200, 1, "/system.slice/containerd-shim")          # the shim
+    proc(301, 200, f"/kubepods/burstable/pod1234/{cid}")   # the agent (main process)
+    proc(302, 301, f"/kubepods/burstable/pod1234/{cid}")   # its child
+    proc(400, 200, "/kubepods/burstable/pod1234/pause")    # the pod's pause container
+    (tmp_path / "self").mkdir()
+    assert host_pid_of_container(cid, tmp_path) == 301
+    assert host_pid_of_container("deadbeef" * 8, tmp_path) is None
+
+
+def test_pod_view_reads_the_last_exit_and_the_time_down():
+    from scalelab.platforms.k8s_status import pod_view
+
+    pod = {"metadata": {"name": "ai-agent-x"}, "status": {"phase": "Running", "containerStatuses": [{
+        "name": "ai-agent", "restartCount": 2, "state": {"running": {"startedAt": "2026-12-05T02:30:40Z"}},
+        "lastState": {"terminated": {"reason": "Error", "exitCode": 137, "finishedAt": "2026-12-05T02:30:30Z"}}}]}}
+    v = pod_view(pod)
+    assert (v.restarts, v.last_exit, v.down_s) == (2, "Error, exit 137", 10.0)
+    assert pod_view({"metadata": {"name": "p"}, "status": {}}).down_s is None

@@ -13,10 +13,11 @@ crash     ``kill -9`` of the container's   the same, on the task's          ``ki
           main process from the host,      container                        main process from the host (the
           outside the API (the restart                                      kubelet restarts it in place,
           policy sees a crash)                                              with back-off)
-hang      ``docker pause`` (cgroup         the same, on the task's          ``kill -STOP`` of the main
-          freezer: the port still accepts  container (its healthcheck       process from the host (the port
-          connections, nothing answers)    fails; swarm replaces the task)  still accepts connections; the
-                                                                            liveness probe fails)
+hang      ``kill -STOP`` of the main       the same, on the task's          the same, on the pod's container
+          process from the host (the port  container (its healthcheck       (the liveness probe fails; the
+          still accepts connections,       fails; swarm replaces the task)  kubelet restarts it in place)
+          nothing answers; the
+          healthcheck fails: "unhealthy")
 ========  ===============================  ===============================  ===============================
 
 The victim is one ready replica, chosen by the scenario's seed and the fault's index, so the
@@ -124,8 +125,11 @@ class DockerInjector:
             _host_kill("9", pid, f"container {name}")
             how = f"kill -9 of host pid {pid} ({name})"
         elif kind == "hang":
-            _run.run(["docker", "pause", cid], timeout_s=30)
-            how = f"docker pause {name}"
+            # SIGSTOP, not `docker pause`: a paused container runs no healthcheck either, so nothing would
+            # ever call it unhealthy; a stopped process is a real hang (the healthcheck runs and times out)
+            pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30).stdout.strip()
+            _host_kill("STOP", pid, f"container {name}")
+            how = f"kill -STOP of host pid {pid} ({name})"
         else:  # pragma: no cover - the scenario model allows only the kinds above
             raise ScenarioError(f"unknown fault kind {kind}", fix=f"use one of {', '.join(SUPPORTED['compose'])}")
         return Injected(kind, short, how)
