@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed
         report lab05-whatif lab05-faults lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
         lab08-up lab08-spike lab08-sim \
         lab12-plan lab12-run lab12-pods lab12-show \
-        lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
+        lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table faults-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
 
 help: ## Show this help (colours only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
@@ -170,8 +170,11 @@ lab10-kubernetes: $(STAMP) ## Lab 10: the same FAULT on Kubernetes (kill: the po
 lab10-crashloop: $(STAMP) ## Lab 10: one replica crashed at 10, 16 and 30 s on PLATFORM=compose|swarm|kubernetes (default kubernetes): restarts and back-off
 	$(SCALELAB) run ci-crashloop --arm $(or $(PLATFORM),kubernetes)-fixed --runs-dir $(RUNS) $(if $(filter kubernetes,$(or $(PLATFORM),kubernetes)),$(KUBEFLAGS))
 
-lab10-table: $(STAMP) ## Lab 10: failed requests, error window and time to recovery of every ci-faults run under runs/
-	$(VENV)/bin/python -m scalelab.faults $(wildcard $(RUNS)/*-ci-faults-*)
+lab10-table: $(STAMP) ## Lab 10: failed requests, error window and time to recovery of every ci-faults and ci-crashloop run under runs/
+	$(VENV)/bin/python -m scalelab.faults $(wildcard $(RUNS)/*-ci-faults-* $(RUNS)/*-ci-crashloop-*)
+
+faults-table: $(STAMP) ## Issue 14's platform x (kill, crash, hang, node loss, rollout) table from the committed runs (tests/fixtures/runs/faults, .../rollouts)
+	$(VENV)/bin/python -m scalelab.faults.matrix
 
 ## ---------------------------------------------------------------- lab 11: rolling updates under load
 lab11-compose-recreate: $(STAMP) ## Lab 11: v1 -> v2 with `docker compose up -d` under load (ci-rollout, 1 minute), recorded under runs/

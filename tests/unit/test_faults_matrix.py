@@ -1,0 +1,71 @@
+"""Issue 14's platform x disruption table, recomputed from the committed runs (tests/fixtures/runs/faults, .../rollouts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scalelab.faults import matrix
+from scalelab.faults.matrix import Cell, cells, render_long, render_wide, table_cells
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = [REPO / p for p in matrix.FIXTURES]
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[tuple[str, str], Cell]:
+    cs = table_cells(FIXTURES)
+    found = {(c.platform, c.what): c for c in cs}
+    assert len(found) == len(cs), "one committed run per platform and disruption"
+    return found
+
+
+def test_every_committed_run_is_a_real_recording_of_the_shortened_scenarios() -> None:
+    import json
+
+    for path in matrix.run_dirs(FIXTURES):
+        m = json.loads((path / "manifest.json").read_text())
+        assert m["status"] == "completed" and m["scenario"] in ("ci-faults", "ci-rollout"), path.name
+        assert m["platform"] in matrix.PLATFORMS and m.get("host"), path.name
+
+
+def test_compose_does_not_bring_back_a_killed_replica_but_restarts_a_crashed_one(table) -> None:
+    kill, crash = table["compose", "kill"], table["compose", "crash"]
+    assert kill.dipped and kill.recovery_s is None and kill.recovery == "never"
+    assert crash.recovery_s is not None and crash.recovery_s < 20
+
+
+def test_swarm_replaces_killed_and_crashed_tasks_after_its_restart_delay(table) -> None:
+    for kind in ("kill", "crash"):
+        c = table["swarm", kind]
+        assert c.recovery_s is not None and 5.0 <= c.recovery_s < 25, c  # restart_policy.delay 5 s, then warm-up and health
+
+
+@pytest.mark.parametrize(("platform", "what", "failed"), [
+    ("compose", "rollout: recreate", 2), ("compose", "rollout: double", 0), ("kubernetes", "rollout: rolling", 0), ("kubernetes", "rollout: naive", 2),
+])
+def test_rollout_losses(table, platform: str, what: str, failed: int) -> None:
+    assert table[platform, what].failed == failed
+
+
+def test_the_table_renders_every_platform_and_leaves_room_for_node_loss(table) -> None:
+    cs = list(table.values())
+    wide = render_wide(cs)
+    assert "node-loss" in wide.splitlines()[1]
+    for p in {c.platform for c in cs}:
+        assert any(line.startswith(p) for line in wide.splitlines())
+    long = render_long(cs)
+    assert len(long.splitlines()) == len(cs) + 1
+
+
+def test_cells_order_and_recovery_words() -> None:
+    rows = [
+        {"platform": "kubernetes", "kind": "kill", "arm": "k", "requests": 10, "failed": 0, "ready_before": 2, "ready_min": 1, "to_desired_s": 6.4},
+        {"platform": "compose", "kind": "rollout:recreate", "arm": "compose-recreate", "requests": 10, "failed": 2, "error_window_s": 0.5, "to_desired_s": 8.8},
+        {"platform": "compose", "kind": "hang", "arm": "compose-fixed", "requests": 10, "failed": 5, "ready_before": 2, "ready_min": 1},
+        {"platform": "compose", "kind": "kill", "arm": "compose-fixed", "requests": 10, "failed": 0, "ready_before": 2, "ready_min": 2},
+    ]
+    cs = cells(rows)
+    assert [(c.platform, c.what) for c in cs] == [("compose", "kill"), ("compose", "hang"), ("compose", "rollout: recreate"), ("kubernetes", "kill")]
+    assert [c.recovery for c in cs] == ["no dip", "never", "8.8 s", "6.4 s"]
