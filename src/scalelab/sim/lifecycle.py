@@ -365,7 +365,7 @@ class KubernetesPlatform(Platform):
         """The kubelet starts the container again in the same pod: at once the first time, then
         after the CrashLoopBackOff delay (10 s, doubling, capped), reset after 10 min up."""
         tm = self.timings
-        restarts = sum(1 for x in self.lives if x.name == old.name and x is not old and x.created > -60.0)
+        restarts = sum(1 for x in self.lives if x.name == old.name) - 1  # the pod's first life is not a restart
         delay = 0.0 if restarts == 0 else min(tm.crash_backoff_cap_s, tm.crash_backoff_s * 2 ** (restarts - 1))
         at = t + delay
         life = Life(old.name, old.version, at, at, at + tm.boot_s, INF, INF)
