@@ -64,6 +64,8 @@ class PlatformSpec:
     doctor_needs: frozenset[str] = frozenset()
     #: the lab that explains it (for error messages)
     lab: str = ""
+    #: it runs a scenario's ``hosts:`` (scalelab.hosts): compose on Host A, others spread over them
+    runs_on_hosts: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ register(
         ports=(8080,),
         doctor_needs=_BASE_NEEDS | {"docker", "engine", "compose", "images", "ports", "memory"},
         lab="02-compose-spike-manual-scaling",
+        runs_on_hosts=True,
     )
 )
 register(

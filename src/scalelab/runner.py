@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scalelab.cost import CostMeter
-from scalelab.errors import PlatformError, ScalelabError
+from scalelab.errors import PlatformError, ScalelabError, ScenarioError
 from scalelab.faults.inject import FaultSchedule
 from scalelab.load.locust import LocustProcess
 from scalelab.load.plan import LoadPlan
 from scalelab.load.profiles import profile_for
 from scalelab.platforms import Platform, PlatformOptions, platform_for
-from scalelab.registry import scaler_spec
+from scalelab.registry import platform_spec, scaler_spec
 from scalelab.rollout.act import RolloutSchedule
 from scalelab.runview import RunView
 from scalelab.scalers import KitScaler, ScaleDecision, ScalerView, make_kit_scaler
@@ -143,10 +143,13 @@ class Runner:
         self._scale_errors: list[BaseException] = []
         self._scale_threads: list[threading.Thread] = []
         self.faults = FaultSchedule(scenario.faults, platform, scenario.seed)
+        if hasattr(platform, "progress"):  # a platform that reports long steps (starting hosts) says them in the view
+            platform.progress = self.view.message
         self.rollout = RolloutSchedule(scenario, self.arm_name, platform, now=self._t)
 
     # -- the whole run ------------------------------------------------------------------------
     def run(self) -> Path:
+        check_hosts(self.scenario, self.arm.platform)
         self.faults.check(self.scenario.source or self.scenario.name)
         self.rollout.check(self.scenario.source or self.scenario.name)
         if not self.options.attach:
@@ -234,6 +237,8 @@ class Runner:
                 self._last_view = ScalerView(float(k), obs.replicas_desired, obs.replicas_ready, tuple(obs.replicas))
                 if obs.placement:
                     writer.placement({"t_s": k, **p} for p in obs.placement)
+                if obs.hosts:
+                    writer.hosts({"t_s": k, **h} for h in obs.hosts)
                 status = locust.status()
                 row = self._row(k, phase, obs, stats, status, cost)
                 ready = [str(p["pod"]) for p in obs.placement if p.get("ready")] if obs.placement else obs.replicas_ready
@@ -378,6 +383,16 @@ class Runner:
                 self.view.message(f"teardown failed: {exc.render()}")
         finally:
             _restore_sigint(previous)
+
+
+def check_hosts(scenario: Scenario, platform: str) -> None:
+    """ScenarioError before anything starts when the scenario has ``hosts:`` and ``platform`` cannot run on them."""
+    from scalelab.registry import PLATFORMS
+
+    if scenario.hosts and not platform_spec(platform).runs_on_hosts:
+        able = ", ".join(p.name for p in PLATFORMS.values() if p.runs_on_hosts)
+        raise ScenarioError(f"{scenario.source or scenario.name}: hosts: is set, but platform {platform} does not run on the kit's hosts yet",
+                            fix=f"run an arm on a platform that does ({able}), or remove hosts: from the scenario")
 
 
 def _ignore_sigint() -> Callable[..., Any] | int | None:

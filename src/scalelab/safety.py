@@ -155,6 +155,10 @@ def _sc_common(where: str, sc: dict[str, Any]) -> list[str]:
 # --- compose --------------------------------------------------------------------------------------
 
 
+#: a published address given as ``${VAR:-<address>}``: the default is checked
+_INTERPOLATED_IP = re.compile(r"^\$\{\w+:-([^}]*)\}:")
+
+
 def compose_violations(name: str, service: dict[str, Any]) -> list[str]:
     """Every way a compose service breaks the compose arm's hardening (empty when it complies)."""
     out: list[str] = []
@@ -184,6 +188,9 @@ def compose_violations(name: str, service: dict[str, Any]) -> list[str]:
             out.append(f"{where}: `{field}: host` shares the host's namespace")
     for port in service.get("ports") or []:
         host_ip = port.get("host_ip") if isinstance(port, dict) else (str(port).split(":")[0] if str(port).count(":") >= 2 else None)
+        default = _INTERPOLATED_IP.match(str(port))  # ${VAR:-127.0.0.1}:...: what compose publishes unless the kit sets VAR
+        if default:
+            host_ip = default.group(1)
         if host_ip is None or not is_loopback(host_ip):
             out.append(f"{where}: port {port} must be published on 127.0.0.1 only")
     for vol in service.get("volumes") or []:

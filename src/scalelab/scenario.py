@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalelab.errors import ScenarioError
+from scalelab.hosts.spec import MIN_MEMORY_BYTES, NAME_PATTERN, check_names, format_memory, parse_memory
 from scalelab.registry import PLATFORMS, check_pair
 from scalelab.rollout.strategies import FIELDS as ROLLOUT_FIELDS
 from scalelab.rollout.strategies import STRATEGIES as ROLLOUT_STRATEGIES
@@ -50,6 +51,7 @@ __all__ = [
     "ArmRollout",
     "FrontDoor",
     "WeakReplicas",
+    "Host",
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -430,10 +432,40 @@ class Fault(_Frozen):
     """A fault the kit injects during a recorded run (`scalelab.faults`), at the same time on every platform."""
 
     at_s: Seconds = Field(description="seconds after the load starts")
-    kind: Literal["kill", "crash", "hang"] = Field(description="kill: SIGKILL through the orchestrator's API; crash: the process dies from "
-                                                   "outside the API (host kill -9); hang: the replica stops answering but keeps its port")
+    kind: Literal["kill", "crash", "hang", "node-loss"] = Field(
+        description="kill: SIGKILL through the orchestrator's API; crash: the process dies from outside the API (host kill -9); "
+        "hang: the replica stops answering but keeps its port; node-loss: one of the scenario's hosts stops (with all it runs)")
     target: Literal["one", "same"] = Field("one", description="one: a ready replica, chosen by the scenario's seed; same: the replica the "
                                            "previous fault hit, ready or not (a crash loop)")
+    host: str | None = Field(None, description="node-loss: the name of the host that stops (one of hosts[].name)")
+
+    @model_validator(mode="after")
+    def _host_for_node_loss(self) -> Fault:
+        if self.kind == "node-loss" and not self.host:
+            raise ValueError("kind node-loss needs host: the name of the host that stops (one of hosts[].name), e.g. {at_s: 30s, kind: node-loss, host: B}")
+        if self.kind != "node-loss" and self.host is not None:
+            raise ValueError(f"host applies to kind node-loss only, not {self.kind} (which picks a replica by the seed)")
+        return self
+
+
+class Host(_Frozen):
+    """One host with its own capacity (`scalelab.hosts`; docs/hosts.md): a name and its CPU and memory cap."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the host's name (A, B, ...): letters, digits, '-', '_', at most 20")
+    cpus: float = Field(gt=0, le=1024, description="its CPU cap in cores (0.8 = 80% of one core), at the reference budget")
+    memory: str = Field(description="its memory cap, like 1g, 1.5g or 512m")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_form(cls, value: object) -> object:
+        nbytes = parse_memory(value)
+        if nbytes < MIN_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is too little for a host's own Docker daemon; give it at least {format_memory(MIN_MEMORY_BYTES)}")
+        return format_memory(nbytes)
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_memory(self.memory)
 
 
 class Rollout(_Frozen):
@@ -457,18 +489,30 @@ class Scenario(_Frozen):
     sim: SimModel = SimModel()
     faults: tuple[Fault, ...] = Field((), max_length=20, description="faults injected during a recorded run (scalelab.faults)")
     rollout: Rollout | None = Field(None, description="roll every replica to another version during a recorded run (scalelab.rollout)")
+    hosts: tuple[Host, ...] = Field((), max_length=8, description="hosts with their own CPU and memory cap (scalelab.hosts; docs/hosts.md): "
+                                    "compose runs on the first, Swarm and Kubernetes spread over them; none: one machine, as always")
     # Filled by `sized`: the budget the figures above are scaled to (None = not sized yet).
     cpu_budget: float | None = Field(None, ge=MIN_CPU_BUDGET, le=MAX_CPU_BUDGET)
     source: str = ""
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, value: tuple[Host, ...]) -> tuple[Host, ...]:
+        check_names(h.name for h in value)
+        return value
 
     @model_validator(mode="after")
     def _arm_names(self) -> Scenario:
         for key in self.arms:
             if not re.match(r"^[a-z0-9][a-z0-9-]*$", key):
                 raise ValueError(f"arm name '{key}' must be lowercase letters, digits and '-'")
+        names = [h.name for h in self.hosts]
         for fault in self.faults:
             if fault.at_s >= self.duration_s:
                 raise ValueError(f"faults: at_s {fault.at_s:g} is not before the end of the load (duration_s {self.duration_s:g})")
+            if fault.host is not None and fault.host not in names:
+                raise ValueError(f"faults: node-loss of host '{fault.host}', but the scenario's hosts are: {', '.join(names) or 'none'} "
+                                 "(add it to hosts:, or name one of them)")
         if self.rollout is not None and self.rollout.at_s >= self.duration_s:
             raise ValueError(f"rollout: at_s {self.rollout.at_s:g} is not before the end of the load (duration_s {self.duration_s:g})")
         return self
@@ -508,6 +552,8 @@ class Scenario(_Frozen):
         data["workload"].update(cpu_request=round(self.workload.cpu_request * s, 3), cpu_limit=round(self.workload.cpu_limit * s, 3))
         data["load"]["baseline"] = self.load.baseline * s
         data["latency_objective_ms"] = self.latency_objective_ms / s
+        for host in data.get("hosts") or ():  # a host's cap is part of the story: sized like the replicas' limits
+            host["cpus"] = round(host["cpus"] * s, 3)
         data["cpu_budget"] = budget
         from scalelab.scenario_io import describe_errors
 

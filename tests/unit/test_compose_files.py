@@ -42,12 +42,12 @@ def test_agent_is_scalable_limited_and_unprivileged(compose: dict) -> None:
 
 def test_lb_publishes_only_on_loopback_and_mounts_the_config(compose: dict) -> None:
     lb = compose["services"]["lb"]
-    assert lb["ports"] == ["127.0.0.1:${SCALELAB_PORT:-8080}:8080"]
+    assert lb["ports"] == ["${SCALELAB_LB_BIND:-127.0.0.1}:${SCALELAB_PORT:-8080}:8080"]
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in lb["volumes"]
     assert lb["pull_policy"] == "never" and lb["read_only"] is True
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
-            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+            assert str(port).startswith(("127.0.0.1:", "${SCALELAB_LB_BIND:-127.0.0.1}:")), f"{name} publishes {port} beyond loopback"
 
 
 def test_nginx_re_resolves_the_service() -> None:

@@ -9,7 +9,7 @@ arithmetic, `streams` the per-container stats readers.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,11 @@ def require_engine(timeout_s: float = 15.0) -> None:
         raise PreflightError("no Docker engine answers (`docker version` failed)", fix=ENGINE_FIX, lab="00-prerequisites")
 
 
-def sdk_client(timeout_s: int = 30, pool: int = 10) -> Any:
+def sdk_client(timeout_s: int = 30, pool: int = 10, docker_host: str = "") -> Any:
     """A docker SDK client for Engine API queries (PreflightError when the engine does not answer).
 
-    ``pool``: connections kept to the engine, for callers that send requests from several threads.
+    ``pool``: connections kept to the engine, for callers that send requests from several threads;
+    ``docker_host``: another daemon's URL (a kit host's ``unix://`` socket) instead of DOCKER_HOST's.
     """
     try:
         import docker
@@ -61,7 +62,10 @@ def sdk_client(timeout_s: int = 30, pool: int = 10) -> Any:
     except ImportError:  # pragma: no cover - a dependency
         raise PreflightError("the `docker` Python package is missing", fix="run `make setup`") from None
     try:
-        client = docker.from_env(timeout=timeout_s, max_pool_size=pool)
+        if docker_host:
+            client = docker.DockerClient(base_url=docker_host, timeout=timeout_s, max_pool_size=pool)
+        else:
+            client = docker.from_env(timeout=timeout_s, max_pool_size=pool)
         client.ping()
     except docker.errors.DockerException as exc:
         raise PreflightError(f"the Docker engine is not reachable: {str(exc)[:200]}", fix=ENGINE_FIX, lab="00-prerequisites") from None
@@ -91,11 +95,12 @@ def compose(
     project_dir: Path | None = None,
     timeout_s: float = 300.0,
     fix: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """``docker compose -p PROJECT -f FILE... [--env-file F] [--project-directory D] ARGS``; returns stdout.
 
     The env file is passed on the command line and its values also in the environment, so
-    interpolation works the same with every Compose v2 release.
+    interpolation works the same with every Compose v2 release. ``env``: more variables (DOCKER_HOST).
     """
     argv: list[str | os.PathLike[str]] = ["docker", "compose", "-p", project]
     for f in files:
@@ -105,4 +110,4 @@ def compose(
     if project_dir is not None:
         argv += ["--project-directory", project_dir]
     argv += list(args)
-    return _run.run(argv, timeout_s=timeout_s, fix=fix).stdout
+    return _run.run(argv, timeout_s=timeout_s, fix=fix, env=env).stdout

@@ -17,9 +17,10 @@ STATS_FRESH_S = 3.0
 class StatsStream(threading.Thread):
     """Follows ``GET /containers/{id}/stats`` (one document a second) and keeps the latest figures."""
 
-    def __init__(self, container_id: str) -> None:
+    def __init__(self, container_id: str, docker_host: str = "") -> None:
         super().__init__(name=f"stats-{container_id[:12]}", daemon=True)
         self.container_id = container_id
+        self.docker_host = docker_host
         self.latest: tuple[float, float | None, int | None] | None = None  # (monotonic, cores, mem bytes)
         self._client: Any = None
         self._stopped = threading.Event()
@@ -28,7 +29,7 @@ class StatsStream(threading.Thread):
         import docker
 
         try:
-            self._client = docker.from_env(timeout=30)
+            self._client = docker.DockerClient(base_url=self.docker_host, timeout=30) if self.docker_host else docker.from_env(timeout=30)
             for doc in self._client.api.stats(self.container_id, stream=True, decode=True):
                 if self._stopped.is_set():
                     break
@@ -60,8 +61,9 @@ class StatsStream(threading.Thread):
 class StatsStreams:
     """One `StatsStream` per running container; ``read`` returns this second's figures by container id."""
 
-    def __init__(self) -> None:
+    def __init__(self, docker_host: str = "") -> None:
         self._streams: dict[str, StatsStream] = {}
+        self.docker_host = docker_host
 
     def read(self, running: list[str], now: float) -> dict[str, tuple[float | None, int | None]]:
         for cid in list(self._streams):
@@ -69,7 +71,7 @@ class StatsStreams:
                 self._streams.pop(cid).stop()
         for cid in running:
             if cid not in self._streams:
-                stream = StatsStream(cid)
+                stream = StatsStream(cid, self.docker_host)
                 stream.start()
                 self._streams[cid] = stream
         return {cid: s.fresh(now) for cid, s in self._streams.items()}

@@ -20,7 +20,12 @@ hang      ``kill -STOP`` of the main       the same, on the task's          the 
           healthcheck fails: "unhealthy")
 ========  ===============================  ===============================  ===============================
 
-The victim is one ready replica, chosen by the scenario's seed and the fault's index, so the
+``node-loss`` (a scenario with ``hosts:``) stops a whole host, named by the fault's ``host``: the
+platform's ``stop_host(name) -> str`` does it and says how (compose: ``docker stop`` of that
+Docker-in-Docker host, `scalelab.hosts.dind.stop_host`); a platform that implements it adds
+``node-loss`` to its kinds in `SUPPORTED`.
+
+The victim of the others is one ready replica, chosen by the scenario's seed and the fault's index, so the
 same schedule picks the same position on every platform; ``target: same`` hits the replica the
 previous fault hit, ready or not (a crash loop). `check_supported` runs before anything starts
 and lists what a platform can do.
@@ -40,7 +45,7 @@ from scalelab.errors import PlatformError, ScenarioError
 __all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick", "host_pid_of_container"]
 
 #: the fault kinds each platform's hook implements
-SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang"), "swarm": ("kill", "crash", "hang"), "kubernetes": ("kill", "crash", "hang")}
+SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang", "node-loss"), "swarm": ("kill", "crash", "hang"), "kubernetes": ("kill", "crash", "hang")}
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,12 @@ class Injected:
     kind: str
     replica: str
     how: str
+    #: node-loss: the host that stopped (then ``replica`` is empty)
+    host: str = ""
 
     def detail(self) -> str:
+        if self.host:
+            return f"{self.kind} host={self.host} {self.how}"
         return f"{self.kind} replica={self.replica} {self.how}"
 
 
@@ -91,10 +100,11 @@ def injector_for(platform: Any, seed: int) -> Injector:
     return make(platform, seed)
 
 
-def _host_kill(signal: str, pid: str, what: str) -> None:
+def _host_kill(signal: str, pid: str, what: str, prefix: Sequence[str] = ()) -> None:
+    """``kill -SIGNAL pid`` on this machine, or (``prefix``: ``docker exec <host container>``) in a kit host's process table."""
     if not pid.isdigit() or pid == "0":
         raise PlatformError(f"{what} has no host process id ({pid!r})", fix="crash and hang need the host's process table (a local Linux engine or cluster)")
-    _run.run(["kill", f"-{signal}", pid], timeout_s=10, fix="crash and hang need the host's process table (a local Linux engine or cluster, as root)")
+    _run.run([*prefix, "kill", f"-{signal}", pid], timeout_s=10, fix="crash and hang need the host's process table (a local Linux engine or cluster, as root)")
 
 
 class DockerInjector:
@@ -117,18 +127,21 @@ class DockerInjector:
             if short not in ready:
                 raise PlatformError(f"replica {victim} (the previous fault's) does not run now", fix="target: same needs the replica back first; fault later")
         cid, name = ready[short]["Id"], ready[short]["Names"][0].lstrip("/")
+        # compose on a kit host (a scenario's hosts:): Host A's daemon, and pids of Host A's process table
+        env: dict[str, str] = getattr(self.platform, "docker_env", {})
+        prefix: list[str] = getattr(self.platform, "pid_exec", [])
         if kind == "kill":
-            _run.run(["docker", "kill", "--signal", "KILL", cid], timeout_s=30)
+            _run.run(["docker", "kill", "--signal", "KILL", cid], timeout_s=30, env=env)
             how = f"docker kill {name}"
         elif kind == "crash":
-            pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30).stdout.strip()
-            _host_kill("9", pid, f"container {name}")
+            pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30, env=env).stdout.strip()
+            _host_kill("9", pid, f"container {name}", prefix)
             how = f"kill -9 of host pid {pid} ({name})"
         elif kind == "hang":
             # SIGSTOP, not `docker pause`: a paused container runs no healthcheck either, so nothing would
             # ever call it unhealthy; a stopped process is a real hang (the healthcheck runs and times out)
-            pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30).stdout.strip()
-            _host_kill("STOP", pid, f"container {name}")
+            pid = _run.run(["docker", "inspect", "--format", "{{.State.Pid}}", cid], timeout_s=30, env=env).stdout.strip()
+            _host_kill("STOP", pid, f"container {name}", prefix)
             how = f"kill -STOP of host pid {pid} ({name})"
         else:  # pragma: no cover - the scenario model allows only the kinds above
             raise ScenarioError(f"unknown fault kind {kind}", fix=f"use one of {', '.join(SUPPORTED['compose'])}")
@@ -251,6 +264,8 @@ class FaultSchedule:
 
     def fire_next(self) -> Injected:
         index, fault = self._pending.pop(0)
+        if fault.kind == "node-loss":
+            return Injected(fault.kind, "", self.platform.stop_host(fault.host), host=fault.host)
         if self._injector is None:
             self._injector = injector_for(self.platform, self.seed)
         if getattr(fault, "target", "one") == "same":

@@ -48,6 +48,8 @@ class Observation:
     placement: list[dict[str, Any]] = field(default_factory=list)
     #: per-replica figures for kit scalers (empty when the platform does not measure them)
     replicas: list[ReplicaStat] = field(default_factory=list)
+    #: per host (a scenario's ``hosts:``): rows of hosts.csv without ``t_s`` (`scalelab.hosts.meter.HostMeter`)
+    hosts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,21 +13,25 @@ memory come from one Docker stats stream per container, read by a background thr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from scalelab import engine
 from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
-from scalelab.errors import CommandError, PlatformError, PreflightError
+from scalelab.errors import CommandError, PlatformError, PreflightError, ScenarioError
+from scalelab.hosts.spec import host_specs
 from scalelab.lb.controller import FrontDoor, Replica
 from scalelab.netcheck import http_ok, port_free
 from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
+from scalelab.platforms.compose_hosts import ComposeHosts
 from scalelab.platforms.compose_inflight import AGENT_PORT, InflightReader, container_ip
 from scalelab.platforms.compose_settings import (
     LAB,
@@ -59,13 +63,19 @@ class ComposePlatform:
 
     name = "compose"
 
-    def __init__(self, settings: ComposeSettings, *, state_root_dir: Path | None = None) -> None:
+    def __init__(self, settings: ComposeSettings, *, state_root_dir: Path | None = None, hosts: ComposeHosts | None = None) -> None:
+        #: a scenario's ``hosts:``: the project runs on Host A's own daemon (scalelab.platforms.compose_hosts)
+        self.hosts = hosts
+        if hosts is not None and not settings.docker_host:
+            settings = dataclasses.replace(settings, docker_host=hosts.docker_host)
         self.settings = settings
+        #: where progress goes (the runner sets its view's message)
+        self.progress: Callable[[str], None] | None = None
         self.state_dir = (state_root_dir or state_root()) / settings.project
         self.base_url = f"http://127.0.0.1:{settings.port}"
         self.desired = 0
         self._sdk: Any = None  # docker SDK client, made on first use
-        self._streams = StatsStreams()
+        self._streams = StatsStreams(settings.docker_host)
         self._inflight = InflightReader()  # each agent's /metrics, for kit scalers
         self._switch = SwitchReader(self.state_dir)  # `scalelab autoscale pause|resume`
         self._seen_running: dict[str, str] = {}  # id -> name
@@ -104,19 +114,32 @@ class ComposePlatform:
     @property
     def sdk(self) -> Any:
         if self._sdk is None:
-            self._sdk = engine.sdk_client()
+            self._sdk = engine.sdk_client(docker_host=self.settings.docker_host)
         return self._sdk
 
     def _compose(self, *args: str, fix: str, timeout_s: float = 300.0) -> None:
         env_file = self.settings.write(self.state_dir)
         folder = compose_dir()
-        engine.compose(self.settings.project, [folder / "compose.yaml"], args, env_file=env_file, project_dir=folder, timeout_s=timeout_s, fix=fix)
+        engine.compose(self.settings.project, [folder / "compose.yaml"], args, env_file=env_file, project_dir=folder, timeout_s=timeout_s, fix=fix,
+                       env=self.docker_env)
+
+    @property
+    def docker_env(self) -> dict[str, str]:
+        """Environment for a docker command aimed at the project's daemon (Host A's with hosts; else none)."""
+        return {"DOCKER_HOST": self.settings.docker_host} if self.settings.docker_host else {}
+
+    @property
+    def pid_exec(self) -> list[str]:
+        """What runs a command in the process table the replicas' pids belong to: Host A's (``docker exec``), else this machine's."""
+        return ["docker", "exec", self.hosts.hosts[0].container] if self.hosts is not None and self.hosts.hosts else []
 
     # -- Platform ---------------------------------------------------------------------------
     def preflight(self) -> None:
         """Engine, compose plugin, images, port: a PreflightError naming the fix, before anything starts."""
-        self._sdk = engine.sdk_client()  # raises PreflightError when the engine does not answer
+        engine.sdk_client()  # raises PreflightError when the engine does not answer
         compose_dir()
+        if self.hosts is not None:
+            self.hosts.preflight()
         if not engine.compose_installed():
             raise PreflightError(
                 "the Docker Compose v2 plugin is missing (`docker compose version` fails)",
@@ -134,11 +157,19 @@ class ComposePlatform:
         self._record_request(replicas)
         self.front_door.prepare((compose_dir() / "nginx.conf").read_text(encoding="utf-8"), SERVICE, AGENT_PORT)
         try:
+            if self.hosts is not None:
+                self.settings.write(self.state_dir)  # the env file and lb folder exist before Host A mounts them
+                self.hosts.start(port=self.settings.port, images=[self.settings.agent_image, self.settings.lb_image],
+                                 mounts=[compose_dir(), self.state_dir], say=self.progress)
+                self.settings = dataclasses.replace(self.settings, lb_bind=self.hosts.hosts[0].ip)
             self._compose("up", "--detach", "--quiet-pull", "--pull", "never", "--remove-orphans", *self._scale_args(replicas),
                           fix="read the message above; `scalelab down compose` cleans up")
         except CommandError as exc:
             self.down()
             raise _platform_error("docker compose up failed", exc) from None
+        except BaseException:
+            self.down()
+            raise
 
     def wait_ready(self, replicas: int, timeout_s: float) -> None:
         """Bounded poll until ``replicas`` agents are healthy and nginx answers."""
@@ -197,19 +228,30 @@ class ComposePlatform:
         events += lifecycle_events(self._seen_running, self._seen_ready, running, ready, "docker")
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
+        hosts = self.hosts.rows(len(running)) if self.hosts is not None else []
         limits = {c["Id"]: self.settings.cpu_limit_of(c["Labels"].get(SERVICE_LABEL, SERVICE)) for c in listing}
         self._sync_front_door(listing, {cid: r[0] for cid, r in readings.items()}, limits)
         events += self._lb_events
         self._lb_events = []
-        return container_observation(
+        node = self.hosts.first.name if self.hosts is not None else "docker-host"
+        # with hosts the replicas' addresses are Host A's inner ones, not routable from this machine: no in-flight reads
+        in_flight = self._inflight.read(listing) if self.hosts is None else {}
+        obs = container_observation(
             desired=self.desired, names=running, ready=ready, readings=readings, cpus=limits,
-            memory_mb=self.settings.memory_mb, events=events, node_of=lambda _cid: "docker-host", in_flight=self._inflight.read(listing),
+            memory_mb=self.settings.memory_mb, events=events, node_of=lambda _cid: node, in_flight=in_flight,
         )
+        obs.hosts = hosts
+        return obs
 
     def down(self) -> None:
         """Remove the project's containers and network; a no-op when nothing runs."""
         self._streams.stop()
         self._inflight.stop()
+        if self.hosts is not None:  # the project lives inside the hosts: removing them removes it
+            self.hosts.remove()
+            self._sdk = None
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            return
         try:
             if self._project_exists():
                 self._compose("down", "--remove-orphans", "--timeout", "5", "--volumes", fix="retry `scalelab down compose`")
@@ -217,9 +259,17 @@ class ComposePlatform:
             raise _platform_error(f"docker compose down of {self.settings.project} failed", exc) from None
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def stop_host(self, name: str) -> str:
+        """Fault node-loss: stop the host called ``name`` (its outer container, with all it runs); returns how."""
+        if self.hosts is None:
+            raise PlatformError("node-loss needs hosts: this run has none", fix="add hosts: to the scenario (docs/hosts.md)")
+        return self.hosts.stop(name)
+
     def describe(self) -> dict[str, Any]:
         """What actually runs (for the run manifest): project, port, image ids, the applied limits."""
         out: dict[str, Any] = {"compose_project": self.settings.project, "base_url": self.base_url}
+        if self.hosts is not None:
+            out.update(self.hosts.describe())
         everyone = self._containers(running_only=True)
         agents = [c for c in everyone if c["Labels"].get(SERVICE_LABEL) == SERVICE]
         out["lb_strategy"] = self.settings.lb_strategy
@@ -386,7 +436,12 @@ class ComposeKind:
     spec = platform_spec("compose")
 
     def create(self, scenario: Any, arm: str, *, run_id: str, options: PlatformOptions) -> ComposePlatform:
-        return ComposePlatform(ComposeSettings.for_scenario(scenario, run_id, port=options.port, arm_name=arm))
+        specs = host_specs(scenario)
+        if specs and scenario.rollout is not None:
+            raise ScenarioError(f"{scenario.source or scenario.name}: a rollout on compose with hosts: is not supported yet",
+                                fix="remove rollout: or hosts: from the scenario")
+        hosts = ComposeHosts(specs, run_id) if specs else None
+        return ComposePlatform(ComposeSettings.for_scenario(scenario, run_id, port=options.port, arm_name=arm), hosts=hosts)
 
     def attach(self, options: PlatformOptions) -> ComposePlatform:
         return ComposePlatform.attach(options.project)

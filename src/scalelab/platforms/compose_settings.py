@@ -68,6 +68,10 @@ class ComposeSettings:
     #: unequal replicas: how many of the replicas run as the weak service, and its CPU limit
     weak_replicas: int = 0
     weak_cpus: float = 0.0
+    #: a scenario with ``hosts:``: the daemon of Host A (``unix://`` socket; scalelab.platforms.compose_hosts); "" = this machine's
+    docker_host: str = ""
+    #: where the front door's port is published: 127.0.0.1; on Host A its address on the kit's hosts network
+    lb_bind: str = "127.0.0.1"
 
     @classmethod
     def for_scenario(cls, scenario: Any, run_id: str, *, port: int | None = None, arm_name: str | None = None) -> ComposeSettings:
@@ -112,6 +116,8 @@ class ComposeSettings:
             # random: compose/nginx.conf as mounted; the others: the kit's derived config in the lb folder
             "SCALELAB_LB_CONF": f"/etc/nginx/{LB_DIR}/nginx.conf" if self.lb_strategy != "random" else "/etc/nginx/nginx.conf",
             "SCALELAB_LB_DIR": f"./{LB_DIR}",
+            # on Host A: Host A's address on the kit's hosts network, which Host A publishes on this machine's 127.0.0.1
+            "SCALELAB_LB_BIND": self.lb_bind,
         }
 
     def cpu_limit_of(self, service: str) -> float:

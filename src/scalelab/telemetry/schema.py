@@ -11,6 +11,8 @@ A run directory ``runs/<run-id>/`` holds:
   containers on compose);
 - ``replicas.csv``: per replica and second: requests completed, average in-flight, CPU, ready
   (written at the end of a real run from requests.csv and placement.csv; `telemetry.spread`);
+- ``hosts.csv``: per host and second (scenarios with ``hosts:``): up, replicas there, cores used,
+  its CPU cap and memory (`scalelab.hosts`);
 - ``scenario.yaml``: the scenario as sized for this run.
 
 Empty cells mean "not measured on this platform".
@@ -34,6 +36,8 @@ __all__ = [
     "REQUEST_COLUMNS",
     "LATER_REQUEST_COLUMNS",
     "PLACEMENT_COLUMNS",
+    "HOSTS",
+    "HOST_COLUMNS",
     "STATUSES",
     "platforms",
     "EVENT_KINDS",
@@ -46,6 +50,7 @@ EVENTS = "events.csv"
 REQUESTS = "requests.csv"
 PLACEMENT = "placement.csv"
 REPLICAS = "replicas.csv"
+HOSTS = "hosts.csv"
 SCENARIO = "scenario.yaml"
 
 STATUSES = ("running", "completed", "interrupted", "failed")
@@ -115,3 +120,8 @@ LATER_REQUEST_COLUMNS: tuple[str, ...] = ("version",)
 PLACEMENT_COLUMNS: tuple[str, ...] = ("t_s", "pod", "node", "phase", "ready", "cpu_cores")
 #: ``replicas.csv``: see `scalelab.telemetry.spread.replica_seconds`.
 REPLICA_COLUMNS: tuple[str, ...] = ("t_s", "replica", "requests", "in_flight", "cpu_cores", "ready")
+#: ``hosts.csv`` (a scenario's ``hosts:``; `scalelab.hosts.meter`): ``up`` 1 while the host runs (0: stopped,
+#: lost); ``replicas`` running on it; ``cpu_cores`` it used in that second (everything on it: its
+#: daemon and its containers), empty on its first second or while down; ``cpu_limit_cores`` its cap;
+#: ``mem_bytes`` in use (less the inactive page cache).
+HOST_COLUMNS: tuple[str, ...] = ("t_s", "host", "up", "replicas", "cpu_cores", "cpu_limit_cores", "mem_bytes")

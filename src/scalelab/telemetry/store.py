@@ -136,6 +136,7 @@ class RunWriter:
         self._events = _CsvAppender(self.dir / schema.EVENTS, schema.EVENT_COLUMNS)
         self._requests: _CsvAppender | None = None
         self._placement: _CsvAppender | None = None
+        self._hosts: _CsvAppender | None = None
         self.arm = str(self.manifest.get("arm", ""))
         self._written_columns: dict[str, Any] | None | bool = None
 
@@ -249,6 +250,18 @@ class RunWriter:
             self._placement = _CsvAppender(self.dir / schema.PLACEMENT, schema.PLACEMENT_COLUMNS)
         self._placement.write_many(rows)
 
+    def hosts(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append rows of hosts.csv (`schema.HOST_COLUMNS`: per host and second)."""
+        if self._hosts is None:
+            self._hosts = _CsvAppender(self.dir / schema.HOSTS, schema.HOST_COLUMNS)
+        self._hosts.write_many(rows)
+
+    def read_hosts(self) -> Any:
+        """What hosts.csv holds so far (pandas; empty frame without hosts)."""
+        if self._hosts is not None:
+            self._hosts.fh.flush()
+        return _read_csv(self.dir / schema.HOSTS, schema.HOST_COLUMNS, required=False)
+
     def read_requests(self) -> Any:
         """What requests.csv holds so far (pandas)."""
         if self._requests is not None:
@@ -274,7 +287,7 @@ class RunWriter:
     def finish(self, status: str = "completed", *, error: str | None = None) -> None:
         if status not in schema.STATUSES:
             raise RunFormatError(f"status must be one of {', '.join(schema.STATUSES)}, got '{status}'")
-        for appender in (self._samples, self._events, self._requests, self._placement):
+        for appender in (self._samples, self._events, self._requests, self._placement, self._hosts):
             if appender is not None:
                 appender.close()
         self.manifest["status"] = status
@@ -313,6 +326,7 @@ class Run:
     _requests: Any = field(default=None, repr=False)
     _placement: Any = field(default=None, repr=False)
     _replicas: Any = field(default=None, repr=False)
+    _hosts: Any = field(default=None, repr=False)
     _scenario: Any = field(default=None, repr=False)
 
     @property
@@ -337,6 +351,13 @@ class Run:
         if self._placement is None:
             self._placement = _read_csv(self.path / schema.PLACEMENT, schema.PLACEMENT_COLUMNS, required=False)
         return self._placement
+
+    @property
+    def hosts(self) -> Any:
+        """Per host and second (hosts.csv); an empty frame for a run without hosts."""
+        if self._hosts is None:
+            self._hosts = _read_csv(self.path / schema.HOSTS, schema.HOST_COLUMNS, required=False)
+        return self._hosts
 
     @property
     def replicas(self) -> Any:
@@ -376,7 +397,7 @@ class Run:
 
 
 #: columns that hold text; every other column of a run's CSV files is a number (or empty)
-TEXT_COLUMNS = frozenset({"utc", "arm", "phase", "kind", "source", "detail", "replica", "version", "error", "pod", "node", "ok", "ready"})
+TEXT_COLUMNS = frozenset({"utc", "arm", "phase", "kind", "source", "detail", "replica", "version", "error", "pod", "node", "ok", "ready", "host"})
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool, ordered: bool = False, later: tuple[str, ...] = ()) -> Any:
