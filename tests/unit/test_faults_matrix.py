@@ -42,8 +42,22 @@ def test_swarm_replaces_killed_and_crashed_tasks_after_its_restart_delay(table) 
         assert c.recovery_s is not None and 5.0 <= c.recovery_s < 25, c  # restart_policy.delay 5 s, then warm-up and health
 
 
+def test_a_hang_is_only_unhealthy_on_compose_replaced_on_swarm_restarted_on_kubernetes(table) -> None:
+    compose, swarm, kube = table["compose", "hang"], table["swarm", "hang"], table["kubernetes", "hang"]
+    assert compose.recovery == "never" and compose.failed > swarm.failed > kube.failed
+    assert swarm.recovery_s is not None and kube.recovery_s is not None
+    assert compose.error_window_s > 25 and kube.error_window_s < 5
+
+
+def test_kubernetes_replaces_a_killed_pod_and_restarts_a_crashed_container_in_place(table) -> None:
+    kill, crash = table["kubernetes", "kill"], table["kubernetes", "crash"]
+    assert kill.recovery_s is not None and kill.recovery_s < 10 and kill.restarts == 0
+    assert crash.recovery_s is not None and crash.restarts == 1
+
+
 @pytest.mark.parametrize(("platform", "what", "failed"), [
     ("compose", "rollout: recreate", 2), ("compose", "rollout: double", 0), ("kubernetes", "rollout: rolling", 0), ("kubernetes", "rollout: naive", 2),
+    ("swarm", "rollout: stop-first", 0), ("swarm", "rollout: start-first", 0),
 ])
 def test_rollout_losses(table, platform: str, what: str, failed: int) -> None:
     assert table[platform, what].failed == failed
