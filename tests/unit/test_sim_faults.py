@@ -185,3 +185,30 @@ def test_every_committed_fault_and_rollout_run_is_within_tolerance() -> None:
 #: became a SIGSTOP (the healthcheck fails: Swarm replaces the task) after the model was written
 #: for `docker pause`, and Swarm's update monitors each new task for 5 s (docs/faults.md, docs/rollouts.md)
 KNOWN_GAPS = {("compose", "hang"), ("swarm", "hang"), ("swarm", "rollout:update")}
+
+
+def test_ladder_knobs_drain_and_retry() -> None:
+    from types import SimpleNamespace
+
+    from scalelab.sim.lifecycle import platform_model
+    from scalelab.sim.requests import serve
+    from scalelab.sim.rollouts import roll
+
+    def recreate(drain: bool) -> list[dict[str, Any]]:
+        p = platform_model("compose", Timings(), warmup_s=3.0, service_s=0.4, seed=1)
+        p.initial(2)
+        roll(p, SimpleNamespace(strategy="recreate", drain=drain), 10.0, "v2", "img:v2")
+        # one request in service on each replica when compose sends SIGTERM (10.6 s)
+        return serve(p, [10.3, 10.35, 10.4, 10.45], timeout_s=5.0, keep_alive=False)
+
+    assert all(r["ok"] for r in recreate(True))  # the agent finishes what it accepted
+    assert sum(not r["ok"] for r in recreate(False)) >= 2  # it exits at once: what it held is a 502
+
+    def retry(on: bool) -> int:
+        p = platform_model("compose", Timings(), warmup_s=3.0, service_s=0.4, seed=1)
+        a, _b = p.initial(2)
+        p.stop(a, 5.0, grace_s=30.0)
+        a.dead = a.routed_until = 20.0  # still in DNS, no longer accepting: refused
+        return sum(not r["ok"] for r in serve(p, [6.0 + 0.5 * i for i in range(20)], timeout_s=5.0, keep_alive=False, retry=on))
+
+    assert retry(True) == 0 and retry(False) > 3  # without proxy_next_upstream about half are 502s
