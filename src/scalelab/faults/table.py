@@ -15,7 +15,7 @@ from typing import Any
 from scalelab.faults.measure import fault_impacts, impact_rows
 from scalelab.rollout.measure import as_fault_rows, rollout_impacts
 
-__all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "render", "main"]
+__all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "records_rows", "render", "main"]
 
 COLUMNS = ("arm", "platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
            "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "restarts", "p99_ms", "max_ms")
@@ -28,11 +28,14 @@ SHORT_COLUMNS = {"arm": "arm", "what": "kind", "at (s)": "t_fault_s", "failed": 
 def run_rows(run: Any) -> list[dict[str, Any]]:
     """The faults and rollouts of one `scalelab.telemetry.Run`, as table rows (``arm`` included)."""
     records = run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records")
-    offset = float(run.manifest.get("sample_offset_s", 0.4))
-    platform = str(run.manifest.get("platform", ""))
-    rows = impact_rows(platform, fault_impacts(*records, sample_offset_s=offset))
-    rows += as_fault_rows(platform, rollout_impacts(*records, sample_offset_s=offset))
+    rows = records_rows(str(run.manifest.get("platform", "")), *records, sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
     return [{"arm": run.label, **r} for r in rows]
+
+
+def records_rows(platform: str, requests: Any, events: Any, samples: Any, *, sample_offset_s: float = 0.4) -> list[dict[str, Any]]:
+    """The faults and rollouts of a run's records (rows of requests.csv, events.csv, samples.csv), as table rows."""
+    rows = impact_rows(platform, fault_impacts(requests, events, samples, sample_offset_s=sample_offset_s))
+    return rows + as_fault_rows(platform, rollout_impacts(requests, events, samples, sample_offset_s=sample_offset_s))
 
 
 def cell(value: object) -> str:

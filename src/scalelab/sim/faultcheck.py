@@ -1,33 +1,39 @@
 """Real vs simulated faults and rollouts: the same scenario and arm, measured the same way.
 
 `compare(run)` simulates a recorded run's own scenario (as sized for it, read from the run
-directory) and arm, measures both with `scalelab.faults.table.run_rows` (the faults table:
-`scalelab.faults.measure` and, for rollouts, `scalelab.rollout.measure`), and checks the three
-figures of docs/fidelity.md ("Faults and rollouts") against their tolerance:
+directory) and arm, measures both with the faults table (`scalelab.faults.table`:
+`scalelab.faults.measure` and, for rollouts, `scalelab.rollout.measure`), and checks three
+figures against their tolerance (docs/fidelity.md, "Faults and rollouts"):
 
-- failed requests: within max(2, 30%) of the real count;
+- failed requests: within max(2, 25% of the real count, 2·√m), m the simulated count: which
+  arrivals meet a dead or hung replica is a coin toss per request, so the count spreads by
+  about √m around its expectation (a binomial spreads less than that);
 - the error window (first to last failure): within max(2 s, 25%);
 - time to recovery: the sampled ready replicas back to their value before the fault (for a
   rollout: its wall time, start to every replica on the new version and ready), within
   max(2 s, 25%); "never" matches only "never".
 
-Used by benchmarks/bench_faults_fidelity.py and tests/unit/test_sim_faults.py.
+The simulated figure is the median over `DRAWS` draws of the front door's random choices (the
+arrivals are the scenario's, the same in every draw): the model's prediction, not one roll of
+its dice. Used by benchmarks/bench_faults_fidelity.py and tests/unit/test_sim_faults.py.
 """
 
 from __future__ import annotations
 
-import tempfile
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOLERANCE", "Check", "Pair", "compare", "within", "find_runs", "FIGURES"]
+__all__ = ["TOLERANCE", "DRAWS", "Check", "Pair", "compare", "within", "find_runs", "render", "simulated_rows", "FIGURES"]
 
-#: figure -> (absolute floor, relative share of the real value)
-TOLERANCE: dict[str, tuple[float, float]] = {"failed": (2.0, 0.30), "error_window_s": (2.0, 0.25), "to_desired_s": (2.0, 0.25)}
-#: the faults-table column of each figure, and how it is shown
+#: figure -> (absolute floor, share of the real value); failed requests also allow 2·√(simulated)
+TOLERANCE: dict[str, tuple[float, float]] = {"failed": (2.0, 0.25), "error_window_s": (2.0, 0.25), "to_desired_s": (2.0, 0.25)}
+#: how each figure is shown
 FIGURES = {"failed": "failed", "error_window_s": "error window (s)", "to_desired_s": "recovery (s)"}
+#: draws of the front door's random choices per simulated run (odd: the median is one of them)
+DRAWS = 9
 
 
 def within(figure: str, real: float | None, sim: float | None) -> bool:
@@ -35,7 +41,10 @@ def within(figure: str, real: float | None, sim: float | None) -> bool:
     if real is None or sim is None:
         return real is None and sim is None
     floor, share = TOLERANCE[figure]
-    return abs(sim - real) <= max(floor, share * abs(real))
+    bound = max(floor, share * abs(real))
+    if figure == "failed":
+        bound = max(bound, 2.0 * math.sqrt(max(sim, 0.0)))
+    return abs(sim - real) <= bound
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,9 @@ class Check:
     figure: str
     real: float | None
     sim: float | None
+    #: the simulated figure's lowest and highest value over the draws (None = never)
+    low: float | None = None
+    high: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,8 +70,6 @@ class Pair:
     platform: str
     kind: str
     checks: tuple[Check, ...]
-    real_row: dict[str, Any]
-    sim_row: dict[str, Any] | None
 
     @property
     def ok(self) -> bool:
@@ -95,24 +105,52 @@ def find_runs(roots: Iterable[Path]) -> list[Path]:
     return out
 
 
-def compare(run_dir: Path) -> list[Pair]:
+def simulated_rows(scenario: Any, arm: str, draw: int = 0) -> list[dict[str, Any]]:
+    """The faults-table rows of one simulated draw of ``arm`` (no run directory written).
+
+    Draw 0 is what `scalelab sim` writes; the fluid model runs once without the disruptions and
+    `scalelab.sim.faults.disrupt` adds them, as the engine does.
+    """
+    from scalelab.faults.table import records_rows
+    from scalelab.sim.engine import simulate
+    from scalelab.sim.faults import disrupt
+    from scalelab.sim.service import ServiceParams
+
+    result = simulate(scenario.model_copy(update={"faults": (), "rollout": None}), arm)
+    _name, model = scenario.arm(arm)
+    disrupt(result, scenario, model, ServiceParams.for_arm(scenario, model), draw=draw)
+    events = [{"t_s": e.t_s, "kind": e.kind, "detail": e.detail} for e in result.events]
+    samples = [{"t_s": int(t), "replicas_ready": int(r)} for t, r in zip(result.columns["t_s"], result.columns["replicas_ready"])]
+    return records_rows("sim", result.requests or [], events, samples)
+
+
+def compare(run_dir: Path, *, draws: int = DRAWS) -> list[Pair]:
     """Each fault and rollout of the recorded run at ``run_dir`` next to its simulation."""
     from scalelab.faults.table import run_rows
-    from scalelab.sim.engine import run_arm
     from scalelab.telemetry.store import load_run
 
     real = load_run(run_dir)
     scenario = real.scenario
     arm = str(real.manifest["arm"])
     real_rows = run_rows(real)
-    with tempfile.TemporaryDirectory() as tmp:
-        sim_rows = run_rows(load_run(run_arm(scenario, arm, tmp)))
+    sims = [simulated_rows(scenario, arm, draw) for draw in range(draws)]
     pairs = []
     for i, row in enumerate(real_rows):
-        sim = sim_rows[i] if i < len(sim_rows) else None
-        checks = tuple(Check(f, _num(row.get(f)), _num(sim.get(f)) if sim else None) for f in TOLERANCE)
-        pairs.append(Pair(real.path.name, arm, str(real.manifest.get("platform", "")), str(row.get("kind", "")), checks, row, sim))
+        checks = []
+        for figure in TOLERANCE:
+            values = sorted(_never_last(_num(s[i].get(figure))) if i < len(s) else math.inf for s in sims)
+            mid = values[len(values) // 2]
+            checks.append(Check(figure, _num(row.get(figure)), _finite(mid), _finite(values[0]), _finite(values[-1])))
+        pairs.append(Pair(real.path.name, arm, str(real.manifest.get("platform", "")), str(row.get("kind", "")), tuple(checks)))
     return pairs
+
+
+def _never_last(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
 
 
 def _num(value: Any) -> float | None:
@@ -126,14 +164,15 @@ def _num(value: Any) -> float | None:
 
 
 def render(pairs: Sequence[Pair]) -> str:
-    """A plain-text table: real vs simulated per figure, and whether each is within tolerance."""
-    head = ["run", "platform", "kind"] + [f"{FIGURES[f]} real / sim" for f in TOLERANCE] + ["within"]
+    """A plain-text table: real / simulated median [lowest-highest of the draws] per figure, and
+    whether each is within tolerance (``!`` marks one that is not)."""
+    head = ["run", "platform", "kind"] + [f"{FIGURES[f]}: real / sim [range]" for f in TOLERANCE] + ["within"]
     body = []
     for p in pairs:
         cells = [p.run, p.platform, p.kind]
         for c in p.checks:
-            mark = "" if c.ok else " !"
-            cells.append(f"{_show(c.real)} / {_show(c.sim)}{mark}")
+            spread = "" if c.low == c.high else f" [{_show(c.low)}-{_show(c.high)}]"
+            cells.append(f"{_show(c.real)} / {_show(c.sim)}{spread}{'' if c.ok else ' !'}")
         cells.append("yes" if p.ok else "NO")
         body.append(cells)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]

@@ -100,8 +100,9 @@ def build(scenario: Any, arm: Any, *, timings: Timings, service_s: float) -> Pla
     return platform
 
 
-def disrupt(result: Any, scenario: Any, arm: Any, params: Any, *, timings: Timings | None = None) -> None:
-    """Apply the scenario's faults and rollout to one simulated arm (`SimResult`), in place."""
+def disrupt(result: Any, scenario: Any, arm: Any, params: Any, *, timings: Timings | None = None, draw: int = 0) -> None:
+    """Apply the scenario's faults and rollout to one simulated arm (`SimResult`), in place. ``draw``
+    picks another draw of the front door's random choices (the arrivals stay the scenario's)."""
     from scalelab.sim.scalers import ScalerEvent
 
     if arm.scaler.type not in _HELD:
@@ -118,7 +119,7 @@ def disrupt(result: Any, scenario: Any, arm: Any, params: Any, *, timings: Timin
     keep_alive = arm.platform == "kubernetes" and scenario.load.connections == "keep-alive"
     retry = bool(getattr(arm.lb, "retry", True)) if getattr(arm, "lb", None) is not None else True  # the ladder's lb.retry
     rows = serve(platform, arrivals, timeout_s=float(params.timeout_s), keep_alive=keep_alive, keepalive_idle_s=float(params.keepalive_idle_s),
-                 client_connections=scenario.load.client_connections, seed=scenario.seed, retry=retry)
+                 client_connections=scenario.load.client_connections, seed=scenario.seed, draw=draw, retry=retry)
     result.requests = rows
     n = result.n
     ticks = [k + timings.poll_offset_s for k in range(n)]

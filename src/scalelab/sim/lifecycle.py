@@ -91,14 +91,19 @@ class Timings:
     #: front door -> replica and back (a refused connection or a 502 costs this)
     net_s: float = 0.003
     # docker (compose, swarm)
-    health_interval_s: float = 3.0  # compose.yaml healthcheck.interval (retries 2)
+    health_interval_s: float = 3.0  # compose.yaml healthcheck: interval 3 s, timeout 3 s, retries 2
+    health_timeout_s: float = 3.0
     health_retries: int = 2
     compose_cli_s: float = 0.6  # `docker compose up -d` -> the first container action
     recreate_s: float = 0.7  # an old container removed -> its replacement created
     stop_grace_s: float = 5.0  # compose.yaml stop_grace_period
     docker_backoff_s: float = 0.1  # restart policy: 100 ms, doubling
     docker_restart_s: float = 1.5  # the engine notices the exit and starts the container again
-    swarm_dispatch_s: float = 0.5  # orchestrator -> task created on the node
+    swarm_dispatch_s: float = 0.8  # the orchestrator decides -> the task's container is created
+    swarm_task_start_s: float = 0.5  # a task's container created -> running
+    swarm_stop_grace_s: float = 10.0  # a service without stop_grace_period: SIGKILL 10 s after SIGTERM
+    swarm_dns_lag_s: float = 1.5  # a task leaving -> out of Swarm's DNS and nginx's 1 s cache
+    swarm_monitor_s: float | None = None  # None: the arm's update_config.monitor_s
     # kubernetes
     controller_s: float = 0.3  # a controller reacts to what it watches
     endpoint_delay_s: float = 0.8  # readiness/termination -> kube-proxy's rules
@@ -110,7 +115,7 @@ class Timings:
     liveness_failures: int = 3
     liveness_timeout_s: float = 2.0
     liveness_grace_s: float = 5.0
-    kubelet_notice_s: float = 0.5  # a container's exit -> the kubelet acts (PLEG)
+    kubelet_notice_s: float = 2.0  # a container's exit -> the kubelet starts it again (PLEG relist, sync)
     crash_backoff_s: float = 10.0  # CrashLoopBackOff: 10 s doubling (the first restart at once)
     crash_backoff_cap_s: float = 300.0
     termination_grace_s: float = 30.0  # terminationGracePeriodSeconds (k8s/deployment.yaml)
@@ -258,8 +263,16 @@ class DockerPlatform(Platform):
             self.kill(life, t)
             back = self._restarts(life.name, t)
             self.spawn_restart(life, t + back + tm.docker_restart_s)
-        elif kind == "hang":  # docker pause: still in DNS, its health status frozen (a paused container is not checked): nothing acts
+        elif kind == "hang":  # SIGSTOP: still running and in DNS; its healthcheck times out: "unhealthy", and compose does nothing
             self.hang(life, t)
+            life.unready = min(life.unready, self.unhealthy_at(life, t))
+
+    def unhealthy_at(self, life: Life, t: float) -> float:
+        """When Docker calls a container that hung at ``t`` unhealthy: its next check and the
+        ``retries - 1`` after it time out (a check waits ``interval`` after the previous one ended)."""
+        tm = self.timings
+        first = probe_after(life.started + tm.health_interval_s, t, tm.health_interval_s)
+        return first + tm.health_retries * tm.health_timeout_s + (tm.health_retries - 1) * tm.health_interval_s
 
     def _restarts(self, name: str, t: float) -> float:
         """The restart policy's delay: 100 ms doubling per restart in a row (reset after 10 s up)."""
@@ -282,23 +295,43 @@ class DockerPlatform(Platform):
 
 
 class SwarmPlatform(DockerPlatform):
-    """Swarm: a failed task is replaced (a new container) after the restart policy's delay; DNS
-    (dnsrr) lists healthy tasks. A paused task keeps its health status (the recorded run: Swarm left
-    it alone to the end), so a hang is as on compose."""
+    """Swarm: a failed task is replaced by a new one (a new container) after the restart policy's
+    delay; an unhealthy task is shut down (SIGTERM, SIGKILL after the stop grace) and replaced;
+    DNS (dnsrr) lists healthy tasks only. A task's container runs ``swarm_task_start_s`` after it
+    is created."""
 
     restart_delay_s: float = 5.0
     update_config: Any = None  # the arm's swarm.update_config (rollouts)
+
+    def spawn(self, t: float, version: str, name: str | None = None, *, readiness: bool = True) -> Life:
+        if self.timings.start_delay_s is not None:
+            return super().spawn(t, version, name, readiness=readiness)
+        started = t + self.timings.swarm_task_start_s
+        life = Life(name or self.new_name(version), version, t, started, started + self.timings.boot_s, INF, INF)
+        self._set_ready(life, readiness)
+        self.lives.append(life)
+        return life
 
     def _set_ready(self, life: Life, readiness: bool) -> None:
         super()._set_ready(life, readiness)
         life.routed_from = life.ready
 
+    def replace(self, life: Life) -> Life:
+        """The task that replaces ``life`` once it is gone: after the restart policy's delay."""
+        return self.spawn(life.dead + self.restart_delay_s + self.timings.swarm_dispatch_s, life.version)
+
     def fault(self, kind: str, life: Life, t: float) -> None:
-        if kind in ("kill", "crash"):  # the task failed: a new task after the restart policy's delay
+        tm = self.timings
+        if kind in ("kill", "crash"):  # the task failed
             self.kill(life, t)
-            self.spawn(t + self.timings.swarm_dispatch_s + self.restart_delay_s, life.version)
-        elif kind == "hang":  # docker pause: the health status is frozen, so Swarm sees a healthy task
+            self.replace(life)
+        elif kind == "hang":  # SIGSTOP: unhealthy after the healthcheck's retries, then shut down (SIGTERM is ignored) and replaced
             self.hang(life, t)
+            unhealthy = self.unhealthy_at(life, t)
+            life.unready = min(life.unready, unhealthy)
+            self.kill(life, unhealthy + tm.swarm_stop_grace_s)
+            life.routed_until = min(life.routed_until, unhealthy + tm.swarm_dns_lag_s)  # a task shutting down leaves DNS
+            self.replace(life)
 
 
 class KubernetesPlatform(Platform):
@@ -374,10 +407,12 @@ class KubernetesPlatform(Platform):
         return life
 
     def observe(self, ticks: Iterable[float]) -> list[tuple[float, str, str]]:
-        """Pods as the kit's Kubernetes poll reports them: start = the pod appears, ready = its
-        Ready condition turns true, stop = it is terminating (or gone)."""
+        """Pods as the kit's Kubernetes poll reports them: start = the pod appears, restart = its
+        container's restart count rose, ready = its Ready condition turns true, stop = it is
+        terminating (or gone)."""
         out: list[tuple[float, str, str]] = []
         seen: dict[str, tuple[bool, bool]] = {}  # name -> (ready, deleting)
+        restarts: dict[str, int] = {}
         names = sorted({x.name for x in self.lives}, key=lambda n: min(x.created for x in self.lives if x.name == n))
         for t in ticks:
             now: dict[str, tuple[bool, bool]] = {}
@@ -394,6 +429,12 @@ class KubernetesPlatform(Platform):
                 old = seen.get(n)
                 if old is None:
                     out.append((t, "replica_start", n))
+                restarted = sum(1 for x in self.lives if x.name == n and x.created <= t) - 1
+                if old is not None and restarted > restarts.get(n, 0):
+                    died = max(x.dead for x in self.lives if x.name == n and x.dead <= t)
+                    back = max(x.started for x in self.lives if x.name == n and x.created <= t)
+                    out.append((t, "replica_restart", f"{n} restart {restarted} (Error, exit 137, down {back - died:.0f} s)"))
+                restarts[n] = restarted
                 if ready and (old is None or not old[0]):
                     out.append((t, "replica_ready", n))
                 if deleting and (old is None or not old[1]):

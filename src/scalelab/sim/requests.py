@@ -54,10 +54,10 @@ def _row(t: float, latency_s: float, ok: bool, code: int, replica: str = "", ver
 
 
 def serve(platform: Platform, arrivals: Sequence[float], *, timeout_s: float, keep_alive: bool, keepalive_idle_s: float = 5.0,
-          client_connections: int | None = None, seed: int = 0, retry: bool = True) -> list[dict[str, Any]]:
+          client_connections: int | None = None, seed: int = 0, draw: int = 0, retry: bool = True) -> list[dict[str, Any]]:
     """The outcome of every arrival (requests.csv rows in completion order). ``retry``: nginx tries
     the next address after a refused connection (``lb.retry: false`` turns it off: a 502)."""
-    rng = random.Random(seed * 104729 + 3)
+    rng = random.Random(seed * 104729 + 3 + 1_000_003 * draw)
     net = platform.timings.net_s
     service_s = platform.service_s
     nginx = platform.name != "kubernetes"

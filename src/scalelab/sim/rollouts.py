@@ -74,32 +74,35 @@ def _compose(p: DockerPlatform, how: Any, t_r: float, old: list[Life], to: str) 
 
 
 def _swarm(p: SwarmPlatform, how: Any, t_r: float, old: list[Life], to: str) -> float:
+    """`docker service update`: ``parallelism`` tasks at a time; stop-first stops the old task and
+    creates its replacement after the restart policy's delay (as recorded), start-first creates the
+    new task at once and stops the old one when the new one is healthy; the next batch after
+    ``delay``; the update completes ``monitor`` after the last new task is healthy."""
     tm = p.timings
-    update = getattr(p, "update_config", None)
+    update = p.update_config
     parallelism = int(getattr(update, "parallelism", 1) or len(old) or 1)
     delay = float(getattr(update, "delay_s", 0.0))
+    monitor = tm.swarm_monitor_s if tm.swarm_monitor_s is not None else float(getattr(update, "monitor_s", 5.0))
     start_first = getattr(update, "order", "stop-first") == "start-first"
-    p.kit_events.append((t_r, "rollout", f"docker service update --image: {'start-first' if start_first else 'stop-first'}, parallelism {parallelism}"))
-    t = t_r + tm.swarm_dispatch_s
-    last_ready = t
+    p.kit_events.append((t_r, "rollout", f"docker service update --image ({'start-first' if start_first else 'stop-first'}, parallelism {parallelism})"))
+    t = t_r + tm.kit_notice_s
+    up = t
     for i in range(0, len(old), parallelism):
         batch = old[i : i + parallelism]
         if start_first:
-            new = [p.spawn(t, to) for _ in batch]
+            new = [p.spawn(t + tm.swarm_dispatch_s, to) for _ in batch]
             up = max(x.ready for x in new)
             for x in batch:
-                p.stop(x, up)
-                x.routed_until = min(x.routed_until, up)  # the task leaves DNS as it stops
+                p.stop(x, up, grace_s=tm.swarm_stop_grace_s)
+                x.routed_until = min(x.routed_until, up)  # a task shutting down leaves DNS
         else:
             for x in batch:
-                p.stop(x, t)
+                p.stop(x, t, grace_s=tm.swarm_stop_grace_s)
                 x.routed_until = min(x.routed_until, t)
-            gone = max(x.dead for x in batch)
-            new = [p.spawn(gone + tm.swarm_dispatch_s, to) for _ in batch]
+            new = [p.replace(x) for x in batch]
             up = max(x.ready for x in new)
-        last_ready = up
         t = up + delay
-    return last_ready + tm.kit_notice_s
+    return up + monitor + tm.kit_notice_s
 
 
 def _kubernetes(p: KubernetesPlatform, how: Any, t_r: float, old: list[Life], to: str) -> float:
