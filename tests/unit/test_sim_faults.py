@@ -225,3 +225,18 @@ def test_draw_zero_is_what_scalelab_sim_writes(tmp_path: Path) -> None:
     keys = ("kind", "failed", "failed_timeout", "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_min")
     assert {k: drawn[0][k] for k in keys} == {k: written[k] for k in keys}
     assert simulated_rows(scenario, arm, 1)[0]["failed"] != drawn[0]["failed"] or simulated_rows(scenario, arm, 2)[0]["failed"] != drawn[0]["failed"]
+
+
+def test_compose_node_loss_of_its_host_loses_the_service(tmp_path: Path) -> None:
+    from scalelab.scenario import Fault
+
+    if "node-loss" not in str(Fault.model_fields["kind"].annotation):
+        pytest.skip("this checkout's scenario model has no node-loss")
+    hosts = "hosts=[{name: A, cpus: 1, memory: 1g}, {name: B, cpus: 1, memory: 1g}]"
+    lost_a, arm = _faults("kill", "compose-fixed", hosts, "faults=[{at_s: 15, kind: node-loss, host: A}]")
+    row = _row(lost_a, arm, tmp_path / "a")
+    assert row["kind"] == "node-loss" and row["failed"] == row["failed_refused"] > 50 and row["to_desired_s"] is None
+    lost_b, arm = _faults("kill", "compose-fixed", hosts, "faults=[{at_s: 15, kind: node-loss, host: B}]")
+    assert _row(lost_b, arm, tmp_path / "b")["failed"] == 0  # compose runs on the first host only
+    result = simulate(lost_a, "kubernetes-fixed")
+    assert any("not modelled" in e.detail for e in _events(result, "note")) and not _events(result, "fault")

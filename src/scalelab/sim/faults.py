@@ -15,7 +15,8 @@ seeded by the scenario) through the front door (`scalelab.sim.requests`), and wr
 
 So `scalelab.faults.measure` and `scalelab.rollout.measure` compute the same figures from a
 simulated run as from a recorded one (benchmarks/bench_faults_fidelity.py compares them).
-Node loss is not modelled (the scenario model has no nodes yet). With another scaler the
+Node loss: compose runs on the first of the scenario's hosts, so losing it loses every replica
+and the front door; Swarm and Kubernetes over several hosts are not modelled (a ``note``). With another scaler the
 fault model is skipped and the run says so in a ``note`` event.
 """
 
@@ -71,6 +72,21 @@ def _victim(platform: Platform, fault: Any, index: int, t: float, seed: int, pre
     return ready[pick(list(ready), seed, index)]
 
 
+def _node_loss(platform: Platform, scenario: Any, arm: Any, fault: Any, t: float) -> None:
+    """A host stops with all it runs. compose runs everything (replicas and nginx) on the first of
+    the scenario's hosts: losing it loses the service (nothing restarts on a stopped host);
+    losing another loses nothing. Swarm and Kubernetes over several hosts: not modelled."""
+    hosts = [h.name for h in getattr(scenario, "hosts", ())]
+    if arm.platform != "compose":
+        platform.kit_events.append((t, "note", f"node-loss of host {fault.host} is not modelled on {arm.platform} (simulated)"))
+        return
+    platform.kit_events.append((t, "fault", f"node-loss host={fault.host} simulated: the host stops with all it runs"))
+    if hosts and fault.host == hosts[0]:
+        for life in platform.alive(t):
+            platform.kill(life, t)
+        platform.front_door_down = min(platform.front_door_down, t)
+
+
 def build(scenario: Any, arm: Any, *, timings: Timings, service_s: float) -> Platform:
     """The arm's platform with its faults and rollout applied (lives and kit events)."""
     from scalelab.rollout.act import effective
@@ -89,6 +105,9 @@ def build(scenario: Any, arm: Any, *, timings: Timings, service_s: float) -> Pla
         if what is scenario.rollout:
             image = agent_image(what.to)
             roll(platform, effective(arm.platform, arm.rollout), t, what.to, image)
+            continue
+        if what.kind == "node-loss":
+            _node_loss(platform, scenario, arm, what, t)
             continue
         life = _victim(platform, what, index, t, scenario.seed, previous)
         if life is None:

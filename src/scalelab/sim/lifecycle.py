@@ -142,6 +142,7 @@ class Platform:
     seed: int
     lives: list[Life] = field(default_factory=list)
     kit_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, kind, detail): kit-side events
+    front_door_down: float = INF  # the front door itself is gone from here (its host stopped): every connection refused
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed * 7919 + 17)

@@ -66,6 +66,9 @@ def serve(platform: Platform, arrivals: Sequence[float], *, timeout_s: float, ke
     rows: list[dict[str, Any]] = []
     lives = platform.lives
     for t in arrivals:
+        if t >= platform.front_door_down:  # the port on 127.0.0.1 is gone with its host
+            rows.append(_row(t + net, net, False, 0, error=ERROR_TEXT["refused"]))
+            continue
         routed = [x for x in lives if x.routed(t)]
         target: Life | None = None
         conn: _Conn | None = None
