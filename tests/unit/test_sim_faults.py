@@ -133,7 +133,8 @@ def test_compose_double_and_careful_kubernetes_lose_nothing(rollouts: dict[str, 
 
 def test_naive_kubernetes_rollout_refuses_connections(rollouts: dict[str, dict[str, Any]]) -> None:
     row = rollouts["kubernetes-naive"]
-    assert row["failed"] == row["failed_refused"] >= 1  # no readiness, no preStop: kube-proxy sends to pods that do not accept
+    assert row["failed_refused"] >= 1  # no readiness, no preStop: kube-proxy sends to pods that do not accept
+    assert row["failed"] == row["failed_refused"] + row["failed_timeout"]  # ... or whose address is already gone
     assert row["to_desired_s"] < rollouts["kubernetes-rolling"]["to_desired_s"]
 
 
@@ -234,3 +235,12 @@ def test_compose_node_loss_of_its_host_loses_the_service(tmp_path: Path) -> None
     assert _row(lost_b, arm, tmp_path / "b")["failed"] == 0  # compose runs on the first host only
     result = simulate(lost_a, "kubernetes-fixed")
     assert any("not modelled" in e.detail for e in _events(result, "note")) and not _events(result, "fault")
+
+
+def test_every_rollout_ends_on_the_new_version() -> None:
+    scenario = prepare_scenario("ci-rollout", cpu_budget=1.0)
+    for arm in scenario.arms:
+        result = simulate(scenario, arm)
+        assert result.requests is not None
+        late = [r["version"] for r in result.requests if r["ok"] and r["t_s"] > 47]
+        assert late and set(late) == {"v2"}, arm

@@ -15,7 +15,10 @@ figures against their tolerance (docs/fidelity.md, "Faults and rollouts"):
 
 The simulated figure is the median over `DRAWS` draws of the front door's random choices (the
 arrivals are the scenario's, the same in every draw): the model's prediction, not one roll of
-its dice. Used by benchmarks/bench_faults_fidelity.py and tests/unit/test_sim_faults.py.
+its dice. Where the draws themselves spread wider than the tolerance (an error window set by
+two or three failures that may or may not happen at each step of a rollout), a real figure
+inside their central range (all but the lowest and the highest draw, widened by the floor) is
+as plausible as the median: `plausible`. Used by benchmarks/bench_faults_fidelity.py and tests/unit/test_sim_faults.py.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOLERANCE", "DRAWS", "Check", "Pair", "compare", "within", "find_runs", "render", "simulated_rows", "FIGURES"]
+__all__ = ["TOLERANCE", "DRAWS", "Check", "Pair", "compare", "within", "plausible", "find_runs", "render", "simulated_rows", "FIGURES"]
 
 #: figure -> (absolute floor, share of the real value); failed requests also allow 2·√(simulated)
 TOLERANCE: dict[str, tuple[float, float]] = {"failed": (2.0, 0.25), "error_window_s": (2.0, 0.25), "to_desired_s": (2.0, 0.25)}
@@ -47,18 +50,47 @@ def within(figure: str, real: float | None, sim: float | None) -> bool:
     return abs(sim - real) <= bound
 
 
+def plausible(figure: str, real: float | None, draws: Sequence[float | None]) -> bool:
+    """Whether the real figure is within tolerance of the draws' median, or inside the draws'
+    central range (all but the lowest and the highest, ~80% of them with 9) widened by the
+    tolerance's floor: where the model itself spreads (a window set by two or three failures that
+    may or may not happen at each step), the real run is one more draw of the same spread."""
+    ordered = sorted(math.inf if v is None else v for v in draws)
+    if not ordered:
+        return real is None
+    median = ordered[len(ordered) // 2]
+    if within(figure, real, None if math.isinf(median) else median):
+        return True
+    if real is None or len(ordered) < 5:
+        return False
+    floor = TOLERANCE[figure][0]
+    return ordered[1] - floor <= real <= ordered[-2] + floor
+
+
 @dataclass(frozen=True)
 class Check:
     figure: str
     real: float | None
-    sim: float | None
-    #: the simulated figure's lowest and highest value over the draws (None = never)
-    low: float | None = None
-    high: float | None = None
+    #: the simulated figure of each draw (None = never)
+    draws: tuple[float | None, ...]
+
+    @property
+    def sim(self) -> float | None:
+        """The median of the draws."""
+        ordered = sorted(math.inf if v is None else v for v in self.draws)
+        return _finite(ordered[len(ordered) // 2]) if ordered else None
+
+    @property
+    def low(self) -> float | None:
+        return _finite(min((math.inf if v is None else v for v in self.draws), default=math.inf))
+
+    @property
+    def high(self) -> float | None:
+        return _finite(max((math.inf if v is None else v for v in self.draws), default=math.inf))
 
     @property
     def ok(self) -> bool:
-        return within(self.figure, self.real, self.sim)
+        return plausible(self.figure, self.real, self.draws)
 
 
 @dataclass(frozen=True)
@@ -136,17 +168,9 @@ def compare(run_dir: Path, *, draws: int = DRAWS) -> list[Pair]:
     sims = [simulated_rows(scenario, arm, draw) for draw in range(draws)]
     pairs = []
     for i, row in enumerate(real_rows):
-        checks = []
-        for figure in TOLERANCE:
-            values = sorted(_never_last(_num(s[i].get(figure))) if i < len(s) else math.inf for s in sims)
-            mid = values[len(values) // 2]
-            checks.append(Check(figure, _num(row.get(figure)), _finite(mid), _finite(values[0]), _finite(values[-1])))
+        checks = [Check(f, _num(row.get(f)), tuple(_num(s[i].get(f)) if i < len(s) else None for s in sims)) for f in TOLERANCE]
         pairs.append(Pair(real.path.name, arm, str(real.manifest.get("platform", "")), str(row.get("kind", "")), tuple(checks)))
     return pairs
-
-
-def _never_last(value: float | None) -> float:
-    return math.inf if value is None else value
 
 
 def _finite(value: float) -> float | None:

@@ -31,9 +31,18 @@ from typing import Any
 
 from scalelab.registry import platform_spec
 
-__all__ = ["INF", "Life", "Timings", "Platform", "DockerPlatform", "SwarmPlatform", "KubernetesPlatform", "platform_model", "probe_after"]
+__all__ = ["INF", "BOOT_S", "START_S", "Life", "Timings", "Platform", "DockerPlatform", "SwarmPlatform", "KubernetesPlatform", "platform_model", "probe_after"]
 
 INF = math.inf
+#: container running -> agent listening per platform, when `Timings.boot_s` is None (the recorded
+#: runs: a compose container answered within a second of compose creating it, and nginx sent
+#: none of the requests of that second to one that refused them; a pod without readiness
+#: ran about 0.8 s after the ReplicaSet created it and refused connections for a second after that)
+BOOT_S = {"compose": 0.3, "swarm": 1.0, "kubernetes": 1.2}
+#: a container or pod created -> the agent listening, when neither `Timings.start_delay_s` nor the
+#: scenario's ``sim.start_delay_s`` says (the recorded runs: compose 1 s; Kubernetes the platform's
+#: 2 s; a Swarm task: `Timings.swarm_task_start_s` + its boot)
+START_S = {"compose": 1.0, "kubernetes": 2.0}
 #: a deleted pod's object stays listed (terminating) this long after its container is gone
 POD_LINGER_S = 1.0
 
@@ -80,16 +89,20 @@ class Timings:
 
     #: seconds after t0 the load generator starts its arrivals (Locust's start-up)
     load_start_s: float = 0.7
-    #: created -> agent listening (None: the scenario's sim.start_delay_s, else the platform's)
+    #: created -> agent listening (None: the scenario's sim.start_delay_s, else `START_S`)
     start_delay_s: float | None = None
-    #: container running -> agent listening (Python start-up at the replica's CPU limit)
-    boot_s: float = 1.0
+    #: container running -> agent listening (Python's start-up at the replica's CPU limit); None:
+    #: the platform's (`BOOT_S`: compose 0.5 s, Swarm 1 s, Kubernetes 1.5 s, from the recorded runs)
+    boot_s: float | None = None
     #: the kit's sampler looks at the replicas once a second, this long after each sample second
     poll_offset_s: float = 0.43
     #: the kit notices a rollout's end (its polls and watches)
     kit_notice_s: float = 0.3
     #: front door -> replica and back (a refused connection or a 502 costs this)
     net_s: float = 0.003
+    exit_s: float = 0.2  # SIGTERM with nothing in flight -> the process gone
+    nginx_connect_timeout_s: float = 2.0  # compose/nginx.conf proxy_connect_timeout
+    nginx_resolver_valid_s: float = 1.0  # compose/nginx.conf resolver ... valid=1s: nginx asks again when its answer is older
     # docker (compose, swarm)
     health_interval_s: float = 3.0  # compose.yaml healthcheck: interval 3 s, timeout 3 s, retries 2
     health_timeout_s: float = 3.0
@@ -102,12 +115,13 @@ class Timings:
     swarm_dispatch_s: float = 0.8  # the orchestrator decides -> the task's container is created
     swarm_task_start_s: float = 0.5  # a task's container created -> running
     swarm_stop_grace_s: float = 10.0  # a service without stop_grace_period: SIGKILL 10 s after SIGTERM
-    swarm_dns_lag_s: float = 1.5  # a task leaving -> out of Swarm's DNS and nginx's 1 s cache
+    swarm_dns_lag_s: float = 2.0  # a task leaving -> out of Swarm's DNS (the recorded hang: requests reached it ~2 s after it was unhealthy)
     swarm_monitor_s: float | None = None  # None: the arm's update_config.monitor_s
     # kubernetes
     controller_s: float = 0.3  # a controller reacts to what it watches
     endpoint_delay_s: float = 0.8  # readiness/termination -> kube-proxy's rules
     readiness_period_s: float = 2.0  # k8s/deployment.yaml
+    readiness_phase_s: float = 1.0  # the first readiness probe after the container starts: half a period, the expected phase
     readiness_failures: int = 2
     readiness_timeout_s: float = 1.0
     liveness_initial_s: float = 5.0
@@ -115,6 +129,7 @@ class Timings:
     liveness_failures: int = 3
     liveness_timeout_s: float = 2.0
     liveness_grace_s: float = 5.0
+    pod_sandbox_s: float = 0.1  # a deleted pod's container gone -> its network gone (then its address answers nothing)
     kubelet_notice_s: float = 2.0  # a container's exit -> the kubelet starts it again (PLEG relist, sync)
     crash_backoff_s: float = 10.0  # CrashLoopBackOff: 10 s doubling (the first restart at once)
     crash_backoff_cap_s: float = 300.0
@@ -161,12 +176,18 @@ class Platform:
 
     # -- lives -------------------------------------------------------------------------------
     @property
+    def boot_s(self) -> float:
+        return self.timings.boot_s if self.timings.boot_s is not None else BOOT_S.get(self.name, 1.0)
+
+    @property
     def start_delay_s(self) -> float:
-        return self.timings.start_delay_s if self.timings.start_delay_s is not None else platform_spec(self.name).sim_start_delay_s
+        if self.timings.start_delay_s is not None:
+            return self.timings.start_delay_s
+        return START_S.get(self.name, platform_spec(self.name).sim_start_delay_s)
 
     def spawn(self, t: float, version: str, name: str | None = None, *, readiness: bool = True) -> Life:
         listening = t + self.start_delay_s
-        started = max(t, listening - self.timings.boot_s)
+        started = max(t, listening - self.boot_s)
         life = Life(name or self.new_name(version), version, t, started, listening, INF, INF)
         self._set_ready(life, readiness)
         self.lives.append(life)
@@ -209,7 +230,7 @@ class Platform:
         life.graceful = True
         life.grace_until = min(life.grace_until, t + grace)
         life.unready = min(life.unready, t)
-        life.dead = min(life.dead, t + min(grace, self.service_s + 0.1))
+        life.dead = min(life.dead, t + min(grace, self.timings.exit_s))  # what it holds then keeps it up longer (`requests`)
         self._unroute(life, t)
         return life.dead
 
@@ -288,7 +309,7 @@ class DockerPlatform(Platform):
     def spawn_restart(self, old: Life, t: float) -> Life:
         """The same container started again: same name, a new incarnation (the start delay is the
         process's own start-up, the container already exists)."""
-        listening = t + self.timings.boot_s
+        listening = t + self.boot_s
         life = Life(old.name, old.version, t, t, listening, INF, INF)
         self._set_ready(life, True)
         self.lives.append(life)
@@ -308,7 +329,7 @@ class SwarmPlatform(DockerPlatform):
         if self.timings.start_delay_s is not None:
             return super().spawn(t, version, name, readiness=readiness)
         started = t + self.timings.swarm_task_start_s
-        life = Life(name or self.new_name(version), version, t, started, started + self.timings.boot_s, INF, INF)
+        life = Life(name or self.new_name(version), version, t, started, started + self.boot_s, INF, INF)
         self._set_ready(life, readiness)
         self.lives.append(life)
         return life
@@ -317,9 +338,10 @@ class SwarmPlatform(DockerPlatform):
         super()._set_ready(life, readiness)
         life.routed_from = life.ready
 
-    def replace(self, life: Life) -> Life:
-        """The task that replaces ``life`` once it is gone: after the restart policy's delay."""
-        return self.spawn(life.dead + self.restart_delay_s + self.timings.swarm_dispatch_s, life.version)
+    def replace(self, life: Life, version: str | None = None) -> Life:
+        """The task that replaces ``life`` once it is gone, after the restart policy's delay (on
+        ``version``, default the same)."""
+        return self.spawn(life.dead + self.restart_delay_s + self.timings.swarm_dispatch_s, version or life.version)
 
     def fault(self, kind: str, life: Life, t: float) -> None:
         tm = self.timings
@@ -331,7 +353,7 @@ class SwarmPlatform(DockerPlatform):
             unhealthy = self.unhealthy_at(life, t)
             life.unready = min(life.unready, unhealthy)
             self.kill(life, unhealthy + tm.swarm_stop_grace_s)
-            life.routed_until = min(life.routed_until, unhealthy + tm.swarm_dns_lag_s)  # a task shutting down leaves DNS
+            life.routed_until = min(life.routed_until, unhealthy)  # a task shutting down leaves DNS (and nginx's cache swarm_dns_lag_s later)
             self.replace(life)
 
 
@@ -347,7 +369,7 @@ class KubernetesPlatform(Platform):
     def _set_ready(self, life: Life, readiness: bool) -> None:
         tm = self.timings
         if readiness:  # probes from the container's start, every period; /readyz passes after the warm-up
-            life.ready = probe_after(life.started, life.listening + self.warmup_s, tm.readiness_period_s)
+            life.ready = probe_after(life.started + tm.readiness_phase_s, life.listening + self.warmup_s, tm.readiness_period_s)
         else:  # no readiness probe: ready once the container runs
             life.ready = life.started
         life.routed_from = life.ready + tm.endpoint_delay_s
@@ -370,7 +392,7 @@ class KubernetesPlatform(Platform):
         life.closed = min(life.closed, sigterm)
         life.graceful = True
         life.grace_until = min(life.grace_until, t + grace)
-        life.dead = min(life.dead, sigterm + min(max(0.0, grace - pre_stop_s), self.service_s + 0.1))
+        life.dead = min(life.dead, sigterm + min(max(0.0, grace - pre_stop_s), self.timings.exit_s))
         return life.dead
 
     def fault(self, kind: str, life: Life, t: float) -> None:
@@ -402,7 +424,7 @@ class KubernetesPlatform(Platform):
         restarts = sum(1 for x in self.lives if x.name == old.name) - 1  # the pod's first life is not a restart
         delay = 0.0 if restarts == 0 else min(tm.crash_backoff_cap_s, tm.crash_backoff_s * 2 ** (restarts - 1))
         at = t + delay
-        life = Life(old.name, old.version, at, at, at + tm.boot_s, INF, INF)
+        life = Life(old.name, old.version, at, at, at + self.boot_s, INF, INF)
         self._set_ready(life, True)
         self.lives.append(life)
         return life

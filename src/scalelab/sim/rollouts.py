@@ -99,7 +99,7 @@ def _swarm(p: SwarmPlatform, how: Any, t_r: float, old: list[Life], to: str) -> 
             for x in batch:
                 p.stop(x, t, grace_s=tm.swarm_stop_grace_s)
                 x.routed_until = min(x.routed_until, t)
-            new = [p.replace(x) for x in batch]
+            new = [p.replace(x, to) for x in batch]
             up = max(x.ready for x in new)
         t = up + delay
     return up + monitor + tm.kit_notice_s
