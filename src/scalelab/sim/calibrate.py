@@ -35,6 +35,14 @@ EVENT_LAG_S = 3.0
 
 #: Replicas count as held back by the host when they used at least this much less than their limits together.
 HOST_LIMITED_MARGIN_CORES = 0.1
+#: A replica with work queued is held back when it used less than this share of its limit...
+HOST_LIMITED_SHARE = 0.85
+#: ...over this many seconds (the CPU a kubelet or `docker stats` reports for one second is noisy).
+HOST_WINDOW_S = 5
+#: Fewer host-limited seconds than this: no overhead.
+HOST_MIN_SECONDS = 5
+#: The scrape phase is fitted to the HPA's reported utilisation when the run has at least this many seconds of it.
+SCRAPE_MIN_SECONDS = 30
 
 #: Where `scalelab calibrate` writes by default: runs are immutable, so never into the run it reads.
 DEFAULT_DIR = Path("reports") / "calibration"
@@ -103,26 +111,63 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
 def _host_overhead(run: Run, cpu: pd.Series) -> float | None:
     """Budget minus what the replicas typically got when the host held them back; None without a budget.
 
-    Host-limited seconds: requests waited (p95 over the objective) and the replicas used clearly
-    less than their limits together allowed, so the host, not the CPU quota, was the limit. The
-    median of their CPU over those seconds is what the rest of the machine (control plane, load
-    generator, sampler, other users) left them; the best second would overstate it.
+    A replica with work queued runs at its CPU limit (its quota) unless the host cannot give it
+    that; so the host held the replicas back when every replica that had requests waiting
+    throughout ``HOST_WINDOW_S`` seconds used clearly less than its limit over them
+    (`_host_limited_seconds`, from the per-replica table of a real run). The median of the
+    replicas' CPU over those seconds is what the rest of the machine (control plane, load
+    generator, sampler, other users) left them; the best second would overstate it. Runs without
+    per-replica figures (simulated ones) use the pooled rule (`_pooled_host_limited`).
     """
     budget = run.manifest.get("cpu_budget")
     if budget is None:
         return None
+    held_cpu = _host_limited_cpu(run)
+    if held_cpu is not None:
+        if len(held_cpu) < HOST_MIN_SECONDS:
+            return 0.0
+        return round(max(0.0, float(budget) - float(held_cpu.median())), 3)
+    return _pooled_host_limited(run, cpu, float(budget))
+
+
+def _host_limited_cpu(run: Run) -> pd.Series | None:
+    """The replicas' CPU (rolling mean over ``HOST_WINDOW_S``) in the seconds the host held them
+    back, from replicas.csv; None when the run has no per-replica CPU."""
+    try:
+        rep = run.replicas
+    except (OSError, ValueError, KeyError):
+        return None
+    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+        return None
+    rep = rep[pd.to_numeric(rep["ready"], errors="coerce").fillna(0) > 0]
+    in_flight = rep.pivot_table(index="t_s", columns="replica", values="in_flight")
+    cores = rep.pivot_table(index="t_s", columns="replica", values="cpu_cores")
+    limit = float(run.scenario.workload.cpu_limit)
+    queued = in_flight.rolling(HOST_WINDOW_S).min() >= 1.0  # work waiting on it all along
+    below = (cores.rolling(HOST_WINDOW_S).mean() < HOST_LIMITED_SHARE * limit) & queued
+    held = (queued.sum(axis=1) >= 1) & (below.sum(axis=1) == queued.sum(axis=1))
+    return cores.sum(axis=1).rolling(HOST_WINDOW_S).mean()[held]
+
+
+def _pooled_host_limited(run: Run, cpu: pd.Series, budget: float) -> float:
+    """Without per-replica figures: seconds with requests waiting (p95 over the objective) and the
+    replicas clearly below their limits together."""
     s = run.samples
     objective = float(run.manifest.get("latency_objective_ms") or 0) or float("inf")
     p95 = pd.to_numeric(s["p95_ms"], errors="coerce")
     limits = pd.to_numeric(s["replicas_ready"], errors="coerce").fillna(0) * float(run.scenario.workload.cpu_limit)
     held = (p95 > objective) & cpu.notna() & (cpu < limits - HOST_LIMITED_MARGIN_CORES)
-    if held.sum() < 5:
+    if held.sum() < HOST_MIN_SECONDS:
         return 0.0
-    return round(max(0.0, float(budget) - float(cpu[held].median())), 3)
+    return round(max(0.0, budget - float(cpu[held].median())), 3)
 
 
 def _scrape_phase(run: Run, cal: Calibration) -> float | None:
-    """The whole-second scrape phase with which the simulated replicas follow the recorded ones best."""
+    """The whole-second scrape phase with which the utilisation the simulated HPA reads follows the
+    one the real HPA reported (``hpa_util_pct``: the metrics-server window it was computed over is
+    what the phase sets) most closely, by the mean absolute difference; ties, and runs without
+    that column, by how well the simulated replicas follow the recorded ones (most seconds within
+    ±1, then the smallest mean difference)."""
     import numpy as np
 
     from scalelab.scenario import HPAScaler
@@ -133,17 +178,23 @@ def _scrape_phase(run: Run, cal: Calibration) -> float | None:
     if not isinstance(arm.scaler, HPAScaler):
         return None
     base = fitted_scenario(scenario, cal)
-    real = run.samples.drop_duplicates("t_s").set_index(run.samples.drop_duplicates("t_s")["t_s"].round().astype(int))["replicas_desired"]
-    best: tuple[float, float] | None = None
+    samples = run.samples.drop_duplicates("t_s")
+    samples = samples.set_index(samples["t_s"].round().astype(int))
+    real = samples["replicas_desired"]
+    seen = pd.to_numeric(samples["hpa_util_pct"], errors="coerce") if "hpa_util_pct" in samples else pd.Series(dtype=float)
+    best: tuple[float, ...] | None = None
     phase = None
     for candidate in range(int(arm.scaler.metric_resolution_s)):
         sim = simulate(base.model_copy(update={"sim": base.sim.model_copy(update={"scrape_phase_s": float(candidate)})}), run.arm)
-        desired = pd.Series(np.asarray(sim.columns["replicas_desired"]), index=np.asarray(sim.columns["t_s"]))
+        t = np.asarray(sim.columns["t_s"])
+        desired = pd.Series(np.asarray(sim.columns["replicas_desired"]), index=t)
         joined = pd.concat([real, desired], axis=1, join="inner").dropna()
         if joined.empty:
             return None
         diff = (joined.iloc[:, 0] - joined.iloc[:, 1]).abs()
-        score = (float((diff <= 1).mean()), -float(diff.mean()))
+        util = pd.concat([seen, pd.Series(np.asarray(sim.columns["hpa_util_pct"], dtype=float), index=t)], axis=1, join="inner").dropna()
+        util_gap = float((util.iloc[:, 0] - util.iloc[:, 1]).abs().mean()) if len(util) >= SCRAPE_MIN_SECONDS else 0.0
+        score = (-util_gap, float((diff <= 1).mean()), -float(diff.mean()))
         if best is None or score > best:
             best, phase = score, float(candidate)
     return phase

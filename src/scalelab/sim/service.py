@@ -34,6 +34,7 @@ import numpy as np
 
 from scalelab.registry import platform_spec
 from scalelab.scenario import Arm, Scenario
+from scalelab.sim.split import SplitQueues
 
 __all__ = ["ServiceParams", "Replica", "Service", "StepResult", "LIFECYCLE_EVENTS"]
 
@@ -156,6 +157,8 @@ class Service:
         self._admitted = self._departed = 0.0
         self._expire_after_s = max(1, round(params.timeout_s))
         self._rng = random.Random(len(params.__repr__()))
+        # random per-request balancing: a queue per replica while requests wait (`split`)
+        self._split = SplitQueues(params.timeout_s, params.queue_limit) if params.spreading == "random" and params.balancing == "per-request" else None
         for _ in range(replicas):
             r = self._new(-started_before_s)
             r.started_s = r.ready_s = -started_before_s
@@ -189,6 +192,8 @@ class Service:
 
     def _recount(self) -> None:
         self.ready_count = sum(1 for r in self.replicas if r.joined_step >= 0)
+        if self._split is not None:
+            self._split.sync([r.name for r in self.replicas if r.joined_step >= 0])
 
     def _lifecycle(self, t: int) -> None:
         """Starts and readiness up to the start of second ``t``; a ready replica serves from ``t``."""
@@ -261,7 +266,7 @@ class Service:
         over: tuple[float, np.ndarray] | None = None  # (μ, the seconds whose arrivals exceed it)
         i = 0
         while i < total:
-            if not self._pending and self.ready_count and not self.backlog:
+            if not self._pending and self.ready_count and not self.backlog and not (self._split is not None and self._split.active):
                 mu = self._pool(self.ready_count, len(self.replicas))[0]
                 if over is None or over[0] != mu:
                     over = (mu, np.flatnonzero(a > mu))
@@ -290,6 +295,7 @@ class Service:
         expire_after = self._expire_after_s
         expiring = self._expiring
         demand_per_rate = work_ms / 1000.0 / min(p.cpu_limit, 1.0)  # replicas busy at their limit per request/s
+        split, limit, work_s = self._split, min(p.cpu_limit, 1.0), work_ms / 1000.0
         # the state, in locals for the loop (written back when another method needs it, and at the end)
         rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
         pool_n = pool_running = -1
@@ -308,6 +314,9 @@ class Service:
             if n == 0 or pinned:
                 self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
                 if n == 0:
+                    if split is not None and split.active:  # nobody left to serve what waited
+                        backlog += split.waiting
+                        split.reset()
                     emit((0.0, arrivals_t + backlog + due, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
                     self.backlog = 0.0
                     self._queues = {}
@@ -320,6 +329,29 @@ class Service:
             if n != pool_n or running != pool_running:
                 mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
                 pool_n, pool_running = n, running
+            if split is not None and (split.active or arrivals_t > mu):  # requests wait: a queue per replica
+                rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
+                host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
+                served, errors, abandoned, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s)
+                errors += due
+                if abandoned > 0.0:
+                    expiring[sec + expire_after] = expiring.get(sec + expire_after, 0.0) + abandoned
+                backlog = split.waiting
+                per = busy / n
+                busy_log(per)
+                cum += per
+                cum_log(cum)
+                in_flight = backlog + busy / limit
+                mem = running * base_mem + in_flight * mem_per_request
+                if served <= 0.0:
+                    slow = cap_ms if due > 0.0 else _NAN
+                    emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                    continue
+                if due > 0.0:
+                    p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
+                mean_latency = p50 / 1000.0
+                emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                continue
             rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
             before = backlog
             total = before + arrivals_t

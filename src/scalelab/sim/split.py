@@ -1,0 +1,208 @@
+"""A queue per replica while requests wait, for balancers that pick a replica at random per request.
+
+nginx on compose (one of Docker's rotated addresses per request) and a Kubernetes Service with a
+new connection per request (kube-proxy picks an endpoint at random for each connection) choose a
+replica for every request when it arrives, and never move it afterwards: each replica works
+through its own first-in-first-out queue. While nobody waits, that is the random-arrival wait of
+`service` (Kingman's formula per replica). Once requests pile up it is not one pooled queue:
+
+- by chance some replicas get more of a spike than others, so the first of them reaches the
+  client's timeout seconds before a pooled queue of the same total would;
+- when new replicas become ready, the balancer sends them their share of the *new* requests, but
+  what waits on the old replicas stays there: an old replica drains only at its own speed minus
+  its share of the arrivals, for tens of seconds, while the new ones answer at once.
+
+The recorded runs show both (docs/fidelity.md). The model: while any replica has work waiting,
+each second's arrivals are split over the ready replicas at random (multinomial, equal shares);
+each replica serves its own FIFO queue at its CPU limit, or less when the host cannot run every
+busy replica at its limit (the busy ones then share what the idle ones leave, equal shares up to
+their limits: CFS with equal weights); a request that would wait past the client's timeout is
+abandoned when the timeout expires; one that starts too close to it finishes too late
+(`service._late_share`). Which replica gets how much is chance, so `SplitQueues` keeps
+``REALIZATIONS`` independent random splits side by side (numpy arrays, one row per split) and
+reports their expectation: the mean of the requests served, failed and waiting, and the median
+over the splits of each second's p50 and p95. When no replica in any split has more than
+``EXIT_WAIT_S`` of work queued, the service goes back to its one-line-per-second pooled model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+__all__ = ["SplitQueues", "REALIZATIONS", "EXIT_WAIT_S"]
+
+#: Independent random splits kept side by side (the standard error of the mean errors of a
+#: classroom spike is then about a request).
+REALIZATIONS = 32
+#: Back to the pooled model when no replica of any split has more than this much work queued.
+EXIT_WAIT_S = 0.5
+#: Kingman's (ca² + cs²) / 2 for random arrivals (ca² = 1) and a fixed CPU cost (cs² = 0).
+_VARIABILITY = 0.5
+_QUANTILES = (0.05, 0.5, 0.95)
+
+
+class SplitQueues:
+    """Per-replica FIFO queues of the ready replicas, ``REALIZATIONS`` random splits at once."""
+
+    def __init__(self, timeout_s: float, queue_limit: int, *, seed: int = 0x5CA1E, realizations: int = REALIZATIONS) -> None:
+        self.timeout_s = float(timeout_s)
+        self.queue_limit = float(queue_limit)
+        self.r = int(realizations)
+        self._rng = np.random.default_rng(seed)
+        self._rows = np.arange(self.r)
+        # cumulative admitted per replica at the end of the last seconds (the FIFO's arrival times)
+        self._history: deque[np.ndarray] = deque(maxlen=int(math.ceil(self.timeout_s)) + 2)
+        self.active = False
+        self.names: list[str] = []
+        self._clear()
+
+    def reset(self) -> None:
+        """Forget every queue (no replica left to serve them)."""
+        self.active = False
+        self._clear()
+
+    def _clear(self) -> None:
+        n = len(self.names)
+        self.backlog = np.zeros((self.r, n))
+        self._admitted = np.zeros((self.r, n))
+        self._departed = np.zeros((self.r, n))
+        self._history.clear()
+
+    @property
+    def waiting(self) -> float:
+        """Requests waiting, the mean over the splits."""
+        return float(self.backlog.sum()) / self.r if self.active else 0.0
+
+    def sync(self, names: list[str]) -> None:
+        """Follow the ready replicas: a new one starts with an empty queue; a stopped one's queue is
+        dropped (it finishes what it holds during its grace period: not an error)."""
+        if names == self.names:
+            return
+        where = {name: i for i, name in enumerate(self.names)}
+        keep = [where.get(name, -1) for name in names]
+
+        def remap(a: np.ndarray) -> np.ndarray:
+            out = np.zeros((self.r, len(names)))
+            for j, k in enumerate(keep):
+                if k >= 0:
+                    out[:, j] = a[:, k]
+            return out
+
+        self.backlog, self._admitted, self._departed = remap(self.backlog), remap(self._admitted), remap(self._departed)
+        old = list(self._history)
+        self._history.clear()
+        self._history.extend(remap(h) for h in old)
+        self.names = list(names)
+
+    def step(self, sec: int, arrivals: float, rate_per_replica: float, host_cores: float, limit_cores: float,
+             work_s: float) -> tuple[float, float, float, float, float, float]:
+        """Serve second ``sec``: returns (served, errors now, abandoned at the timeout later, p50 ms,
+        p95 ms (NaN when nothing was served), busy core-seconds), each the expectation over the splits."""
+        r, n, timeout = self.r, len(self.names), self.timeout_s
+        if not self.active:  # nobody waited before this second: the queues start empty
+            self.active = True
+            self._history.append(np.zeros((r, n)))
+        before = self.backlog
+        a = self._rng.multinomial(max(0, round(arrivals)), np.full(n, 1.0 / n), size=r).astype(np.float64)
+        total = before + a
+        speed = self._speeds(np.minimum(total * work_s, limit_cores), host_cores, limit_cores)
+        mu = speed / work_s  # requests/s each replica works through while it has work
+        served = np.minimum(total, mu)
+        after = total - served
+        refused = np.maximum(after - self.queue_limit, 0.0)  # the accept queue is full: refused at once
+        after -= refused
+        abandoned = np.maximum(after - mu * timeout, 0.0)  # would wait past the client's timeout
+        after -= abandoned
+        fresh = a - refused
+        late_old = np.maximum(abandoned - fresh, 0.0)  # more than the new arrivals: queued ones run out of time now
+        admitted = fresh - (abandoned - late_old)
+        self._admitted = self._admitted + admitted
+        departed = self._departed
+        self._departed = departed + served + late_old
+        service_s = work_s / speed
+        waits = self._fifo_waits(sec, departed + late_old, served)
+        calm = (before <= 1e-9) & (after <= 1e-9)
+        w50, w95 = _kingman(rate_per_replica * service_s, service_s)
+        w50 = np.where(calm, w50, waits[1])
+        w95 = np.where(calm, w95, np.maximum(waits[0], waits[2]))
+        late = np.where(calm, 0.0, served * _late_share(waits[1], service_s, timeout, rate_per_replica))
+        self._history.append(self._admitted.copy())
+        self.backlog = after
+        p50, p95 = _row_quantiles(service_s + w50, served, 0.5), _row_quantiles(service_s + w95, served, 0.95)
+        scale = 1.0 / r
+        out_served = float(served.sum()) * scale
+        errors = float((refused + late + late_old).sum()) * scale
+        out_abandoned = float((abandoned - late_old).sum()) * scale
+        some = np.isfinite(p50)
+        p50_ms = 1000.0 * float(np.median(p50[some])) if some.any() else math.nan
+        p95_ms = 1000.0 * float(np.median(p95[some])) if some.any() else math.nan
+        if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S:
+            self.active = False  # nobody waits for long: the pooled model takes over
+            self._clear()
+        return out_served, errors, out_abandoned, p50_ms, p95_ms, out_served * work_s
+
+    @staticmethod
+    def _speeds(demand: np.ndarray, host: float, limit: float) -> np.ndarray:
+        """Cores each replica runs at: its limit while the host has enough for every replica's
+        demand; else the busy ones share what the others leave, equal shares (water-filling)."""
+        if not math.isfinite(host) or float(demand.sum(axis=1).max(initial=0.0)) <= host:
+            return np.full(demand.shape, limit)
+        n = demand.shape[1]
+        d = np.sort(demand, axis=1)
+        spent = np.cumsum(d, axis=1) - d  # what the lighter replicas take
+        level = (host - spent) / (n - np.arange(n))
+        fits = level <= d
+        first = np.argmax(fits, axis=1)
+        share = np.where(fits.any(axis=1), level[np.arange(len(d)), first], np.inf)
+        return np.clip(np.minimum(limit, share)[:, None], 1e-3, None) * np.ones_like(demand)
+
+    def _fifo_waits(self, sec: int, start: np.ndarray, served: np.ndarray) -> list[np.ndarray]:
+        """Waits (s) of the requests at 5%, 50% and 95% of those each replica serves in second ``sec``:
+        their departure (spread over the second) minus their arrival (read off the admitted counts
+        of the last seconds, spread over each second)."""
+        ends = np.stack([*self._history, self._admitted])  # cumulative admitted at the end of each second
+        m = len(ends)
+        out = []
+        for f in _QUANTILES:
+            pos = start + f * served
+            k = np.minimum((ends < pos[None] - 1e-12).sum(axis=0), m - 1)
+            upper = np.take_along_axis(ends, k[None], axis=0)[0]
+            lower = np.where(k > 0, np.take_along_axis(ends, np.maximum(k - 1, 0)[None], axis=0)[0], upper)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac = np.where(upper > lower, (pos - lower) / (upper - lower), 0.5)
+            arrival = (sec - (m - 1) + k) + np.clip(frac, 0.0, 1.0)
+            out.append(np.maximum(0.0, sec + f - arrival))
+        return out
+
+
+def _kingman(rho: np.ndarray | float, service_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """p50 and p95 of the random-arrival wait (s) at utilisation ``rho`` (`service._random_wait_s`)."""
+    rho = np.minimum(np.broadcast_to(rho, np.shape(service_s)), 0.95)
+    mean_given_wait = service_s * _VARIABILITY / (1.0 - rho)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w95 = np.where(rho > 0.05, mean_given_wait * np.log(rho / 0.05), 0.0)
+        w50 = np.where(rho > 0.5, mean_given_wait * np.log(rho / 0.5), 0.0)
+    return w50, w95
+
+
+def _late_share(wait_s: np.ndarray, service_s: np.ndarray, timeout_s: float, rate: float) -> np.ndarray:
+    """`service._late_share` on arrays."""
+    late = (wait_s + service_s - timeout_s) / service_s
+    x = rate * service_s
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        in_time = np.where(x > 1e-9, x * np.exp(-x) / -np.expm1(-x), 1.0)
+    return np.where(late > 0.0, np.minimum(late, 1.0 - in_time), 0.0)
+
+
+def _row_quantiles(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """The weighted q-quantile of each row (NaN for a row without weight)."""
+    order = np.argsort(values, axis=1)
+    v = np.take_along_axis(values, order, axis=1)
+    cw = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    total = cw[:, -1:] if cw.shape[1] else np.zeros((len(values), 1))
+    idx = np.minimum((cw < q * total - 1e-12).sum(axis=1), max(values.shape[1] - 1, 0))
+    out = v[np.arange(len(v)), idx] if v.shape[1] else np.full(len(values), np.nan)
+    return np.where(total[:, 0] > 0.0, out, np.nan)
