@@ -426,6 +426,7 @@ class SimModel(_Frozen):
     start_delay_s: Seconds | None = Field(None, ge=0, le=600, description="scale decision -> container/pod running")
     scrape_phase_s: Seconds | None = Field(None, ge=0, le=600, description="metrics-server: first scrape after the HPA starts (mod resolution)")
     host_overhead_cores: float = Field(0.0, ge=0, le=1024, description="CPU the host's other work (control plane, load generator, sampler) takes from the budget")
+    idle_cores: float | None = Field(None, ge=0, le=1, description="CPU a ready replica uses without requests (probes, the server's loop); None: 0.002")
 
 
 class Fault(_Frozen):

@@ -41,6 +41,12 @@ HOST_LIMITED_SHARE = 0.85
 HOST_WINDOW_S = 5
 #: Fewer host-limited seconds than this: no overhead.
 HOST_MIN_SECONDS = 5
+#: A replica counts as busy the whole second with at least this many requests in flight on average...
+SATURATED_IN_FLIGHT = 2.0
+#: ...and the CPU per request is measured on them when there are at least this many such replica-seconds.
+SATURATED_MIN_SECONDS = 20
+#: Replica-seconds without requests needed to fit the idle CPU of a replica.
+IDLE_MIN_SECONDS = 30
 #: The scrape phase is fitted to the HPA's reported utilisation when the run has at least this many seconds of it.
 SCRAPE_MIN_SECONDS = 30
 
@@ -71,6 +77,7 @@ class Calibration:
     replicas_timed: int
     host_overhead_cores: float | None = None
     scrape_phase_s: float | None = None
+    idle_cores: float | None = None
 
     def overrides(self) -> list[str]:
         """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
@@ -85,6 +92,8 @@ class Calibration:
             out.append(f"sim.host_overhead_cores={self.host_overhead_cores:.3f}")
         if self.scrape_phase_s is not None:
             out.append(f"sim.scrape_phase_s={self.scrape_phase_s:g}")
+        if self.idle_cores is not None:
+            out.append(f"sim.idle_cores={self.idle_cores:.4f}")
         return out
 
 
@@ -99,13 +108,73 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
             f"{run.path}: no second with cpu_cores_used and at least {min_rps} request/s to fit the CPU per request",
             fix="calibrate from a run that served load (a spike or steady run with the sampler's CPU column filled)",
         )
-    idle = ServiceParams().idle_cores
-    busy = (cpu[use] - running[use] * idle).clip(lower=0).sum()
-    work_ms = float(busy / rps[use].sum() * 1000.0)
+    idle_fit = _idle_cores(run)
+    idle = ServiceParams().idle_cores if idle_fit is None else idle_fit
+    # every second of the load with a CPU figure, not only those that completed a request: a
+    # request's CPU falls partly in the seconds around the one it completes in (and the CPU figure
+    # trails by a refresh), so leaving out the quiet seconds drops CPU and not requests
+    phase = s["phase"] if "phase" in s else pd.Series("load", index=s.index)
+    counted = cpu.notna() & ((phase == "load") if (phase == "load").any() else True)
+    busy = (cpu[counted] - running[counted] * idle).clip(lower=0).sum()
+    work_ms = float(busy / rps[counted].fillna(0).sum() * 1000.0)
+    saturated = _saturated_work_ms(run)
+    if saturated is not None:
+        work_ms = saturated
     start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
-    cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead)
+    cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead,
+                      idle_cores=idle_fit)
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
+
+
+def _saturated_work_ms(run: Run) -> float | None:
+    """CPU per request measured on replicas that were busy the whole second: requests queued on
+    them (in flight >= ``SATURATED_IN_FLIGHT`` on average), their CPU at the limit, and no client
+    timing out within ``timeout + 2`` s (whose abandoned work would count without a request). Each
+    such replica-second's CPU over the requests it completed, summed; None with fewer than
+    ``SATURATED_MIN_SECONDS`` of them (or no per-replica table).
+
+    That is the figure the queues depend on: what a replica at its CPU quota gets through. It
+    comes out 3-20% above the CPU per request averaged over a whole run (53-58 ms against 46-53
+    in the recorded runs): a replica at its quota spends more per request (throttled in slices of
+    the CFS period, the server loop handling the queued connections), and a run's average leans
+    on quiet seconds whose CPU figures trail and mix in idle work."""
+    try:
+        rep = run.replicas
+    except (OSError, ValueError, KeyError):
+        return None
+    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+        return None
+    limit = float(run.scenario.workload.cpu_limit)
+    s = run.samples.drop_duplicates("t_s")
+    errors = pd.Series(pd.to_numeric(s["errors"], errors="coerce").fillna(0).to_numpy(), index=s["t_s"].round().astype(int)).sort_index()
+    horizon = int(run.scenario.workload.timeout_s) + 2
+    upcoming = errors[::-1].rolling(horizon + 1, min_periods=1).sum()[::-1]  # errors in [t, t + horizon]
+    clean = set(upcoming.index[upcoming == 0])
+    sat = rep[(pd.to_numeric(rep["ready"], errors="coerce") > 0) & (pd.to_numeric(rep["in_flight"], errors="coerce") >= SATURATED_IN_FLIGHT)
+              & (pd.to_numeric(rep["cpu_cores"], errors="coerce") >= HOST_LIMITED_SHARE * limit) & rep["t_s"].round().astype(int).isin(clean)]
+    done = float(pd.to_numeric(sat["requests"], errors="coerce").sum())
+    if len(sat) < SATURATED_MIN_SECONDS or done <= 0:
+        return None
+    return float(pd.to_numeric(sat["cpu_cores"], errors="coerce").sum() / done * 1000.0)
+
+
+def _idle_cores(run: Run) -> float | None:
+    """The mean CPU of a ready replica with no request in flight in a second, the one before and
+    the two after it (a CPU figure trails its work by up to a refresh), from the per-replica table;
+    None without per-replica CPU (or fewer than ``IDLE_MIN_SECONDS`` such replica-seconds)."""
+    try:
+        rep = run.replicas
+    except (OSError, ValueError, KeyError):
+        return None
+    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+        return None
+    rep = rep[pd.to_numeric(rep["ready"], errors="coerce").fillna(0) > 0].sort_values(["replica", "t_s"])
+    busy = pd.to_numeric(rep["in_flight"], errors="coerce").fillna(0) > 0
+    by = busy.groupby(rep["replica"])
+    quiet = ~busy & ~by.shift(1, fill_value=False) & ~by.shift(-1, fill_value=False) & ~by.shift(-2, fill_value=False)
+    cores = pd.to_numeric(rep["cpu_cores"], errors="coerce")[quiet].dropna()
+    return round(float(cores.mean()), 4) if len(cores) >= IDLE_MIN_SECONDS else None
 
 
 def _host_overhead(run: Run, cpu: pd.Series) -> float | None:
@@ -241,7 +310,7 @@ def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
     """A copy of a (sized) scenario with the calibration applied, as ``--set`` would before sizing."""
     work = {k: v for k, v in (("work_ms", cal.work_ms), ("warmup_s", cal.warmup_s)) if v is not None}
     model = {k: v for k, v in (("start_delay_s", cal.start_delay_s), ("scrape_phase_s", cal.scrape_phase_s),
-                               ("host_overhead_cores", cal.host_overhead_cores)) if v is not None}
+                               ("host_overhead_cores", cal.host_overhead_cores), ("idle_cores", cal.idle_cores)) if v is not None}
     return scenario.model_copy(update={"workload": scenario.workload.model_copy(update=work), "sim": scenario.sim.model_copy(update=model)})
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from scalelab.cost import cost_usd
 from scalelab.load.profiles import profile_for
 from scalelab.scenario import HPAScaler, Load, Scenario, apply_overrides, load_scenario
+from scalelab.sim.estimator import kit_p95
 from scalelab.sim.faults import disrupt, has_disruptions
 from scalelab.sim.scalers import ScalerEvent, make_scaler
 from scalelab.sim.service import Service, ServiceParams, StepResult
@@ -127,6 +128,8 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
     fitted: dict[str, Any] = {}
     if model.start_delay_s is not None:
         fitted["start_delay_s"] = model.start_delay_s
+    if model.idle_cores is not None:
+        fitted["idle_cores"] = model.idle_cores
     if model.host_overhead_cores and scenario.cpu_budget is not None:
         fitted["host_cores"] = max(0.05, scenario.cpu_budget - model.host_overhead_cores)
     params = ServiceParams.for_arm(scenario, arm, **{**fitted, **(service_overrides or {})})
@@ -172,6 +175,8 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
         seen_col.append(scaler.seen_util_pct)
         t = last + 1
     result.columns = _columns(out, desired_col, seen_col, levels, params.cpu_limit, open_loop, scenario.price_per_replica_hour)
+    result.columns["p95_ms"] = kit_p95(result.columns["p50_ms"], result.columns["p95_ms"], result.columns["rps"] + result.columns["errors"],
+                                       result.columns["replicas_ready"], 1000.0 * params.timeout_s, seed)
     for e in service.drain_events():
         events.append(ScalerEvent(e.t_s, e.kind, e.replicas, "sim", e.detail))
     events.sort(key=lambda e: e.t_s)

@@ -332,10 +332,8 @@ class Service:
             if split is not None and (split.active or arrivals_t > mu):  # requests wait: a queue per replica
                 rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
                 host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
-                served, errors, abandoned, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s)
+                served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s)
                 errors += due
-                if abandoned > 0.0:
-                    expiring[sec + expire_after] = expiring.get(sec + expire_after, 0.0) + abandoned
                 backlog = split.waiting
                 per = busy / n
                 busy_log(per)

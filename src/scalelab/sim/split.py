@@ -55,6 +55,8 @@ class SplitQueues:
         self._rows = np.arange(self.r)
         # cumulative admitted per replica at the end of the last seconds (the FIFO's arrival times)
         self._history: deque[np.ndarray] = deque(maxlen=int(math.ceil(self.timeout_s)) + 2)
+        self._timeout_whole = max(1, round(self.timeout_s))
+        self._sec_last = -1  # the second whose end the last history entry holds
         self.active = False
         self.names: list[str] = []
         self._clear()
@@ -98,14 +100,20 @@ class SplitQueues:
         self.names = list(names)
 
     def step(self, sec: int, arrivals: float, rate_per_replica: float, host_cores: float, limit_cores: float,
-             work_s: float) -> tuple[float, float, float, float, float, float]:
-        """Serve second ``sec``: returns (served, errors now, abandoned at the timeout later, p50 ms,
-        p95 ms (NaN when nothing was served), busy core-seconds), each the expectation over the splits."""
+             work_s: float) -> tuple[float, float, float, float, float]:
+        """Serve second ``sec``: returns (served, failed, p50 ms, p95 ms (NaN when nothing was
+        served), busy core-seconds), each the expectation over the splits."""
         r, n, timeout = self.r, len(self.names), self.timeout_s
         if not self.active:  # nobody waited before this second: the queues start empty
             self.active = True
             self._history.append(np.zeros((r, n)))
-        before = self.backlog
+            self._sec_last = sec - 1
+        # requests that have waited the client's timeout by now are abandoned: the client fails
+        # them, and the replica drops them when it reaches them (it stops work for a client that left)
+        gone = self._admitted_by(sec + 1 - self._timeout_whole)
+        expired = np.maximum(gone - self._departed, 0.0)
+        self._departed = self._departed + expired
+        before = self.backlog - expired
         a = self._rng.multinomial(max(0, round(arrivals)), np.full(n, 1.0 / n), size=r).astype(np.float64)
         total = before + a
         speed = self._speeds(np.minimum(total * work_s, limit_cores), host_cores, limit_cores)
@@ -114,35 +122,39 @@ class SplitQueues:
         after = total - served
         refused = np.maximum(after - self.queue_limit, 0.0)  # the accept queue is full: refused at once
         after -= refused
-        abandoned = np.maximum(after - mu * timeout, 0.0)  # would wait past the client's timeout
-        after -= abandoned
-        fresh = a - refused
-        late_old = np.maximum(abandoned - fresh, 0.0)  # more than the new arrivals: queued ones run out of time now
-        admitted = fresh - (abandoned - late_old)
-        self._admitted = self._admitted + admitted
+        self._admitted = self._admitted + a - refused
         departed = self._departed
-        self._departed = departed + served + late_old
+        self._departed = departed + served
         service_s = work_s / speed
-        waits = self._fifo_waits(sec, departed + late_old, served)
+        waits = self._fifo_waits(sec, departed, served)
         calm = (before <= 1e-9) & (after <= 1e-9)
         w50, w95 = _kingman(rate_per_replica * service_s, service_s)
         w50 = np.where(calm, w50, waits[1])
         w95 = np.where(calm, w95, np.maximum(waits[0], waits[2]))
         late = np.where(calm, 0.0, served * _late_share(waits[1], service_s, timeout, rate_per_replica))
         self._history.append(self._admitted.copy())
+        self._sec_last = sec
         self.backlog = after
         p50, p95 = _row_quantiles(service_s + w50, served, 0.5), _row_quantiles(service_s + w95, served, 0.95)
         scale = 1.0 / r
         out_served = float(served.sum()) * scale
-        errors = float((refused + late + late_old).sum()) * scale
-        out_abandoned = float((abandoned - late_old).sum()) * scale
+        errors = float((refused + late + expired).sum()) * scale
         some = np.isfinite(p50)
         p50_ms = 1000.0 * float(np.median(p50[some])) if some.any() else math.nan
         p95_ms = 1000.0 * float(np.median(p95[some])) if some.any() else math.nan
         if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
-        return out_served, errors, out_abandoned, p50_ms, p95_ms, out_served * work_s
+        return out_served, errors, p50_ms, p95_ms, out_served * work_s
+
+    def _admitted_by(self, t: int) -> np.ndarray:
+        """Cumulative admitted per replica at time ``t`` (the end of second ``t - 1``); zero before the history."""
+        back = self._sec_last - (t - 1)  # how many seconds before the last recorded end
+        if back < 0:
+            return self._admitted
+        if back >= len(self._history):
+            return np.zeros_like(self._admitted)
+        return self._history[len(self._history) - 1 - back]
 
     @staticmethod
     def _speeds(demand: np.ndarray, host: float, limit: float) -> np.ndarray:
