@@ -34,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
 FIXTURES = (ROOT / "tests" / "fixtures" / "runs", RECORDED)
 BEFORE = Path(__file__).with_name("fidelity_before.json")
+#: The model before issue 18 (0e80b10), and main before the per-replica queues (f2b5913).
+BASELINES = (BEFORE, Path(__file__).with_name("fidelity_f2b5913.json"))
+#: The simulated figures of part 3 are the mean over this many arrival draws (`scalelab.sim.fidelity.predicted`).
+DRAWS = 16
 
 
 def sim_day_wall_s(repeat: int) -> list[float]:
@@ -47,32 +51,40 @@ def sim_day_wall_s(repeat: int) -> list[float]:
     return walls
 
 
-def fidelity_rows(calibrated: bool, folders: tuple[Path, ...] = FIXTURES) -> list[dict]:
-    """One row per committed real run: the run's own (sized) scenario simulated, side by side."""
-    from scalelab.analysis import compare, summarize
-    from scalelab.sim import simulate_runs
-    from scalelab.sim.calibrate import calibrate, fitted_scenario
+def fidelity_rows(calibrated: bool, folders: tuple[Path, ...] = FIXTURES, draws: int = 1) -> list[dict]:
+    """One row per committed real run: the run's own (sized) scenario simulated, side by side; with
+    ``draws`` > 1 the mean over that many arrival draws (`scalelab.sim.fidelity.predicted`)."""
     from scalelab.telemetry import list_runs, load_run
 
+    fidelity = _fidelity()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
         for path in [p for folder in folders for p in list_runs(folder)]:
             real = load_run(path)
             if real.manifest.get("platform") == "sim":
                 continue
-            scenario = real.scenario
-            if calibrated:
-                scenario = fitted_scenario(scenario, calibrate(real))
-            sim = simulate_runs(scenario, tmp, arms=[real.arm], workers=1)[0]
-            c, r, s = compare(real, sim), summarize(real), summarize(sim)
-            rows.append({"run": path.name, "within_1": c["replicas_within_1_share"], "over_real": r["seconds_over_objective"],
-                         "over_sim": s["seconds_over_objective"], "err_real": r["errors"], "err_sim": s["errors"],
-                         "jain_real": r["spread_jain"], "jain_sim": s["spread_jain"]})
+            rows.append(fidelity.agreement(real, fidelity.simulated_like(real, tmp, calibrated=calibrated, draws=draws)).as_dict())
     return rows
 
 
-def _ok(real: float, sim: float, floor: float) -> str:
-    return "yes" if abs(sim - real) <= max(floor, 0.25 * abs(real)) else "no"
+def _fidelity():  # type: ignore[no-untyped-def]
+    """`scalelab.sim.fidelity`'s agreement and simulated_like; from this tree's file when an older
+    checkout that lacks the module is on PYTHONPATH (``--save`` of a baseline: its model, these bars)."""
+    try:
+        from scalelab.sim import fidelity
+    except ImportError:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_scalelab_fidelity", ROOT / "src" / "scalelab" / "sim" / "fidelity.py")
+        assert spec is not None and spec.loader is not None
+        fidelity = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = fidelity  # its dataclass looks itself up there
+        spec.loader.exec_module(fidelity)
+    return fidelity
+
+
+def _ok(real: float, sim: float) -> str:
+    return "yes" if _fidelity().within(real, sim) else "no"
 
 
 def print_fidelity(rows: list[dict], title: str) -> None:
@@ -84,35 +96,52 @@ def print_fidelity(rows: list[dict], title: str) -> None:
         within = "n/a" if r["within_1"] is None else f"{100 * r['within_1']:.1f}"
         jr = "n/a" if r["jain_real"] is None else f"{r['jain_real']:.2f}"
         js = "n/a" if r["jain_sim"] is None else f"{r['jain_sim']:.2f}"
-        print(f"{r['run']:<58} {within:>6} {r['over_real']:>10.0f} {r['over_sim']:>5.0f} {_ok(r['over_real'], r['over_sim'], 10):>3} "
-              f"{r['err_real']:>11.0f} {r['err_sim']:>5.0f} {_ok(r['err_real'], r['err_sim'], 10):>3} {jr:>9} {js:>5}")
+        print(f"{r['run']:<58} {within:>6} {r['over_real']:>10.0f} {r['over_sim']:>5.0f} {_ok(r['over_real'], r['over_sim']):>3} "
+              f"{r['err_real']:>11.0f} {r['err_sim']:>5.0f} {_ok(r['err_real'], r['err_sim']):>3} {jr:>9} {js:>5}")
     print("ok: within max(10, 25% of real) (issue 18, docs/fidelity.md); ±1 %: seconds where the simulated replicas are within ±1 of the real ones")
 
 
 def _meets(r: dict) -> tuple[bool, bool, bool]:
-    within = r["within_1"] is not None and r["within_1"] >= 0.95
-    return within, _ok(r["over_real"], r["over_sim"], 10) == "yes", _ok(r["err_real"], r["err_sim"], 10) == "yes"
+    a = _fidelity().Agreement(**r)
+    return a.replicas_ok, a.over_ok, a.errors_ok
 
 
-def print_targets(rows: list[dict], before: dict | None) -> None:
-    """Issue 18's bars for the recorded runs, calibrated from each run: before and after."""
-    old = {r["run"]: r for r in (before or {}).get("rows", [])}
-    label = f"before ({before['model']})" if before else "before: no benchmarks/fidelity_before.json"
-    print(f"\nagreement targets (recorded runs, each calibrated from itself): {label} -> now")
-    head = f"{'run':<58} {'±1 % (>= 95)':>17} {'s>SLO real':>10} {'sim before->now':>16} {'errors real':>11} {'sim before->now':>16}"
+def print_targets(rows: list[dict], baselines: list[dict]) -> None:
+    """Issue 18's bars for the recorded runs, calibrated from each run: each baseline, then now."""
+    old = [{r["run"]: r for r in b.get("rows", [])} for b in baselines]
+    labels = " -> ".join([*(b["model"] for b in baselines), "now"])
+    print(f"\nagreement targets (recorded runs, each calibrated from itself): {labels}")
+    width = 7 * (len(baselines) + 1)
+    head = (f"{'run':<58} {'±1 % (>= 95)':>{width + 3}} {'s>SLO real':>10} {'sim':>{width + 3}} {'errors real':>11} {'sim':>{width + 3}}"
+            f" {'all bars':>{6 * (len(baselines) + 1)}}")
     print(head)
     print("-" * len(head))
     met = 0
     for r in rows:
-        b = old.get(r["run"])
+        seq = [*(o.get(r["run"]) for o in old), r]
+        marks = []
+        for x in seq:
+            marks.append("-" if x is None else ("yes" if all(_meets(x)) else "no"))
         w, o, e = _meets(r)
         met += w and o and e
         pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
-        within = f"{pct(b['within_1']) if b else '-'}->{pct(r['within_1'])} {'ok' if w else 'NO'}"
-        over = f"{b['over_sim']:.0f}->{r['over_sim']:.0f} {'ok' if o else 'NO'}" if b else f"{r['over_sim']:.0f} {'ok' if o else 'NO'}"
-        err = f"{b['err_sim']:.0f}->{r['err_sim']:.0f} {'ok' if e else 'NO'}" if b else f"{r['err_sim']:.0f} {'ok' if e else 'NO'}"
-        print(f"{r['run']:<58} {within:>17} {r['over_real']:>10.0f} {over:>16} {r['err_real']:>11.0f} {err:>16}")
-    print(f"{met} of {len(rows)} runs meet all three bars: ±1 replica >= 95% of seconds; s>SLO and errors within max(10, 25% of real)")
+        chain = lambda key, fmt: "->".join("-" if x is None else fmt(x[key]) for x in seq)  # noqa: E731
+        within = f"{chain('within_1', pct)} {'ok' if w else 'NO'}"
+        over = f"{chain('over_sim', lambda v: f'{v:.0f}')} {'ok' if o else 'NO'}"
+        err = f"{chain('err_sim', lambda v: f'{v:.0f}')} {'ok' if e else 'NO'}"
+        print(f"{r['run']:<58} {within:>{width + 3}} {r['over_real']:>10.0f} {over:>{width + 3}} {r['err_real']:>11.0f} {err:>{width + 3}}"
+              f" {'->'.join(marks):>{6 * (len(baselines) + 1)}}")
+    print(f"{met} of {len(rows)} runs meet all three bars now: ±1 replica >= 95% of seconds; s>SLO and errors within max(10, 25% of real)")
+
+
+def save_baseline(path: Path, rows: list[dict]) -> None:
+    """Write the recorded runs' figures (mean over `DRAWS` arrival draws) as a baseline file."""
+    import scalelab
+
+    where = Path(scalelab.__file__).parent  # the checkout whose model ran (PYTHONPATH)
+    rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=where, check=False).stdout.strip()  # noqa: S603, S607
+    path.write_text(json.dumps({"model": f"scalelab {rev or 'unknown'}", "draws": DRAWS, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -126,17 +155,10 @@ def main() -> None:
         print(f"scalelab sim day, end to end: best {min(walls):.2f} s, median {statistics.median(walls):.2f} s over {len(walls)} runs (issue 18 goal: <= 1.5 s)")
     print_fidelity(fidelity_rows(calibrated=False), "committed real runs vs the simulator, as written (a prediction)")
     print_fidelity(fidelity_rows(calibrated=True), "the same, calibrated from each run itself (`scalelab calibrate`: an in-sample fit, not a prediction)")
-    targets = fidelity_rows(calibrated=True, folders=(RECORDED,))
+    targets = fidelity_rows(calibrated=True, folders=(RECORDED,), draws=DRAWS)
     if args.save is not None:
-        import subprocess
-
-        import scalelab
-
-        where = Path(scalelab.__file__).parent  # the checkout whose model ran (PYTHONPATH)
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=where, check=False).stdout.strip()  # noqa: S603, S607
-        args.save.write_text(json.dumps({"model": f"scalelab {rev or 'unknown'}", "rows": targets}, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {args.save}")
-    print_targets(targets, json.loads(BEFORE.read_text(encoding="utf-8")) if BEFORE.is_file() else None)
+        save_baseline(args.save, targets)
+    print_targets(targets, [json.loads(path.read_text(encoding="utf-8")) for path in BASELINES if path.is_file()])
 
 
 if __name__ == "__main__":

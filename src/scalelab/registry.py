@@ -58,6 +58,9 @@ class PlatformSpec:
     sim_start_delay_s: float = 1.0
     #: simulator: how the front door spreads requests ("round-robin" per request, "random")
     sim_spreading: str = "round-robin"
+    #: simulator: seconds from a replica's start until the front door sends it requests even before
+    #: it is ready (None: only ready replicas get requests, as behind a Service)
+    sim_route_after_start_s: float | None = None
     #: 127.0.0.1 ports a run needs free (doctor checks them)
     ports: tuple[int, ...] = ()
     #: the `scalelab doctor` checks (keys) that must pass for this path
@@ -104,6 +107,10 @@ register(
         # which Docker rotates (compose/nginx.conf): at random, as a Service does. The recorded
         # runs show it: after a scale-up the old replicas' queues differ by seconds.
         sim_spreading="random",
+        # nginx resolves the name again every second and Docker's DNS lists a container as soon as
+        # it runs, before its health check says ready: the recorded runs show requests reaching a
+        # new replica 1-2 s after it started and ~7 s before it was ready
+        sim_route_after_start_s=1.0,
         ports=(8080,),
         doctor_needs=_BASE_NEEDS | {"docker", "engine", "compose", "images", "ports", "memory"},
         lab="02-compose-spike-manual-scaling",

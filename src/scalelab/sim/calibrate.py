@@ -139,11 +139,8 @@ def _saturated_work_ms(run: Run) -> float | None:
     in the recorded runs): a replica at its quota spends more per request (throttled in slices of
     the CFS period, the server loop handling the queued connections), and a run's average leans
     on quiet seconds whose CPU figures trail and mix in idle work."""
-    try:
-        rep = run.replicas
-    except (OSError, ValueError, KeyError):
-        return None
-    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+    rep = _replica_table(run)
+    if rep is None:
         return None
     limit = float(run.scenario.workload.cpu_limit)
     s = run.samples.drop_duplicates("t_s")
@@ -163,11 +160,8 @@ def _idle_cores(run: Run) -> float | None:
     """The mean CPU of a ready replica with no request in flight in a second, the one before and
     the two after it (a CPU figure trails its work by up to a refresh), from the per-replica table;
     None without per-replica CPU (or fewer than ``IDLE_MIN_SECONDS`` such replica-seconds)."""
-    try:
-        rep = run.replicas
-    except (OSError, ValueError, KeyError):
-        return None
-    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+    rep = _replica_table(run)
+    if rep is None:
         return None
     rep = rep[pd.to_numeric(rep["ready"], errors="coerce").fillna(0) > 0].sort_values(["replica", "t_s"])
     busy = pd.to_numeric(rep["in_flight"], errors="coerce").fillna(0) > 0
@@ -199,14 +193,25 @@ def _host_overhead(run: Run, cpu: pd.Series) -> float | None:
     return _pooled_host_limited(run, cpu, float(budget))
 
 
-def _host_limited_cpu(run: Run) -> pd.Series | None:
-    """The replicas' CPU (rolling mean over ``HOST_WINDOW_S``) in the seconds the host held them
-    back, from replicas.csv; None when the run has no per-replica CPU."""
+def _replica_table(run: Run) -> pd.DataFrame | None:
+    """The per-replica table of a recorded run (requests, in flight and CPU per replica and second);
+    None for a simulated run (it has none: the model keeps no per-replica CPU) or without CPU figures."""
+    if run.manifest.get("platform") == "sim":
+        return None
     try:
         rep = run.replicas
     except (OSError, ValueError, KeyError):
         return None
-    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or rep["cpu_cores"].notna().sum() == 0:
+    if rep is None or len(rep) == 0 or "cpu_cores" not in rep or pd.to_numeric(rep["cpu_cores"], errors="coerce").notna().sum() == 0:
+        return None
+    return rep
+
+
+def _host_limited_cpu(run: Run) -> pd.Series | None:
+    """The replicas' CPU (rolling mean over ``HOST_WINDOW_S``) in the seconds the host held them
+    back, from replicas.csv; None when the run has no per-replica CPU."""
+    rep = _replica_table(run)
+    if rep is None:
         return None
     rep = rep[pd.to_numeric(rep["ready"], errors="coerce").fillna(0) > 0]
     in_flight = rep.pivot_table(index="t_s", columns="replica", values="in_flight")
@@ -220,12 +225,17 @@ def _host_limited_cpu(run: Run) -> pd.Series | None:
 
 def _pooled_host_limited(run: Run, cpu: pd.Series, budget: float) -> float:
     """Without per-replica figures: seconds with requests waiting (p95 over the objective) and the
-    replicas clearly below their limits together."""
+    replicas clearly below their limits together, with the same replicas ready for the client's
+    timeout before (right after replicas join, the old ones still hold what waited while the new
+    ones idle: the pool uses less than its limits without the host holding anyone back)."""
     s = run.samples
     objective = float(run.manifest.get("latency_objective_ms") or 0) or float("inf")
     p95 = pd.to_numeric(s["p95_ms"], errors="coerce")
-    limits = pd.to_numeric(s["replicas_ready"], errors="coerce").fillna(0) * float(run.scenario.workload.cpu_limit)
-    held = (p95 > objective) & cpu.notna() & (cpu < limits - HOST_LIMITED_MARGIN_CORES)
+    ready = pd.to_numeric(s["replicas_ready"], errors="coerce").fillna(0)
+    limits = ready * float(run.scenario.workload.cpu_limit)
+    window = max(1, round(float(run.scenario.workload.timeout_s))) + 1
+    settled = ready.rolling(window, min_periods=window).apply(lambda r: float(r.min() == r.max()), raw=True) == 1.0
+    held = (p95 > objective) & cpu.notna() & (cpu < limits - HOST_LIMITED_MARGIN_CORES) & settled
     if held.sum() < HOST_MIN_SECONDS:
         return 0.0
     return round(max(0.0, budget - float(cpu[held].median())), 3)

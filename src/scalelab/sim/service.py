@@ -43,6 +43,9 @@ LIFECYCLE_EVENTS = ("replica_start", "replica_ready", "replica_stop")
 QUIET_STRETCH_S = 64
 #: Weight of the newest second in the smoothed arrival rate (a time constant of ~5 s).
 RATE_SMOOTHING = 0.2
+#: Random balancing: queues per replica (`split`) once the smoothed arrival rate reaches this share
+#: of what the ready replicas can serve (close to full, one replica's queue drifts for many seconds).
+SPLIT_ENTER_LOAD = 0.85
 _NAN = float("nan")
 _log = math.log
 
@@ -67,6 +70,10 @@ class ServiceParams:
     balancing: str = "per-request"
     client_connections: int | None = None  # the client's cap on connections (None: as many as in flight)
     keepalive_idle_s: float = 5.0  # the agent (uvicorn) closes a connection idle this long
+    #: seconds from a replica's start until the front door sends it requests whether it is ready or
+    #: not (compose: nginx re-resolves Docker's DNS every second, and Docker's DNS lists a running
+    #: container before its health check passes); None: only ready replicas get requests (a Service)
+    route_after_start_s: float | None = None
 
     @classmethod
     def for_arm(cls, scenario: Scenario, arm: Arm, **overrides: object) -> ServiceParams:
@@ -84,6 +91,7 @@ class ServiceParams:
             host_cores=scenario.cpu_budget,
             balancing="per-connection" if arm.platform == "kubernetes" and scenario.load.connections == "keep-alive" else "per-request",
             client_connections=scenario.load.client_connections,
+            route_after_start_s=spec.sim_route_after_start_s,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -100,6 +108,8 @@ class Replica:
     stopped_s: float | None = None
     joined_step: int = -1  # the first whole second it serves traffic
     start_logged: bool = False
+    routed_s: float | None = None  # when the front door starts sending it requests (None: when ready)
+    ready_logged: bool = False
 
 
 class StepResult(NamedTuple):
@@ -162,7 +172,8 @@ class Service:
         for _ in range(replicas):
             r = self._new(-started_before_s)
             r.started_s = r.ready_s = -started_before_s
-            r.joined_step, r.start_logged = 0, True
+            r.routed_s = None
+            r.joined_step, r.start_logged, r.ready_logged = 0, True, True
         self._recount()
 
     # -- replicas ------------------------------------------------------------------------------
@@ -170,6 +181,8 @@ class Service:
         self._serial += 1
         started = now + self.p.start_delay_s
         r = Replica(f"ai-agent-{self._serial}", now, started, started + self.p.warmup_s)
+        if self.p.route_after_start_s is not None:  # the front door does not wait for readiness
+            r.routed_s = min(r.ready_s, started + self.p.route_after_start_s)
         self.replicas.append(r)
         return r
 
@@ -198,16 +211,19 @@ class Service:
     def _lifecycle(self, t: int) -> None:
         """Starts and readiness up to the start of second ``t``; a ready replica serves from ``t``."""
         still: list[Replica] = []
+        joined = False
         for r in self._pending:
             if not r.start_logged and r.started_s <= t:
                 r.start_logged = True
                 self.events.append(_Event(r.started_s, "replica_start", self.desired, r.name))
-            if r.ready_s <= t:
-                r.joined_step = t
+            if not r.ready_logged and r.ready_s <= t:
+                r.ready_logged = True
                 self.events.append(_Event(r.ready_s, "replica_ready", self.desired, r.name))
-            else:
+            if r.joined_step < 0 and (r.ready_s if r.routed_s is None else r.routed_s) <= t:
+                r.joined_step, joined = t, True
+            if not r.ready_logged or r.joined_step < 0:
                 still.append(r)
-        if len(still) != len(self._pending):
+        if joined or len(still) != len(self._pending):
             self._pending = still
             self._recount()
 
@@ -329,7 +345,8 @@ class Service:
             if n != pool_n or running != pool_running:
                 mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
                 pool_n, pool_running = n, running
-            if split is not None and (split.active or arrivals_t > mu):  # requests wait: a queue per replica
+            # requests wait, or the replicas run close to full: a queue per replica (`split`)
+            if split is not None and (split.active or arrivals_t > mu or (rate + RATE_SMOOTHING * (arrivals_t - rate)) > SPLIT_ENTER_LOAD * mu):
                 rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
                 host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
                 served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s)

@@ -39,6 +39,10 @@ __all__ = ["SplitQueues", "REALIZATIONS", "EXIT_WAIT_S"]
 REALIZATIONS = 32
 #: Back to the pooled model when no replica of any split has more than this much work queued.
 EXIT_WAIT_S = 0.5
+#: ...and the replicas' load (arrival rate × CPU per request over the limit) is below this.
+EXIT_LOAD = 0.8
+#: Replica time an abandoned request costs when the replica reaches it (one CFS period: 100 ms).
+ABANDON_COST_S = 0.1
 #: Kingman's (ca² + cs²) / 2 for random arrivals (ca² = 1) and a fixed CPU cost (cs² = 0).
 _VARIABILITY = 0.5
 _QUANTILES = (0.05, 0.5, 0.95)
@@ -118,7 +122,9 @@ class SplitQueues:
         total = before + a
         speed = self._speeds(np.minimum(total * work_s, limit_cores), host_cores, limit_cores)
         mu = speed / work_s  # requests/s each replica works through while it has work
-        served = np.minimum(total, mu)
+        # each abandoned request the replica reaches costs it time: it must be scheduled to see
+        # the client left, and at its quota that waits for the next CFS period
+        served = np.minimum(total, mu * np.maximum(0.0, 1.0 - expired * ABANDON_COST_S))
         after = total - served
         refused = np.maximum(after - self.queue_limit, 0.0)  # the accept queue is full: refused at once
         after -= refused
@@ -142,7 +148,7 @@ class SplitQueues:
         some = np.isfinite(p50)
         p50_ms = 1000.0 * float(np.median(p50[some])) if some.any() else math.nan
         p95_ms = 1000.0 * float(np.median(p95[some])) if some.any() else math.nan
-        if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S:
+        if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
         return out_served, errors, p50_ms, p95_ms, out_served * work_s
