@@ -73,8 +73,11 @@ def simulated_like(real: Any, runs_root: str | os.PathLike[str], *, calibrated: 
     from scalelab.sim.calibrate import calibrate, fitted_scenario
     from scalelab.sim.engine import simulate_runs
 
+    from scalelab.telemetry.store import shared_provenance
+
     scenario = fitted_scenario(real.scenario, calibrate(real)) if calibrated else real.scenario
-    return [simulate_runs(scenario, runs_root, arms=[real.arm], seed=scenario.seed + k, workers=1)[0] for k in range(draws)]
+    with shared_provenance():  # one git and version lookup for all draws
+        return [simulate_runs(scenario, runs_root, arms=[real.arm], seed=scenario.seed + k, workers=1)[0] for k in range(draws)]
 
 
 def agreement(real: Any, sims: Any) -> Agreement:

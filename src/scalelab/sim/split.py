@@ -45,7 +45,7 @@ EXIT_LOAD = 0.8
 ABANDON_COST_S = 0.1
 #: Kingman's (ca² + cs²) / 2 for random arrivals (ca² = 1) and a fixed CPU cost (cs² = 0).
 _VARIABILITY = 0.5
-_QUANTILES = (0.05, 0.5, 0.95)
+_FRACTIONS = np.array([0.05, 0.5, 0.95])[:, None, None]
 
 
 class SplitQueues:
@@ -145,9 +145,7 @@ class SplitQueues:
         scale = 1.0 / r
         out_served = float(served.sum()) * scale
         errors = float((refused + late + expired).sum()) * scale
-        some = np.isfinite(p50)
-        p50_ms = 1000.0 * float(np.median(p50[some])) if some.any() else math.nan
-        p95_ms = 1000.0 * float(np.median(p95[some])) if some.any() else math.nan
+        p50_ms, p95_ms = 1000.0 * _median(p50), 1000.0 * _median(p95)
         if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
@@ -177,23 +175,21 @@ class SplitQueues:
         share = np.where(fits.any(axis=1), level[np.arange(len(d)), first], np.inf)
         return np.clip(np.minimum(limit, share)[:, None], 1e-3, None) * np.ones_like(demand)
 
-    def _fifo_waits(self, sec: int, start: np.ndarray, served: np.ndarray) -> list[np.ndarray]:
-        """Waits (s) of the requests at 5%, 50% and 95% of those each replica serves in second ``sec``:
-        their departure (spread over the second) minus their arrival (read off the admitted counts
-        of the last seconds, spread over each second)."""
+    def _fifo_waits(self, sec: int, start: np.ndarray, served: np.ndarray) -> np.ndarray:
+        """Waits (s) of the requests at 5%, 50% and 95% of those each replica serves in second ``sec``
+        (the three along the first axis): their departure (spread over the second) minus their
+        arrival (read off the admitted counts of the last seconds, spread over each second)."""
         ends = np.stack([*self._history, self._admitted])  # cumulative admitted at the end of each second
         m = len(ends)
-        out = []
-        for f in _QUANTILES:
-            pos = start + f * served
-            k = np.minimum((ends < pos[None] - 1e-12).sum(axis=0), m - 1)
-            upper = np.take_along_axis(ends, k[None], axis=0)[0]
-            lower = np.where(k > 0, np.take_along_axis(ends, np.maximum(k - 1, 0)[None], axis=0)[0], upper)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frac = np.where(upper > lower, (pos - lower) / (upper - lower), 0.5)
-            arrival = (sec - (m - 1) + k) + np.clip(frac, 0.0, 1.0)
-            out.append(np.maximum(0.0, sec + f - arrival))
-        return out
+        pos = start[None] + _FRACTIONS * served[None]  # (3, r, n)
+        k = np.minimum((ends[None] < pos[:, None] - 1e-12).sum(axis=1), m - 1)
+        rows, cols = np.indices(start.shape)
+        upper = ends[k, rows, cols]
+        lower = np.where(k > 0, ends[np.maximum(k - 1, 0), rows, cols], upper)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(upper > lower, (pos - lower) / (upper - lower), 0.5)
+        arrival = (sec - (m - 1) + k) + np.clip(frac, 0.0, 1.0)
+        return np.maximum(0.0, sec + _FRACTIONS - arrival)
 
 
 def _kingman(rho: np.ndarray | float, service_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,10 +213,23 @@ def _late_share(wait_s: np.ndarray, service_s: np.ndarray, timeout_s: float, rat
 
 def _row_quantiles(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
     """The weighted q-quantile of each row (NaN for a row without weight)."""
+    r, n = values.shape
+    if n == 0:
+        return np.full(r, np.nan)
+    rows = np.arange(r)[:, None]
     order = np.argsort(values, axis=1)
-    v = np.take_along_axis(values, order, axis=1)
-    cw = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
-    total = cw[:, -1:] if cw.shape[1] else np.zeros((len(values), 1))
-    idx = np.minimum((cw < q * total - 1e-12).sum(axis=1), max(values.shape[1] - 1, 0))
-    out = v[np.arange(len(v)), idx] if v.shape[1] else np.full(len(values), np.nan)
-    return np.where(total[:, 0] > 0.0, out, np.nan)
+    cw = np.cumsum(weights[rows, order], axis=1)
+    total = cw[:, -1]
+    idx = np.minimum((cw < q * total[:, None] - 1e-12).sum(axis=1), n - 1)
+    out = values[rows[:, 0], order[rows[:, 0], idx]]
+    return np.where(total > 0.0, out, np.nan)
+
+
+def _median(values: np.ndarray) -> float:
+    """The median of the finite values, NaN without any."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return math.nan
+    half = len(finite) // 2
+    part = np.partition(finite, half)
+    return float(part[half]) if len(finite) % 2 else float(0.5 * (part[half] + np.max(part[:half])))
