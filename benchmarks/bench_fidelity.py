@@ -106,6 +106,11 @@ def _meets(r: dict) -> tuple[bool, bool, bool]:
     return a.replicas_ok, a.over_ok, a.errors_ok
 
 
+def _chain(seq: list, key: str, fmt) -> str:  # type: ignore[no-untyped-def]
+    """One figure of each baseline and now, joined by arrows ("-" where a baseline lacks the run)."""
+    return "->".join("-" if x is None else fmt(x[key]) for x in seq)
+
+
 def print_targets(rows: list[dict], baselines: list[dict]) -> None:
     """Issue 18's bars for the recorded runs, calibrated from each run: each baseline, then now."""
     old = [{r["run"]: r for r in b.get("rows", [])} for b in baselines]
@@ -124,11 +129,9 @@ def print_targets(rows: list[dict], baselines: list[dict]) -> None:
             marks.append("-" if x is None else ("yes" if all(_meets(x)) else "no"))
         w, o, e = _meets(r)
         met += w and o and e
-        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
-        chain = lambda key, fmt: "->".join("-" if x is None else fmt(x[key]) for x in seq)  # noqa: E731
-        within = f"{chain('within_1', pct)} {'ok' if w else 'NO'}"
-        over = f"{chain('over_sim', lambda v: f'{v:.0f}')} {'ok' if o else 'NO'}"
-        err = f"{chain('err_sim', lambda v: f'{v:.0f}')} {'ok' if e else 'NO'}"
+        within = f"{_chain(seq, 'within_1', lambda v: 'n/a' if v is None else f'{100 * v:.1f}')} {'ok' if w else 'NO'}"
+        over = f"{_chain(seq, 'over_sim', lambda v: f'{v:.0f}')} {'ok' if o else 'NO'}"
+        err = f"{_chain(seq, 'err_sim', lambda v: f'{v:.0f}')} {'ok' if e else 'NO'}"
         print(f"{r['run']:<58} {within:>{width + 3}} {r['over_real']:>10.0f} {over:>{width + 3}} {r['err_real']:>11.0f} {err:>{width + 3}}"
               f" {'->'.join(marks):>{6 * (len(baselines) + 1)}}")
     print(f"{met} of {len(rows)} runs meet all three bars now: ±1 replica >= 95% of seconds; s>SLO and errors within max(10, 25% of real)")

@@ -270,10 +270,11 @@ def _sim_threshold(cooldown_s: float) -> tuple[list[tuple[float, int]], list[int
 
 def test_simulator_no_cooldown_overshoots_and_flaps() -> None:
     scales, desired, over = _sim_threshold(0)
-    # new replicas are cold for 5 s, CPU stays high, so it adds one a second up to max (about 6 would do) ...
-    assert max(desired) == 10 and len([s for s in scales if 30 <= s[0] < 45]) >= 7
+    # new replicas take requests a second after they start (nginx does not wait for readiness) but
+    # the queue on the old ones keeps their CPU high, so it adds one a second up to 8 (about 6 would do) ...
+    assert max(desired) >= 8 and len([s for s in scales if 30 <= s[0] < 45]) >= 5
     # ... and drops them all again within seconds of the spike's end
-    assert [n for t, n in scales if t >= 90][-1] == 2 and len(scales) >= 16
+    assert [n for t, n in scales if t >= 90][-1] == 2 and len(scales) >= 12
 
 
 def test_simulator_long_cooldown_reacts_late() -> None:

@@ -113,8 +113,9 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     # every second of the load with a CPU figure, not only those that completed a request: a
     # request's CPU falls partly in the seconds around the one it completes in (and the CPU figure
     # trails by a refresh), so leaving out the quiet seconds drops CPU and not requests
+    # and not the seconds around timeouts: an abandoned request costs CPU and is no request served
     phase = s["phase"] if "phase" in s else pd.Series("load", index=s.index)
-    counted = cpu.notna() & ((phase == "load") if (phase == "load").any() else True)
+    counted = cpu.notna() & ((phase == "load") if (phase == "load").any() else True) & _clean_seconds(run)
     busy = (cpu[counted] - running[counted] * idle).clip(lower=0).sum()
     work_ms = float(busy / rps[counted].fillna(0).sum() * 1000.0)
     saturated = _saturated_work_ms(run)
@@ -143,17 +144,25 @@ def _saturated_work_ms(run: Run) -> float | None:
     if rep is None:
         return None
     limit = float(run.scenario.workload.cpu_limit)
-    s = run.samples.drop_duplicates("t_s")
-    errors = pd.Series(pd.to_numeric(s["errors"], errors="coerce").fillna(0).to_numpy(), index=s["t_s"].round().astype(int)).sort_index()
-    horizon = int(run.scenario.workload.timeout_s) + 2
-    upcoming = errors[::-1].rolling(horizon + 1, min_periods=1).sum()[::-1]  # errors in [t, t + horizon]
-    clean = set(upcoming.index[upcoming == 0])
+    s = run.samples
+    clean = set(s["t_s"][_clean_seconds(run)].round().astype(int))
     sat = rep[(pd.to_numeric(rep["ready"], errors="coerce") > 0) & (pd.to_numeric(rep["in_flight"], errors="coerce") >= SATURATED_IN_FLIGHT)
               & (pd.to_numeric(rep["cpu_cores"], errors="coerce") >= HOST_LIMITED_SHARE * limit) & rep["t_s"].round().astype(int).isin(clean)]
     done = float(pd.to_numeric(sat["requests"], errors="coerce").sum())
     if len(sat) < SATURATED_MIN_SECONDS or done <= 0:
         return None
     return float(pd.to_numeric(sat["cpu_cores"], errors="coerce").sum() / done * 1000.0)
+
+
+def _clean_seconds(run: Run) -> pd.Series:
+    """Per sample: no client timed out in it or in the ``timeout + 2`` s after it (so no replica
+    spent CPU on a request it abandoned around it)."""
+    s = run.samples
+    t = pd.to_numeric(s["t_s"], errors="coerce").round()
+    errors = pd.to_numeric(s["errors"], errors="coerce").fillna(0).groupby(t).sum().sort_index()
+    horizon = int(run.scenario.workload.timeout_s) + 2
+    upcoming = errors[::-1].rolling(horizon + 1, min_periods=1).sum()[::-1]  # errors in [t, t + horizon]
+    return t.map(upcoming == 0).fillna(True).astype(bool)
 
 
 def _idle_cores(run: Run) -> float | None:

@@ -72,7 +72,6 @@ def simulated_like(real: Any, runs_root: str | os.PathLike[str], *, calibrated: 
     seeds after it (other arrival draws of the same load); returns the simulated `Run`s."""
     from scalelab.sim.calibrate import calibrate, fitted_scenario
     from scalelab.sim.engine import simulate_runs
-
     from scalelab.telemetry.store import shared_provenance
 
     scenario = fitted_scenario(real.scenario, calibrate(real)) if calibrated else real.scenario

@@ -41,8 +41,10 @@ REALIZATIONS = 32
 EXIT_WAIT_S = 0.5
 #: ...and the replicas' load (arrival rate × CPU per request over the limit) is below this.
 EXIT_LOAD = 0.8
-#: Replica time an abandoned request costs when the replica reaches it (one CFS period: 100 ms).
-ABANDON_COST_S = 0.1
+#: CPU an abandoned request costs its replica (accept, read, notice the client left, drop it):
+#: in the recorded compose spike and step, while every replica had work queued, each timeout cost
+#: its replica 0.10-0.14 s at 0.125 core beyond the answered requests' CPU, 12-17 ms of CPU.
+ABANDON_CPU_S = 0.0125
 #: Kingman's (ca² + cs²) / 2 for random arrivals (ca² = 1) and a fixed CPU cost (cs² = 0).
 _VARIABILITY = 0.5
 _FRACTIONS = np.array([0.05, 0.5, 0.95])[:, None, None]
@@ -106,7 +108,8 @@ class SplitQueues:
     def step(self, sec: int, arrivals: float, rate_per_replica: float, host_cores: float, limit_cores: float,
              work_s: float) -> tuple[float, float, float, float, float]:
         """Serve second ``sec``: returns (served, failed, p50 ms, p95 ms (NaN when nothing was
-        served), busy core-seconds), each the expectation over the splits."""
+        served), busy core-seconds: the answered requests' and the abandoned ones'), each the
+        expectation over the splits."""
         r, n, timeout = self.r, len(self.names), self.timeout_s
         if not self.active:  # nobody waited before this second: the queues start empty
             self.active = True
@@ -122,9 +125,9 @@ class SplitQueues:
         total = before + a
         speed = self._speeds(np.minimum(total * work_s, limit_cores), host_cores, limit_cores)
         mu = speed / work_s  # requests/s each replica works through while it has work
-        # each abandoned request the replica reaches costs it time: it must be scheduled to see
-        # the client left, and at its quota that waits for the next CFS period
-        served = np.minimum(total, mu * np.maximum(0.0, 1.0 - expired * ABANDON_COST_S))
+        # each abandoned request costs its replica CPU it cannot spend on the others: accepting and
+        # reading it, noticing the client left, dropping it (`ABANDON_CPU_S`), at the replica's speed
+        served = np.minimum(total, mu * np.maximum(0.0, 1.0 - expired * ABANDON_CPU_S / speed))
         after = total - served
         refused = np.maximum(after - self.queue_limit, 0.0)  # the accept queue is full: refused at once
         after -= refused
@@ -149,7 +152,7 @@ class SplitQueues:
         if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
-        return out_served, errors, p50_ms, p95_ms, out_served * work_s
+        return out_served, errors, p50_ms, p95_ms, out_served * work_s + float(np.minimum(expired * ABANDON_CPU_S, speed).sum()) * scale
 
     def _admitted_by(self, t: int) -> np.ndarray:
         """Cumulative admitted per replica at time ``t`` (the end of second ``t - 1``); zero before the history."""
