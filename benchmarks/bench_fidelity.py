@@ -36,8 +36,8 @@ FIXTURES = (ROOT / "tests" / "fixtures" / "runs", RECORDED)
 BEFORE = Path(__file__).with_name("fidelity_before.json")
 #: The model before issue 18 (0e80b10), and main before the per-replica queues (f2b5913).
 BASELINES = (BEFORE, Path(__file__).with_name("fidelity_f2b5913.json"))
-#: The simulated figures of part 3 are the mean over this many arrival draws (`scalelab.sim.fidelity.predicted`).
-DRAWS = 16
+#: Part 3 simulates each recorded run with its own seed: the arrivals its load generator sent.
+DRAWS = 1
 
 
 def sim_day_wall_s(repeat: int) -> list[float]:

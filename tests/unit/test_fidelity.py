@@ -1,14 +1,14 @@
 """The simulator against the six recorded runs (tests/fixtures/recorded): issue 18's bars.
 
-Each run is calibrated from itself (`scalelab calibrate`) and simulated with its scenario, the
-figures being the mean over `fidelity.DRAWS` arrival draws (`scalelab.sim.fidelity.predicted`);
+Each run is calibrated from itself (`scalelab calibrate`) and simulated with its scenario and
+seed, so with the arrivals its load generator sent (`scalelab.sim.fidelity.predicted`);
 the bars are those of docs/fidelity.md: replicas within ±1 for ≥ 95% of the seconds, seconds
 over the objective and errors within max(10, 25%) of the recorded figures.
 
-Three runs are out of a bar today, each for a reason docs/fidelity.md quantifies ("Where it
-stands"); they are strict xfails, so the day the model brings one within its bars this test
-fails until the gap is removed from here and from the docs, and a looser guard keeps them from
-drifting further away unnoticed.
+One run is out of a bar today, for a reason docs/fidelity.md quantifies ("Where it stands"); it
+is a strict xfail, so the day the model brings it within its bars this test fails until the gap
+is removed from here and from the docs, and a looser guard keeps it from drifting further away
+unnoticed.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ RUNS = {p.name: p for p in list_runs(RECORDED)}
 
 #: Runs out of a bar today, with the bar they miss (docs/fidelity.md, "Where it stands").
 KNOWN_GAPS = {
-    "20261204-202350-classroom-wave-compose-manual-c16a": "seconds over the objective",
-    "20261204-233358-classroom-step-compose-manual-c317": "errors",
-    "20261204-235540-classroom-wave-kubernetes-hpa-7f6b": "seconds over the objective",
+    "20261205-001534-classroom-step-kubernetes-hpa-9964": "errors",
 }
 
 

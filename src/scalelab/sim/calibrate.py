@@ -78,6 +78,7 @@ class Calibration:
     host_overhead_cores: float | None = None
     scrape_phase_s: float | None = None
     idle_cores: float | None = None
+    load_start_s: float | None = None
 
     def overrides(self) -> list[str]:
         """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
@@ -94,6 +95,8 @@ class Calibration:
             out.append(f"sim.scrape_phase_s={self.scrape_phase_s:g}")
         if self.idle_cores is not None:
             out.append(f"sim.idle_cores={self.idle_cores:.4f}")
+        if self.load_start_s is not None:
+            out.append(f"sim.load_start_s={self.load_start_s:.3f}")
         return out
 
 
@@ -124,7 +127,7 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
     cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead,
-                      idle_cores=idle_fit)
+                      idle_cores=idle_fit, load_start_s=_load_start(run))
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
 
 
@@ -152,6 +155,30 @@ def _saturated_work_ms(run: Run) -> float | None:
     if len(sat) < SATURATED_MIN_SECONDS or done <= 0:
         return None
     return float(pd.to_numeric(sat["cpu_cores"], errors="coerce").sum() / done * 1000.0)
+
+
+def _load_start(run: Run) -> float | None:
+    """When the recorded run's load generator started its arrivals: the first request's start
+    (its completion minus its latency) less the first gap the generator draws for the seed at the
+    starting rate (`LoadPlan.arrivals`: ``expovariate(rate)``, the first draw of ``Random(seed)``).
+    None for a closed loop, a simulated run or a run without requests."""
+    import random
+
+    from scalelab.load.profiles import profile_for
+
+    scenario = run.scenario
+    if scenario.load.mode != "open" or run.manifest.get("platform") == "sim":
+        return None
+    req = run.requests
+    if req is None or len(req) == 0:
+        return None
+    sent = pd.to_numeric(req["t_s"], errors="coerce") - pd.to_numeric(req["response_ms"], errors="coerce") / 1000.0
+    first = float(sent.min())
+    if not first == first:
+        return None
+    level = profile_for(scenario.load, scenario.duration_s)
+    start = max(0.0, first - random.Random(scenario.seed).expovariate(1.0) / max(float(level(0.0)), 1e-9))
+    return round(start, 3)
 
 
 def _clean_seconds(run: Run) -> pd.Series:
@@ -329,7 +356,8 @@ def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
     """A copy of a (sized) scenario with the calibration applied, as ``--set`` would before sizing."""
     work = {k: v for k, v in (("work_ms", cal.work_ms), ("warmup_s", cal.warmup_s)) if v is not None}
     model = {k: v for k, v in (("start_delay_s", cal.start_delay_s), ("scrape_phase_s", cal.scrape_phase_s),
-                               ("host_overhead_cores", cal.host_overhead_cores), ("idle_cores", cal.idle_cores)) if v is not None}
+                               ("host_overhead_cores", cal.host_overhead_cores), ("idle_cores", cal.idle_cores),
+                               ("load_start_s", cal.load_start_s)) if v is not None}
     return scenario.model_copy(update={"workload": scenario.workload.model_copy(update=work), "sim": scenario.sim.model_copy(update=model)})
 
 

@@ -144,7 +144,7 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
     load = scenario.load
     levels = _levels(load, scenario.duration_s)
     open_loop = load.mode == "open"
-    arrivals_open = _open_arrivals(load, scenario.duration_s, seed) if open_loop else ()
+    arrivals_open = _open_arrivals(load, scenario.duration_s, seed, model.load_start_s) if open_loop else ()
     rng = np.random.default_rng(seed)
     result = SimResult(scenario, name, seed)
     events = result.events
@@ -258,11 +258,38 @@ def _levels(load: Load, duration_s: float) -> tuple[float, ...]:
     return tuple(levels.tolist())
 
 
+#: Up to this many arrivals the simulator replays the load generator's own arrival times.
+REPLAY_MAX_ARRIVALS = 50_000
+
+
 @lru_cache(maxsize=8)
-def _open_arrivals(load: Load, duration_s: float, seed: int) -> tuple[float, ...]:
-    """Poisson arrivals per second: the same for every arm of a seed (common random numbers)."""
+def _open_arrivals(load: Load, duration_s: float, seed: int, start_s: float | None = None) -> tuple[float, ...]:
+    """Arrivals per second, the same for every arm of a seed (common random numbers).
+
+    When the scenario says when the load generator started (``start_s``: `scalelab calibrate`
+    reads it off a recorded run into ``sim.load_start_s``), they are the load generator's own: the
+    arrival times Locust draws for this seed from that moment (`LoadPlan.arrivals`), so the
+    simulated run meets the very requests the recorded run met (from one draw of the arrivals to
+    another the errors of a 4-minute spike vary by ±40%). The sequence depends on that moment
+    (Locust's start-up, 0.5-1.6 s in the recorded runs), so without it, and beyond
+    `REPLAY_MAX_ARRIVALS` (the simulated day: 880,000, a Python loop over each), a Poisson count
+    per second at the same rates: the same process, another draw."""
+    levels = np.asarray(_levels(load, duration_s))
+    if start_s is not None and float(levels.sum()) <= REPLAY_MAX_ARRIVALS:
+        return _replayed_arrivals(load, duration_s, seed, start_s)
     rng = np.random.default_rng(seed)
-    return tuple(rng.poisson(np.asarray(_levels(load, duration_s))).astype(np.float64).tolist())
+    return tuple(rng.poisson(levels).astype(np.float64).tolist())
+
+
+def _replayed_arrivals(load: Load, duration_s: float, seed: int, start_s: float) -> tuple[float, ...]:
+    from scalelab.load.plan import LoadPlan
+
+    start = float(start_s)
+    scenario = Scenario.model_construct(name="replay", arms={}, load=load, duration_s=duration_s, seed=seed)
+    plan = LoadPlan(scenario, 0.0, Path("requests.csv"), None)
+    times = np.fromiter(plan.arrivals(sleep=lambda _s: None, clock=lambda: start), dtype=np.float64)
+    n = int(duration_s)
+    return tuple(np.bincount(np.minimum(times.astype(np.int64), n - 1), minlength=n)[:n].astype(np.float64).tolist())
 
 
 def run_arm(

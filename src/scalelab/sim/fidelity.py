@@ -62,8 +62,9 @@ class Agreement:
                 "err_real": self.err_real, "err_sim": self.err_sim, "jain_real": self.jain_real, "jain_sim": self.jain_sim}
 
 
-#: Arrival draws a prediction averages over (the run's seed and the next ones), see `predicted`.
-DRAWS = 16
+#: Arrival draws a prediction averages over: one, the run's own seed, whose arrivals are the ones
+#: the recorded run's load generator sent (the simulator replays them, `engine._open_arrivals`).
+DRAWS = 1
 
 
 def simulated_like(real: Any, runs_root: str | os.PathLike[str], *, calibrated: bool = True, draws: int = 1) -> list[Any]:
@@ -96,8 +97,8 @@ def agreement(real: Any, sims: Any) -> Agreement:
 
 
 def predicted(real: Any, runs_root: str | os.PathLike[str], *, draws: int = DRAWS) -> Agreement:
-    """The simulator's prediction for a recorded run, calibrated from it: the mean over ``draws``
-    arrival draws. The real run's arrivals are one draw of the load; the simulator's are another,
-    independent one, and on a 4-minute spike the errors of a single draw vary by ±40% with the
-    arrivals alone (docs/fidelity.md), so one draw against one draw measures that noise twice."""
+    """The simulator's prediction for a recorded run, calibrated from it (the load generator's
+    start among the fitted figures, so the simulated run meets the arrivals the recorded one met);
+    with ``draws`` > 1 the mean over as many seeds from the run's own (other arrivals of the same
+    load: how much a figure owes to the draw)."""
     return agreement(real, simulated_like(real, runs_root, draws=draws))
