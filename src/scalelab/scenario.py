@@ -427,6 +427,8 @@ class SimModel(_Frozen):
     scrape_phase_s: Seconds | None = Field(None, ge=0, le=600, description="metrics-server: first scrape after the HPA starts (mod resolution)")
     host_overhead_cores: float = Field(0.0, ge=0, le=1024, description="CPU the host's other work (control plane, load generator, sampler) takes from the budget")
     idle_cores: float | None = Field(None, ge=0, le=1, description="CPU a ready replica uses without requests (probes, the server's loop); None: 0.002")
+    cpu_per_request_ms: float | None = Field(None, gt=0, le=60000, description="CPU a request costs while its replica keeps up, when it differs "
+                                             "from workload.work_ms (the quota a replica spends per request while requests wait); None: work_ms")
     load_start_s: float | None = Field(None, ge=0, le=60, description="seconds after t0 the load generator started its arrivals (Locust's start-up): the simulator then replays its arrival times; None: Poisson counts per second")
 
 

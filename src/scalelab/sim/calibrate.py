@@ -79,6 +79,7 @@ class Calibration:
     scrape_phase_s: float | None = None
     idle_cores: float | None = None
     load_start_s: float | None = None
+    cpu_per_request_ms: float | None = None
 
     def overrides(self) -> list[str]:
         """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
@@ -97,6 +98,8 @@ class Calibration:
             out.append(f"sim.idle_cores={self.idle_cores:.4f}")
         if self.load_start_s is not None:
             out.append(f"sim.load_start_s={self.load_start_s:.3f}")
+        if self.cpu_per_request_ms is not None:
+            out.append(f"sim.cpu_per_request_ms={self.cpu_per_request_ms:.1f}")
         return out
 
 
@@ -121,13 +124,14 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     counted = cpu.notna() & ((phase == "load") if (phase == "load").any() else True) & _clean_seconds(run)
     busy = (cpu[counted] - running[counted] * idle).clip(lower=0).sum()
     work_ms = float(busy / rps[counted].fillna(0).sum() * 1000.0)
+    cpu_ms = None
     saturated = _saturated_work_ms(run)
-    if saturated is not None:
-        work_ms = saturated
+    if saturated is not None:  # the quota per request sets the queues; the average what the counters see
+        work_ms, cpu_ms = saturated, round(work_ms, 1)
     start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
     cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead,
-                      idle_cores=idle_fit, load_start_s=_load_start(run))
+                      idle_cores=idle_fit, load_start_s=_load_start(run), cpu_per_request_ms=cpu_ms)
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
 
 
@@ -357,7 +361,7 @@ def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
     work = {k: v for k, v in (("work_ms", cal.work_ms), ("warmup_s", cal.warmup_s)) if v is not None}
     model = {k: v for k, v in (("start_delay_s", cal.start_delay_s), ("scrape_phase_s", cal.scrape_phase_s),
                                ("host_overhead_cores", cal.host_overhead_cores), ("idle_cores", cal.idle_cores),
-                               ("load_start_s", cal.load_start_s)) if v is not None}
+                               ("load_start_s", cal.load_start_s), ("cpu_per_request_ms", cal.cpu_per_request_ms)) if v is not None}
     return scenario.model_copy(update={"workload": scenario.workload.model_copy(update=work), "sim": scenario.sim.model_copy(update=model)})
 
 

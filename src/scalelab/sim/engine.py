@@ -130,6 +130,8 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
         fitted["start_delay_s"] = model.start_delay_s
     if model.idle_cores is not None:
         fitted["idle_cores"] = model.idle_cores
+    if model.cpu_per_request_ms is not None:
+        fitted["cpu_ms"] = model.cpu_per_request_ms
     if model.host_overhead_cores and scenario.cpu_budget is not None:
         fitted["host_cores"] = max(0.05, scenario.cpu_budget - model.host_overhead_cores)
     params = ServiceParams.for_arm(scenario, arm, **{**fitted, **(service_overrides or {})})

@@ -52,7 +52,8 @@ _log = math.log
 
 @dataclass(frozen=True)
 class ServiceParams:
-    work_ms: float = 50.0
+    work_ms: float = 50.0  # CPU-ms of its quota a replica spends per request while requests wait (its service rate)
+    cpu_ms: float | None = None  # CPU-ms the counters see per request while a replica keeps up (None: work_ms)
     cpu_request: float = 0.5
     cpu_limit: float = 0.5
     memory_mb: int = 256
@@ -305,6 +306,7 @@ class Service:
         busy_log = self._busy.append
         cum_log = self._pool_cum.append
         queue_limit, timeout_s, work_ms, idle_cores = p.queue_limit, p.timeout_s, p.work_ms, p.idle_cores
+        cpu_ms = p.work_ms if p.cpu_ms is None else p.cpu_ms
         base_mem, mem_per_request = p.base_mem_mb, p.mem_per_request_mb
         pinned = p.balancing == "per-connection"
         cap_ms = 1000.0 * timeout_s  # slower requests are errors, not completions
@@ -349,7 +351,7 @@ class Service:
             if split is not None and (split.active or arrivals_t > mu or (rate + RATE_SMOOTHING * (arrivals_t - rate)) > SPLIT_ENTER_LOAD * mu):
                 rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
                 host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
-                served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s)
+                served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s, cpu_ms / 1000.0)
                 errors += due
                 backlog = split.waiting
                 per = busy / n
@@ -407,7 +409,7 @@ class Service:
                     errors += served * _late_share(f50, service_ms / 1000.0, timeout_s, rate / n)
             else:
                 f50 = f95 = 0.0
-            busy = served * work_ms / 1000.0
+            busy = served * (work_ms if after > 0.0 else cpu_ms) / 1000.0  # at its quota while requests wait
             per = busy / n
             busy_log(per)
             cum += per
@@ -481,7 +483,7 @@ class Service:
         with np.errstate(divide="ignore", invalid="ignore"):
             wait95 = np.where(waiting, mean_given_wait * np.log(rho / 0.05) / 1000.0, 0.0)
             wait50 = np.where(waiting & (rho > 0.5), mean_given_wait * np.log(rho / 0.5) / 1000.0, 0.0)
-        busy = arrivals * p.work_ms / 1000.0
+        busy = arrivals * (p.work_ms if p.cpu_ms is None else p.cpu_ms) / 1000.0
         per = busy / n
         cum = np.cumsum(np.concatenate(([self._cum], per)))[1:]
         self._busy.extend(per.tolist())

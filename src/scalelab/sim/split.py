@@ -106,7 +106,7 @@ class SplitQueues:
         self.names = list(names)
 
     def step(self, sec: int, arrivals: float, rate_per_replica: float, host_cores: float, limit_cores: float,
-             work_s: float) -> tuple[float, float, float, float, float]:
+             work_s: float, cpu_s: float | None = None) -> tuple[float, float, float, float, float]:
         """Serve second ``sec``: returns (served, failed, p50 ms, p95 ms (NaN when nothing was
         served), busy core-seconds: the answered requests' and the abandoned ones'), each the
         expectation over the splits."""
@@ -152,7 +152,10 @@ class SplitQueues:
         if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
-        return out_served, errors, p50_ms, p95_ms, out_served * work_s + float(np.minimum(expired * ABANDON_CPU_S, speed).sum()) * scale
+        # CPU: a replica with requests waiting uses its whole share, one keeping up what its requests cost
+        per_request = work_s if cpu_s is None else cpu_s
+        busy = np.where(after > 0.0, served * work_s, served * per_request) + np.minimum(expired * ABANDON_CPU_S, speed)
+        return out_served, errors, p50_ms, p95_ms, float(busy.sum()) * scale
 
     def _admitted_by(self, t: int) -> np.ndarray:
         """Cumulative admitted per replica at time ``t`` (the end of second ``t - 1``); zero before the history."""
