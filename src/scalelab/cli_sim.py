@@ -83,19 +83,25 @@ def demo_cmd(runs_dir: Path, seed: int | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the overrides YAML (default: reports/calibration/<run-id>.yaml; never inside the run).")
 def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
-    """Fit CPU per request, start/readiness delays, host overhead and scrape phase from a recorded run; write --set overrides."""
+    """Fit CPU per request, start/readiness delays, host overhead, scrape phase and load start from a recorded run; write --set overrides."""
     from scalelab.sim.calibrate import calibrate, calibration_path, write_calibration
     from scalelab.telemetry import load_run
 
     target = calibration_path(run_dir, out)  # checked before any work: never inside the run
     cal = calibrate(load_run(run_dir))
     fmt = lambda v, unit: "unknown (no events)" if v is None else f"{v:.2f} {unit}"  # noqa: E731
-    click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (from {cal.seconds_used} s with load)")
+    click.echo(f"work per request: {fmt(cal.work_ms, 'ms CPU')} (of a replica's quota while requests wait on it)")
+    if cal.cpu_per_request_ms is not None:
+        click.echo(f"CPU per request:  {fmt(cal.cpu_per_request_ms, 'ms')} (what the CPU counters see while a replica keeps up)")
+    if cal.idle_cores is not None:
+        click.echo(f"idle replica:     {cal.idle_cores:.4f} cores (no request in flight)")
     click.echo(f"start delay:      {fmt(cal.start_delay_s, 's')} (scale decision -> container running)")
     click.echo(f"readiness delay:  {fmt(cal.warmup_s, 's')} (running -> ready, {cal.replicas_timed} replicas)")
     click.echo(f"host overhead:    {fmt(cal.host_overhead_cores, 'cores')} (budget the replicas did not get while the host held them back)")
     if cal.scrape_phase_s is not None:
-        click.echo(f"scrape phase:     {cal.scrape_phase_s:.0f} s (metrics-server, best agreement of the replica counts)")
+        click.echo(f"scrape phase:     {cal.scrape_phase_s:.0f} s (metrics-server: the simulated HPA reads the utilisation the real one reported)")
+    if cal.load_start_s is not None:
+        click.echo(f"load start:       {fmt(cal.load_start_s, 's')} after t0 (the simulator replays the load generator's arrivals from then)")
     path = write_calibration(cal, target)
     click.echo(f"wrote {path}; apply with: scalelab sim SCENARIO " + " ".join(f"--set {o}" for o in cal.overrides()))
 
