@@ -172,3 +172,28 @@ def test_pod_view_reads_the_last_exit_and_the_time_down():
     v = pod_view(pod)
     assert (v.restarts, v.last_exit, v.down_s) == (2, "Error, exit 137", 10.0)
     assert pod_view({"metadata": {"name": "p"}, "status": {}}).down_s is None
+
+
+def test_swarm_target_same_follows_the_slot_to_its_new_task(monkeypatch):
+    from types import SimpleNamespace
+
+    from scalelab.errors import PlatformError
+    from scalelab.faults import inject
+
+    def task(cid: str, slot: int, task_id: str) -> dict:
+        return {"Id": cid * 8, "Names": [f"/st_ai-agent.{slot}.{task_id}"], "Labels": {"com.docker.swarm.task.name": f"st_ai-agent.{slot}.{task_id}"}}
+
+    running = [task("aaaaaaaaaaaa"[:8], 1, "t1"), task("bbbbbbbb", 2, "t2")]
+    api = SimpleNamespace(containers=lambda filters: list(running))
+    platform = SimpleNamespace(name="swarm", settings=SimpleNamespace(service="st_ai-agent"), sdk=SimpleNamespace(api=api))
+    commands: list[list[str]] = []
+    monkeypatch.setattr(inject._run, "run", lambda cmd, **kw: commands.append(cmd) or SimpleNamespace(stdout="4242\n"))
+    inj = inject.SwarmInjector(platform, 14)
+    first = inj.inject("crash", 0)
+    slot = 1 if first.replica.startswith("a") else 2
+    running[slot - 1] = task("cccccccc", slot, "t3")  # Swarm replaced the crashed task: a new container, same slot
+    again = inj.inject("crash", 1, victim=first.replica)
+    assert again.replica == ("cccccccc" * 8)[:12] and commands[-1] == ["kill", "-9", "4242"]
+    running.pop(slot - 1)
+    with pytest.raises(PlatformError, match="no task runs in slot"):
+        inj.inject("crash", 2, victim=again.replica)

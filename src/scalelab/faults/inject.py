@@ -155,12 +155,38 @@ class ComposeInjector(DockerInjector):
 
 
 class SwarmInjector(DockerInjector):
-    """The service's task containers; a task's replica name (its hostname) is its container id's first 12 characters."""
+    """The service's task containers; a task's replica name (its hostname) is its container id's first 12 characters.
+
+    Swarm replaces a failed task with a new container in the same slot (``<service>.<slot>``), so
+    ``target: same`` hits the task now running in the previous victim's slot.
+    """
+
+    def __init__(self, platform: Any, seed: int) -> None:
+        super().__init__(platform, seed)
+        self._slot_of: dict[str, str] = {}
 
     def containers(self, *, healthy: bool) -> list[dict[str, Any]]:
         filters = {"label": f"com.docker.swarm.service.name={self.platform.settings.service}", "status": "running", **({"health": "healthy"} if healthy else {})}
         found: list[dict[str, Any]] = self.platform.sdk.api.containers(filters=filters)
+        for c in found:
+            self._slot_of[c["Id"][:12]] = _slot(c)
         return found
+
+    def inject(self, kind: str, index: int, victim: str | None = None) -> Injected:
+        if victim is not None:
+            slot = self._slot_of.get(victim[:12], "")
+            now = [c["Id"][:12] for c in self.containers(healthy=False) if slot and _slot(c) == slot]
+            if not now:
+                raise PlatformError(f"no task runs in slot {slot or '?'} of replica {victim} now (Swarm has not started its replacement yet)",
+                                    fix="target: same needs the slot's new task running; fault later")
+            victim = now[0]
+        return super().inject(kind, index, victim)
+
+
+def _slot(container: dict[str, Any]) -> str:
+    """``<service>.<slot>`` from a task container's ``com.docker.swarm.task.name`` label (``<service>.<slot>.<task id>``)."""
+    name = str((container.get("Labels") or {}).get("com.docker.swarm.task.name", ""))
+    return name.rsplit(".", 1)[0] if name.count(".") >= 2 else ""
 
 
 def host_pid_of_container(container_id: str, proc: Path = Path("/proc")) -> int | None:
