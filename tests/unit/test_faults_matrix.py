@@ -83,3 +83,10 @@ def test_cells_order_and_recovery_words() -> None:
     cs = cells(rows)
     assert [(c.platform, c.what) for c in cs] == [("compose", "kill"), ("compose", "hang"), ("compose", "rollout: recreate"), ("kubernetes", "kill")]
     assert [c.recovery for c in cs] == ["no dip", "never", "8.8 s", "6.4 s"]
+
+
+def test_lab10_shows_the_table_as_make_faults_table_prints_it(capsys) -> None:
+    assert matrix.main([str(p) for p in FIXTURES]) == 0
+    printed = capsys.readouterr().out.strip()
+    text = (REPO / "labs" / "10-self-healing.md").read_text(encoding="utf-8")
+    assert printed in text, "lab 10 step 6 shows another table than `make faults-table` prints from the committed runs"
