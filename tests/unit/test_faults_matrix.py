@@ -90,3 +90,23 @@ def test_lab10_shows_the_table_as_make_faults_table_prints_it(capsys) -> None:
     printed = capsys.readouterr().out.strip()
     text = (REPO / "labs" / "10-self-healing.md").read_text(encoding="utf-8")
     assert printed in text, "lab 10 step 6 shows another table than `make faults-table` prints from the committed runs"
+
+
+def test_the_recorded_crash_loops_show_each_platforms_restart_mechanism() -> None:
+    """tests/fixtures/runs/crashloop: Kubernetes backs off (each restart later than the last), Swarm
+    replaces after its fixed 5 s delay, Docker restarts the same container at once."""
+    import re
+
+    import pandas as pd
+
+    runs = {p.name.split("-ci-crashloop-")[1].split("-")[0]: p for p in matrix.run_dirs([REPO / "tests/fixtures/runs/crashloop"])}
+    assert set(runs) == {"kubernetes", "compose", "swarm"}
+    ev = pd.read_csv(runs["kubernetes"] / "events.csv")
+    downs = [float(m.group(1)) for d in ev[ev.kind == "replica_restart"].detail for m in [re.search(r"down ([0-9.]+) s", d)] if m]
+    assert len(downs) == 3 and downs[0] <= 2 and downs[1] >= 10 and downs[2] >= 20 and downs[2] > downs[1]
+    ev = pd.read_csv(runs["swarm"] / "events.csv")
+    faults, starts = ev[ev.kind == "fault"].t_s.tolist(), ev[(ev.kind == "replica_start") & (ev.t_s > 5)].t_s.tolist()
+    assert len(starts) == len(faults) == 2 and all(5 <= s - f < 8 for f, s in zip(faults, starts))
+    ev = pd.read_csv(runs["compose"] / "events.csv")
+    crashes = ev[ev.kind == "fault"].t_s.tolist()
+    assert len(crashes) == 3 and all(((ev.kind == "replica_start") & (ev.t_s > f) & (ev.t_s < f + 3)).any() for f in crashes)
