@@ -283,13 +283,19 @@ def _open_arrivals(load: Load, duration_s: float, seed: int, start_s: float | No
     return tuple(rng.poisson(levels).astype(np.float64).tolist())
 
 
-def _replayed_arrivals(load: Load, duration_s: float, seed: int, start_s: float) -> tuple[float, ...]:
+def replayed_times(load: Load, duration_s: float, seed: int, start_s: float) -> np.ndarray:
+    """The load generator's own arrival times for this load and seed, from ``start_s`` after t0
+    (`LoadPlan.arrivals`); also the arrivals of the fault model (`scalelab.sim.faults`)."""
     from scalelab.load.plan import LoadPlan
 
     start = float(start_s)
     scenario = Scenario.model_construct(name="replay", arms={}, load=load, duration_s=duration_s, seed=seed)
     plan = LoadPlan(scenario, 0.0, Path("requests.csv"), None)
-    times = np.fromiter(plan.arrivals(sleep=lambda _s: None, clock=lambda: start), dtype=np.float64)
+    return np.fromiter(plan.arrivals(sleep=lambda _s: None, clock=lambda: start), dtype=np.float64)
+
+
+def _replayed_arrivals(load: Load, duration_s: float, seed: int, start_s: float) -> tuple[float, ...]:
+    times = replayed_times(load, duration_s, seed, start_s)
     n = int(duration_s)
     return tuple(np.bincount(np.minimum(times.astype(np.int64), n - 1), minlength=n)[:n].astype(np.float64).tolist())
 

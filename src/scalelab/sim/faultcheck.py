@@ -156,13 +156,22 @@ def simulated_rows(scenario: Any, arm: str, draw: int = 0) -> list[dict[str, Any
     return records_rows("sim", result.requests or [], events, samples)
 
 
-def compare(run_dir: Path, *, draws: int = DRAWS) -> list[Pair]:
-    """Each fault and rollout of the recorded run at ``run_dir`` next to its simulation."""
+def compare(run_dir: Path, *, draws: int = DRAWS, own_arrivals: bool = False) -> list[Pair]:
+    """Each fault and rollout of the recorded run at ``run_dir`` next to its simulation: a
+    prediction from the scenario alone, or (``own_arrivals``) with the moment the run's load
+    generator started, as `scalelab calibrate` reads it (``sim.load_start_s``), so the model
+    meets the very arrivals the run met."""
     from scalelab.faults.table import run_rows
     from scalelab.telemetry.store import load_run
 
     real = load_run(run_dir)
     scenario = real.scenario
+    if own_arrivals:
+        from scalelab.sim.calibrate import calibrate
+
+        start = calibrate(real).load_start_s
+        if start is not None:
+            scenario = scenario.model_copy(update={"sim": scenario.sim.model_copy(update={"load_start_s": start})})
     arm = str(real.manifest["arm"])
     real_rows = run_rows(real)
     sims = [simulated_rows(scenario, arm, draw) for draw in range(draws)]

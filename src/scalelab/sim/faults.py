@@ -23,7 +23,6 @@ fault model is skipped and the run says so in a ``note`` event.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,16 +45,14 @@ def has_disruptions(scenario: Any) -> bool:
 
 
 def arrivals_of(scenario: Any, load_start_s: float) -> list[float]:
-    """The load generator's arrival times for this scenario (its own seeded process); a closed
-    loop is approximated by open arrivals at users x user_rps."""
-    from scalelab.load.plan import LoadPlan
+    """The load generator's arrival times for this scenario (its own seeded process, from
+    ``load_start_s`` after t0); a closed loop is approximated by open arrivals at users x user_rps."""
+    from scalelab.sim.engine import replayed_times
 
     load = scenario.load
-    if load.mode == "open":
-        plan = LoadPlan(scenario, 0.0, Path("requests.csv"), None)
-        return list(plan.arrivals(sleep=lambda _s: None, clock=lambda: load_start_s))
-    closed = scenario.model_copy(update={"load": load.model_copy(update={"mode": "open", "baseline": load.baseline * load.user_rps})})
-    return arrivals_of(closed, load_start_s)
+    if load.mode != "open":
+        load = load.model_copy(update={"mode": "open", "baseline": load.baseline * load.user_rps})
+    return replayed_times(load, float(scenario.duration_s), int(scenario.seed), load_start_s).tolist()
 
 
 def _victim(platform: Platform, fault: Any, index: int, t: float, seed: int, previous: str | None) -> Life | None:
@@ -130,7 +127,8 @@ def disrupt(result: Any, scenario: Any, arm: Any, params: Any, *, timings: Timin
         return
     timings = timings or DEFAULT_TIMINGS
     service_s = float(params.work_ms) / 1000.0 / min(float(params.cpu_limit), 1.0)
-    arrivals = arrivals_of(scenario, timings.load_start_s)
+    fitted = getattr(scenario.sim, "load_start_s", None)  # `scalelab calibrate` reads it off a recorded run
+    arrivals = arrivals_of(scenario, float(fitted) if fitted is not None else timings.load_start_s)
     if len(arrivals) > MAX_REQUESTS:
         result.events.append(ScalerEvent(0.0, "note", None, "sim", f"{len(arrivals)} requests: too many to simulate one by one; faults not modelled"))
         return
