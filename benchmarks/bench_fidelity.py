@@ -9,12 +9,14 @@ Run: .venv/bin/python benchmarks/bench_fidelity.py [--repeat 3]
    `scalelab compare` figures side by side: replicas within +-1, seconds over the latency
    objective real vs simulated, errors real vs simulated.
 3. The agreement targets of issue 18 for the recorded runs (tests/fixtures/recorded/), each
-   simulated with the scenario calibrated from itself, next to the same figures of the model
-   before issue 18's changes (``benchmarks/fidelity_before.json``, written by this script with
-   ``--save`` from a checkout holding that model: a worktree of today's tree with ``git checkout
-   0e80b10 -- src/scalelab/sim`` and compose's ``sim_spreading`` back at ``round-robin`` in
-   registry.py, then ``PYTHONPATH=<worktree>/src python benchmarks/bench_fidelity.py
-   --skip-timing --save benchmarks/fidelity_before.json``).
+   calibrated from itself and simulated with its own seed, so with the arrivals its load
+   generator sent (`scalelab.sim.fidelity.predicted`), next to the same figures of two earlier
+   models: before issue 18 (``benchmarks/fidelity_before.json``: a worktree of f2b5913 with ``git
+   checkout 0e80b10 -- src/scalelab/sim`` and compose's ``sim_spreading`` back at ``round-robin``
+   in registry.py) and the pooled queue (``benchmarks/fidelity_f2b5913.json``: a worktree of
+   f2b5913). Each is written by this script with ``--save`` and that checkout on PYTHONPATH
+   (``PYTHONPATH=<worktree>/src python benchmarks/bench_fidelity.py --skip-timing --save FILE``;
+   this tree's `scalelab.sim.fidelity` judges, that tree's model simulates).
 
 Prints figures and whether each is within its bar (docs/fidelity.md); it never fails.
 """
