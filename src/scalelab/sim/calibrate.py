@@ -244,6 +244,13 @@ def _replica_table(run: Run) -> pd.DataFrame | None:
         return None
     if rep is None or len(rep) == 0 or "cpu_cores" not in rep or pd.to_numeric(rep["cpu_cores"], errors="coerce").notna().sum() == 0:
         return None
+    # a CPU figure equal to those of the two seconds before is a counter that did not refresh (the
+    # kubelet's refreshed every 16.7 s early in one recorded run), not a measurement of that second;
+    # a single repeat is the sampler reading the same figure twice, still that second's rate
+    rep = rep.sort_values(["replica", "t_s"]).copy()
+    cores = pd.to_numeric(rep["cpu_cores"], errors="coerce")
+    by = cores.groupby(rep["replica"])
+    rep["cpu_cores"] = cores.where((cores != by.shift(1)) | (cores != by.shift(2)))
     return rep
 
 
@@ -258,9 +265,10 @@ def _host_limited_cpu(run: Run) -> pd.Series | None:
     cores = rep.pivot_table(index="t_s", columns="replica", values="cpu_cores")
     limit = float(run.scenario.workload.cpu_limit)
     queued = in_flight.rolling(HOST_WINDOW_S).min() >= 1.0  # work waiting on it all along
-    below = (cores.rolling(HOST_WINDOW_S).mean() < HOST_LIMITED_SHARE * limit) & queued
+    fresh = max(2, HOST_WINDOW_S // 2 + 1)  # refreshed CPU figures needed in the window
+    below = (cores.rolling(HOST_WINDOW_S, min_periods=fresh).mean() < HOST_LIMITED_SHARE * limit) & queued
     held = (queued.sum(axis=1) >= 1) & (below.sum(axis=1) == queued.sum(axis=1))
-    return cores.sum(axis=1).rolling(HOST_WINDOW_S).mean()[held]
+    return cores.sum(axis=1, min_count=1).rolling(HOST_WINDOW_S, min_periods=fresh).mean()[held].dropna()
 
 
 def _pooled_host_limited(run: Run, cpu: pd.Series, budget: float) -> float:
