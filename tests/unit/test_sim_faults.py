@@ -173,21 +173,24 @@ def test_an_autoscaled_arm_says_faults_are_not_modelled() -> None:
 
 # -- the committed recorded runs -------------------------------------------------------------------
 def test_every_committed_fault_and_rollout_run_is_within_tolerance() -> None:
-    runs = [r for r in find_runs([FIXTURES]) if r.parent.name not in NOT_MODELLED]
+    runs = find_runs([FIXTURES])
     if not runs:
         pytest.skip(f"no recorded run with a fault or a rollout under {FIXTURES} yet")
     for own in (False, True):  # predicted from the scenario; with the run's own arrivals (`scalelab calibrate`'s load start)
         pairs = [p for run in runs for p in compare(run, own_arrivals=own)]
         print(f"\nchecked {len(pairs)} faults/rollouts of {len(runs)} recorded runs{' (own arrivals)' if own else ''}:\n{render(pairs)}")
         assert pairs
-        bad = [p for p in pairs if not p.ok]
-        assert not bad, render(bad)
+        bad = [(p, c.figure) for p in pairs for c in p.checks if not c.ok]
+        gaps = [(p, f) for p, f in bad if (p.run[16:].rsplit("-", 1)[0], p.at_s, f) in KNOWN_GAPS]
+        print("known gaps:", [(p.run, p.kind, p.at_s, f) for p, f in gaps])
+        assert not [b for b in bad if b not in gaps], render([p for p, _ in bad])
 
 
-#: fixture folders the model is not held to yet (listed, not hidden): the crash loops of lab 10
-#: (`ci-crashloop`, target: same three times: Kubernetes back-off plus the kubelet's 10-15 s retry,
-#: Swarm's slot left empty when the second crash comes)
-NOT_MODELLED = {"crashloop"}
+#: figures the model misses on a committed run, listed (and printed above), not hidden: (run name
+#: without its date and suffix, fault time, figure). The crash loop's first Kubernetes restart was
+#: ready 0.6 s before the second crash came (the readiness probe's phase, random after a restart in
+#: place); the model, at the expected phase, is ready 0.7 s after it, so it sees no recovery.
+KNOWN_GAPS = {("ci-crashloop-kubernetes-fixed", 10.0, "to_desired_s")}
 
 
 def test_ladder_knobs_drain_and_retry() -> None:
@@ -251,3 +254,14 @@ def test_every_rollout_ends_on_the_new_version() -> None:
         assert result.requests is not None
         late = [r["version"] for r in result.requests if r["ok"] and r["t_s"] > 47]
         assert late and set(late) == {"v2"}, arm
+
+
+def test_crash_loop_follows_the_slot_and_the_back_off() -> None:
+    scenario = prepare_scenario("ci-crashloop", cpu_budget=1.0)
+    swarm = simulate(scenario, "swarm-fixed")
+    hits = [e.detail.split("replica=")[1].split()[0] for e in _events(swarm, "fault")]
+    assert len(hits) == 2 and hits[0] != hits[1]  # the replacement task in the same slot, a new container
+    assert any("does not run now" in e.detail for e in _events(swarm, "note"))  # the slot is empty at 16 s
+    kube = simulate(scenario, "kubernetes-fixed")
+    downs = [float(e.detail.split("down ")[1].split(" s")[0]) for e in _events(kube, "replica_restart")]
+    assert downs[0] < 3 and 15 <= downs[1] <= 21  # at once, then CrashLoopBackOff 10 s and the kubelet's next sync (recorded: 1, 18 s)

@@ -102,6 +102,7 @@ class Pair:
     platform: str
     kind: str
     checks: tuple[Check, ...]
+    at_s: float | None = None  # when the fault or the rollout came
 
     @property
     def ok(self) -> bool:
@@ -178,7 +179,7 @@ def compare(run_dir: Path, *, draws: int = DRAWS, own_arrivals: bool = False) ->
     pairs = []
     for i, row in enumerate(real_rows):
         checks = [Check(f, _num(row.get(f)), tuple(_num(s[i].get(f)) if i < len(s) else None for s in sims)) for f in TOLERANCE]
-        pairs.append(Pair(real.path.name, arm, str(real.manifest.get("platform", "")), str(row.get("kind", "")), tuple(checks)))
+        pairs.append(Pair(real.path.name, arm, str(real.manifest.get("platform", "")), str(row.get("kind", "")), tuple(checks), _num(row.get("t_fault_s"))))
     return pairs
 
 

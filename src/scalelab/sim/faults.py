@@ -61,7 +61,7 @@ def _victim(platform: Platform, fault: Any, index: int, t: float, seed: int, pre
     if getattr(fault, "target", "one") == "same":
         if previous is None:
             return None
-        mine = [x for x in platform.lives if x.name == previous and x.created <= t < x.dead]
+        mine = [x for x in platform.lives if x.slot == previous and x.running(t)]  # as the kit: it must run now
         return mine[-1] if mine else None
     ready = {x.name: x for x in platform.ready_at(t) if x.running(t) and x.hung > t}
     if not ready:
@@ -108,9 +108,10 @@ def build(scenario: Any, arm: Any, *, timings: Timings, service_s: float) -> Pla
             continue
         life = _victim(platform, what, index, t, scenario.seed, previous)
         if life is None:
-            platform.kit_events.append((t, "note", f"fault {what.kind} not injected: no ready replica (simulated)"))
+            why = "no ready replica" if getattr(what, "target", "one") != "same" else "the previous fault's replica does not run now"
+            platform.kit_events.append((t, "note", f"fault {what.kind} not injected: {why} (simulated)"))
             continue
-        previous = life.name
+        previous = life.slot
         platform.kit_events.append((t, "fault", f"{what.kind} replica={life.name} simulated {arm.platform} {what.kind}"))
         platform.fault(what.kind, life, t)
     return platform
