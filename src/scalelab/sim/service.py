@@ -314,6 +314,8 @@ class Service:
         expiring = self._expiring
         demand_per_rate = work_ms / 1000.0 / min(p.cpu_limit, 1.0)  # replicas busy at their limit per request/s
         split, limit, work_s = self._split, min(p.cpu_limit, 1.0), work_ms / 1000.0
+        smooth, enter = RATE_SMOOTHING, 0.0
+        split_active = split is not None and split.active
         # the state, in locals for the loop (written back when another method needs it, and at the end)
         rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
         pool_n = pool_running = -1
@@ -335,6 +337,7 @@ class Service:
                     if split is not None and split.active:  # nobody left to serve what waited
                         backlog += split.waiting
                         split.reset()
+                        split_active = False
                     emit((0.0, arrivals_t + backlog + due, _NAN, _NAN, running * idle_cores, 0.0, running * base_mem, 0, running, _NAN))
                     self.backlog = 0.0
                     self._queues = {}
@@ -347,11 +350,13 @@ class Service:
             if n != pool_n or running != pool_running:
                 mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
                 pool_n, pool_running = n, running
+                enter = SPLIT_ENTER_LOAD * mu
             # requests wait, or the replicas run close to full: a queue per replica (`split`)
-            if split is not None and (split.active or arrivals_t > mu or (rate + RATE_SMOOTHING * (arrivals_t - rate)) > SPLIT_ENTER_LOAD * mu):
-                rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
+            if split is not None and (split_active or arrivals_t > mu or rate + smooth * (arrivals_t - rate) > enter):
+                rate = rate + smooth * (arrivals_t - rate)
                 host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
                 served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s, cpu_ms / 1000.0)
+                split_active = split.active
                 errors += due
                 backlog = split.waiting
                 per = busy / n
