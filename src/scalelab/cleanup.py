@@ -43,6 +43,19 @@ def _density_step(say: Say) -> Step:
         return Step("density", skipped=exc.message.splitlines()[0])
 
 
+def _hosts_step(say: Say) -> Step:
+    """The kit's Docker-in-Docker hosts (a scenario's hosts:), with their volumes and network: whatever run left them."""
+    from scalelab import engine
+    from scalelab.hosts.dind import remove_hosts
+
+    if not engine.reachable(timeout_s=20):
+        return Step("hosts", skipped="Docker engine not reachable")
+    try:
+        return Step("hosts", tuple(remove_hosts(None)))
+    except ScalelabError as exc:
+        return Step("hosts", skipped=exc.message.splitlines()[0])
+
+
 def _kind_step(say: Say) -> Step:
     from scalelab.platforms import kind
 
@@ -58,6 +71,7 @@ def clean(*, cluster: bool = False, kubeconfig: str | None = None, context: str 
     options = PlatformOptions(kubeconfig=kubeconfig, context=context)
     steps = [_platform_step(name, options, say) for name in platform_names()]
     steps.append(_density_step(say))
+    steps.append(_hosts_step(say))
     if cluster:
         steps.append(_kind_step(say))
     return steps

@@ -24,6 +24,8 @@ from scalelab.analysis import SUMMARY_COLUMNS, render_summary, summary_rows, sum
 from scalelab.errors import RunFormatError
 from scalelab.faults import matrix
 from scalelab.faults.table import SHORT_COLUMNS, cell, render, run_rows
+from scalelab.hosts.figure import CAPTION as HOSTS_CAPTION
+from scalelab.hosts.figure import hosts_figure
 from scalelab.plots import QUANTITIES, arm_colors, comparison_figure, quantity_figure, spread_figure
 from scalelab.telemetry import Run, list_runs, load_run
 
@@ -164,6 +166,9 @@ def build_report(runs: Sequence[Run], out_dir: str | os.PathLike[str] = DEFAULT_
     spread = spread_figure(runs, out / "spread.png")
     if spread is not None:
         figures["spread"] = spread
+    hosts = hosts_figure(runs, out / "hosts.png")
+    if hosts is not None:
+        figures["hosts"] = hosts
     table = summary_table(runs)
     csv = out / "summary.csv"
     table.to_csv(csv, index=False)
@@ -237,6 +242,8 @@ def _html(runs: Sequence[Run], table: pd.DataFrame, figures: dict[str, Path], he
     parts.append(_figure_html(figures["comparison"], "Everything on one time axis", "The same six charts on one screen: read one moment across them."))
     if "spread" in figures:
         parts.append(_figure_html(figures["spread"], "Requests per replica", CAPTIONS["spread"]))
+    if "hosts" in figures:
+        parts.append(_figure_html(figures["hosts"], "Host A and Host B", HOSTS_CAPTION))
     parts += ["<h2>Runs</h2>", _runs_html(runs), "</body></html>"]
     return "\n".join(parts) + "\n"
 

@@ -227,3 +227,57 @@ def test_front_door_binds_loopback_unless_on_a_host() -> None:
     assert on_host.env()["SCALELAB_LB_BIND"] == "172.20.0.2"
     lb = {"image": "x", "ports": ["${SCALELAB_LB_BIND:-0.0.0.0}:8080:8080"]}
     assert any("127.0.0.1 only" in v for v in compose_violations("lb", lb))
+
+
+def _hosts_run(tmp_path: Path, stop_b_at: int | None = None) -> Any:
+    scenario = load_scenario("ci-hosts", cpu_budget=1)
+    with RunWriter.create(tmp_path, scenario=scenario, arm="compose-fixed", platform="compose") as writer:
+        for k in range(1, 41):
+            writer.sample(t_s=k, phase="load", replicas_desired=10, replicas_ready=10)
+            b_up = stop_b_at is None or k < stop_b_at
+            writer.hosts([{"t_s": k, "host": "A", "up": 1, "replicas": 10, "cpu_cores": 0.78, "cpu_limit_cores": 0.8, "mem_bytes": 600 * 2**20},
+                          {"t_s": k, "host": "B", "up": int(b_up), "replicas": 0, "cpu_cores": 0.01 if b_up else None, "cpu_limit_cores": 0.8,
+                           "mem_bytes": 90 * 2**20 if b_up else None}])
+        if stop_b_at is not None:
+            writer.event(float(stop_b_at), "fault", source="kit", detail="node-loss host=B docker stop scalelab-host-x-b (host B lost)")
+    return load_run(writer.dir)
+
+
+def test_host_chart_is_readable_from_the_back_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scalelab import figstyle
+    from scalelab.hosts.figure import host_stops, host_table, hosts_figure
+
+    run = _hosts_run(tmp_path / "runs", stop_b_at=30)
+    assert host_stops(run) == [(30.0, "B")]
+    table = host_table(run).set_index("host")
+    assert table.loc["A", "cpu_pct_mean"] == pytest.approx(97.5) and table.loc["A", "replicas_max"] == 10
+    assert table.loc["B", "seconds_up"] == 29 and table.loc["B", "cpu_pct_max"] == pytest.approx(1.2)
+    seen: list[Any] = []
+    real = figstyle.save_figure
+
+    def spy(fig: Any, path: Any) -> Path:
+        fig.canvas.draw()
+        seen.append((figstyle.text_px_at_1080p(fig), tuple(fig.get_size_inches() * figstyle.DPI), [t.get_text() for t in fig.texts]))
+        return real(fig, path)
+
+    monkeypatch.setattr(figstyle, "save_figure", spy)
+    assert hosts_figure([run], tmp_path / "hosts.png") is not None and (tmp_path / "hosts.png").stat().st_size > 10_000
+    (px, text), size, _ = seen[0]
+    assert px >= figstyle.MIN_TEXT_PX, f"'{text}' is {px:.1f} px at 1080p"
+    assert size == pytest.approx((1920, 1080))
+
+
+def test_no_host_chart_without_hosts_csv(tmp_path: Path) -> None:
+    from scalelab.hosts.figure import hosts_figure
+
+    scenario = load_scenario("ci-spike", cpu_budget=1)
+    with RunWriter.create(tmp_path / "runs", scenario=scenario, arm="compose-manual", platform="compose") as writer:
+        writer.sample(t_s=1, phase="load", replicas_desired=2, replicas_ready=2)
+    assert hosts_figure([load_run(writer.dir)], tmp_path / "hosts.png") is None and not (tmp_path / "hosts.png").exists()
+
+
+def test_report_has_the_host_chart(tmp_path: Path) -> None:
+    from scalelab.report import build_report
+
+    report = build_report([_hosts_run(tmp_path / "runs")], tmp_path / "out")
+    assert "hosts" in report.figures and "Host A and Host B" in report.html.read_text()

@@ -412,17 +412,40 @@ def _platform_error(what: str, exc: CommandError) -> PlatformError:
 
 
 def running_projects() -> list[str]:
-    """Names of the scalelab compose projects that have containers or networks on this engine."""
+    """Names of the scalelab compose projects that have containers or networks on this engine (or run on a kit host)."""
     client = engine.sdk_client()
     names = {c["Labels"].get(PROJECT_LABEL, "") for c in client.api.containers(all=True, filters={"label": RUN_ID_LABEL})}
     names |= {n["Labels"].get(PROJECT_LABEL, "") for n in client.api.networks(filters={"label": PROJECT_LABEL}) if n.get("Labels")}
+    names |= set(_projects_on_hosts())
     return sorted(n for n in names if n.startswith(PROJECT_PREFIX))
+
+
+def _projects_on_hosts() -> dict[str, ComposeSettings]:
+    """Projects a run started on Host A (a scenario's hosts:) whose host still answers on its socket: name -> settings."""
+    root = state_root()
+    found = {}
+    for settings_file in sorted(root.glob("*/settings.json")) if root.is_dir() else []:
+        try:
+            settings = ComposeSettings.read(settings_file.parent)
+        except (ValueError, TypeError, OSError):
+            continue
+        if settings.docker_host and Path(settings.docker_host.removeprefix("unix://")).exists():
+            found[settings.project] = settings
+    return found
 
 
 def down_all(project: str | None = None) -> list[str]:
     """Remove every scalelab compose project (by label and name prefix), or only ``project``; returns their names."""
     removed = []
+    on_hosts = _projects_on_hosts()
     for name in [p for p in running_projects() if project is None or p == project]:
+        if name in on_hosts:  # kept with --keep on Host A: the hosts go, and the project with them
+            from scalelab.hosts.dind import remove_hosts
+
+            remove_hosts(on_hosts[name].run_id)
+            shutil.rmtree(state_root() / name, ignore_errors=True)
+            removed.append(name)
+            continue
         state = state_root() / name
         settings = ComposeSettings.read(state) if (state / "settings.json").is_file() else ComposeSettings(project=name, run_id=name)
         ComposePlatform(settings).down()
@@ -455,7 +478,9 @@ class ComposeKind:
         return down_all(options.project)
 
     def doctor_checks(self) -> list[Any]:
-        return []
+        from scalelab.hosts.checks import hosts_check
+
+        return [hosts_check()]
 
 
 KIND = ComposeKind()
