@@ -281,3 +281,15 @@ def test_report_has_the_host_chart(tmp_path: Path) -> None:
 
     report = build_report([_hosts_run(tmp_path / "runs")], tmp_path / "out")
     assert "hosts" in report.figures and "Host A and Host B" in report.html.read_text()
+
+
+def test_hosts_table_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scalelab.hosts.__main__ import main
+
+    run = _hosts_run(tmp_path / "runs", stop_b_at=30)
+    assert main([str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "CPU % of cap" in out and "30 s" in out
+    a_line = next(line for line in out.splitlines() if line.strip().startswith("A "))
+    assert a_line.split()[1:6] == ["0.8", "40", "98", "98", "10"]
+    assert main([str(tmp_path / "nowhere")]) == 1

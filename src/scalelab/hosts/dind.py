@@ -329,11 +329,12 @@ def load_images(host: Host, images: Sequence[str], progress: Progress | None = N
     return missing
 
 
-def stop_host(host: Host, timeout_s: int = 5) -> str:
-    """Stop the host's outer container (the host is lost: its daemon and every container on it); returns how."""
-    _run.run(["docker", "stop", "--time", str(timeout_s), host.container], timeout_s=timeout_s + 60)
+def stop_host(host: Host) -> str:
+    """Stop the host's outer container at once (SIGKILL: the power goes, its daemon and every container on
+    it with it, nobody drains anything); returns how. The container stays, stopped, until `remove_hosts`."""
+    _run.run(["docker", "kill", "--signal", "KILL", host.container], timeout_s=60)
     _forget_paths(host.container)
-    return f"docker stop {host.container} (host {host.name} lost)"
+    return f"docker kill {host.container} (host {host.name} lost)"
 
 
 def kit_hosts(owner: str | None = None) -> list[str]:

@@ -70,7 +70,8 @@ def hosts_figure(runs: Sequence[Run], path: str | os.PathLike[str], *, title: st
     for i, run in enumerate(with_hosts):
         for j, name in enumerate(names):
             _panel(axes[i, j], run, name, colors[id(run)], top, legend=(i == 0 and j == 0))
-            axes[i, j].set_title(f"{run.label}: Host {name}" if len(name) <= 2 else f"{run.label}: {name}", loc="left")
+            lost = "".join(f", {h} lost" for _t, h in host_stops(run))
+            axes[i, j].set_title(f"{run.label}{lost}: " + (f"Host {name}" if len(name) <= 2 else name), loc="left")
             _time_axis(axes[i, j], with_hosts, max_ticks=4)
         axes[i, 0].set_ylabel("CPU, % of cap")
     for ax in axes[-1, :]:
