@@ -293,3 +293,36 @@ def test_hosts_table_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     a_line = next(line for line in out.splitlines() if line.strip().startswith("A "))
     assert a_line.split()[1:6] == ["0.8", "40", "98", "98", "10"]
     assert main([str(tmp_path / "nowhere")]) == 1
+
+
+class _LostHostA:
+    """ComposeHosts after Host A was lost (no Docker behind it)."""
+
+    docker_host = "unix:///nowhere/docker.sock"
+    first = HostSpec("A", 0.8, 2**30)
+
+    def first_up(self) -> bool:
+        return False
+
+    def rows(self, replicas_on_first: int) -> list[dict[str, Any]]:
+        return [{"host": "A", "up": 0, "replicas": replicas_on_first, "cpu_cores": None, "cpu_limit_cores": 0.8, "mem_bytes": None}]
+
+
+def test_compose_keeps_observing_after_host_a_is_lost(tmp_path: Path) -> None:
+    from scalelab.platforms.compose import ComposePlatform
+
+    platform = ComposePlatform(ComposeSettings(project="scalelab-t", run_id="t"), state_root_dir=tmp_path, hosts=_LostHostA())  # type: ignore[arg-type]
+    assert platform.settings.docker_host == _LostHostA.docker_host and platform.docker_env == {"DOCKER_HOST": _LostHostA.docker_host}
+    platform._seen_running = {"c1": "r1", "c2": "r2"}
+    platform.desired = 2
+
+    def no_daemon(**_kw: Any) -> Any:
+        raise AssertionError("asked Host A's daemon after it was lost")
+
+    platform._containers = no_daemon  # type: ignore[method-assign]
+    obs = platform.observe()
+    assert (obs.replicas_desired, obs.replicas_ready, obs.cpu_cores_used) == (2, 0, 0.0)
+    assert [e["kind"] for e in obs.events] == ["replica_stop", "replica_stop"]
+    assert obs.hosts[0]["up"] == 0 and obs.hosts[0]["replicas"] == 0
+    platform.scale(5)  # the request is recorded; no daemon is asked
+    assert platform.desired == 5

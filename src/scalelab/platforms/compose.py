@@ -201,6 +201,8 @@ class ComposePlatform:
             raise PlatformError(f"replicas must be >= 0, got {replicas}")
         self.desired = replicas
         self._record_request(replicas)
+        if self.hosts is not None and not self.hosts.first_up():
+            return  # Host A is lost: no daemon to ask; the request is recorded, nothing starts anywhere
         with self._scale_lock:
             target = self.desired
             if target == self._applied:
@@ -221,16 +223,19 @@ class ComposePlatform:
 
     def observe(self) -> Observation:
         now = time.monotonic()
-        listing = self._containers(running_only=True)
+        # Host A lost (fault node-loss): its daemon is gone with every replica, and nothing restarts them anywhere
+        lost = self.hosts is not None and not self.hosts.first_up()
+        listing = [] if lost else self._containers(running_only=True)
         running = {c["Id"]: c["Names"][0].lstrip("/") for c in listing}
-        ready = {c["Id"] for c in self._containers(healthy_only=True)} & set(running)
+        ready = set() if lost else {c["Id"] for c in self._containers(healthy_only=True)} & set(running)
         events: list[dict[str, Any]] = self._live_requests() + self._switch.events()
         events += lifecycle_events(self._seen_running, self._seen_ready, running, ready, "docker")
         self._seen_running, self._seen_ready = running, ready
         readings = self._streams.read(list(running), now)
         hosts = self.hosts.rows(len(running)) if self.hosts is not None else []
         limits = {c["Id"]: self.settings.cpu_limit_of(c["Labels"].get(SERVICE_LABEL, SERVICE)) for c in listing}
-        self._sync_front_door(listing, {cid: r[0] for cid, r in readings.items()}, limits)
+        if not lost:
+            self._sync_front_door(listing, {cid: r[0] for cid, r in readings.items()}, limits)
         events += self._lb_events
         self._lb_events = []
         node = self.hosts.first.name if self.hosts is not None else "docker-host"
