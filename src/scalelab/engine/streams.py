@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from scalelab.engine import stats
@@ -65,13 +66,14 @@ class StatsStreams:
         self._streams: dict[str, StatsStream] = {}
         self.docker_host = docker_host
 
-    def read(self, running: list[str], now: float) -> dict[str, tuple[float | None, int | None]]:
+    def read(self, running: list[str], now: float, base_urls: Mapping[str, str] | None = None) -> dict[str, tuple[float | None, int | None]]:
+        """``base_urls``: container id -> the engine that runs it (``unix://`` URL), for containers not on this one's."""
         for cid in list(self._streams):
             if cid not in running:
                 self._streams.pop(cid).stop()
         for cid in running:
             if cid not in self._streams:
-                stream = StatsStream(cid, self.docker_host)
+                stream = StatsStream(cid, (base_urls or {}).get(cid) or self.docker_host)
                 stream.start()
                 self._streams[cid] = stream
         return {cid: s.fresh(now) for cid, s in self._streams.items()}

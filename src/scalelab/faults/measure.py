@@ -9,6 +9,8 @@ For each ``fault`` event at ``t_f`` (up to the next fault, or the end of the run
   ``timeout`` (no answer within the client timeout), ``dropped`` (the open-loop generator had
   too many requests in flight), ``other``;
 - the error window: first to last failure that completed after ``t_f``;
+- for a node loss, when the orchestrator marked the node down (the first ``node`` event saying
+  ``down`` after ``t_f``: Swarm's heartbeat verdict, not the moment the host stopped);
 - time to recovery, four milestones after ``t_f``: a replacement started (``replica_start``),
   a replica became ready (``replica_ready``), the first 2xx served by a replacement (a replica
   that had not answered before the fault, or the victim itself coming back), and the sampled
@@ -66,6 +68,8 @@ class FaultImpact:
     to_ready_s: float | None = None
     to_first_2xx_s: float | None = None
     to_desired_s: float | None = None
+    #: seconds from fault to the orchestrator marking a node down (node-loss faults; None otherwise)
+    to_node_down_s: float | None = None
     ready_before: int | None = None
     ready_min: int | None = None
     window_s: float = MIN_WINDOW_S
@@ -182,6 +186,7 @@ def _impact(fault: Ev, t_next: float, reqs: Sequence[Req], evs: Sequence[Ev], ro
     # a replacement: a new replica (compose, swarm, a new pod), or the victim's container restarted in place (Kubernetes)
     t_start, t_ready = first_event("replica_start", "replica_restart"), first_event("replica_ready")
     restarts = sum(1 for e in evs if e.kind == "replica_restart" and t_f <= e.t < t_next)
+    t_down = next((e.t for e in evs if e.kind == "node" and e.detail.endswith(" down") and t_f <= e.t < t_next), None)
     seen_before = {r.replica for r in reqs if r.t < t_f and r.ok and r.replica}
 
     def replacement(r: Req) -> bool:
@@ -208,7 +213,7 @@ def _impact(fault: Ev, t_next: float, reqs: Sequence[Req], evs: Sequence[Ev], ro
         t_fault_s=t_f, kind=kind, replica=victim, requests=len(span), failed=len(failed), by_class=by_class,
         first_error_s=failed[0].t if failed else None, last_error_s=last_err,
         to_replacement_s=_after(t_start, t_f), to_ready_s=_after(t_ready, t_f), to_first_2xx_s=_after(t_2xx, t_f),
-        to_desired_s=_after(t_desired, t_f), ready_before=ready_before, ready_min=ready_min,
+        to_desired_s=_after(t_desired, t_f), to_node_down_s=_after(t_down, t_f), ready_before=ready_before, ready_min=ready_min,
         window_s=round(end - t_f, 3), p99_ms=p99(latencies), max_ms=latencies[-1] if latencies else None, restarts=restarts,
     )
 

@@ -18,7 +18,7 @@ from scalelab.rollout.measure import as_fault_rows, rollout_impacts
 __all__ = ["COLUMNS", "SHORT_COLUMNS", "run_rows", "records_rows", "render", "main"]
 
 COLUMNS = ("arm", "platform", "kind", "t_fault_s", "requests", "failed", "failed_5xx", "failed_refused", "failed_reset", "failed_timeout",
-           "error_window_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "restarts", "p99_ms", "max_ms")
+           "error_window_s", "to_node_down_s", "to_replacement_s", "to_ready_s", "to_first_2xx_s", "to_desired_s", "ready_before", "ready_min", "restarts", "p99_ms", "max_ms")
 #: the report's columns (header -> row key)
 SHORT_COLUMNS = {"arm": "arm", "what": "kind", "at (s)": "t_fault_s", "failed": "failed", "5xx": "failed_5xx", "refused": "failed_refused",
                  "reset": "failed_reset", "timeout": "failed_timeout", "error window (s)": "error_window_s", "first 2xx new (s)": "to_first_2xx_s",

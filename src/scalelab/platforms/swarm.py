@@ -34,6 +34,7 @@ from scalelab.errors import CommandError, PlatformError, PreflightError
 from scalelab.netcheck import http_ok, port_free
 from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
 from scalelab.platforms.docker_observe import container_observation
+from scalelab.platforms.swarm_hosts import SwarmHosts
 from scalelab.platforms.swarm_stack import SwarmSettings, ipvs_status, render_nginx, stack_yaml
 from scalelab.platforms.swarm_state import (
     DOWN_FIX,
@@ -78,6 +79,10 @@ class SwarmPlatform:
         self._nodes: dict[str, str] = {}
         self._deployed_at: float | None = None
         self.deploy_to_healthy_s: float | None = None
+        #: the Docker-in-Docker hosts the swarm spans (None: the engine alone, a single node)
+        self.hosts: SwarmHosts | None = SwarmHosts(settings.hosts, owner=settings.stack) if settings.hosts else None
+        #: hosts.csv rows of the last observation (empty without hosts)
+        self.host_rows: list[dict[str, Any]] = []
 
     @property
     def sdk(self) -> Any:
@@ -98,6 +103,14 @@ class SwarmPlatform:
                 lab=LAB,
             )
         check_swarm_usable(self._sdk)
+        if self.hosts is not None:
+            from scalelab.hosts import dind
+
+            sw = swarm_state(self._sdk)
+            if sw.get("LocalNodeState") == "active" and sw.get("NodeAddr") == "127.0.0.1":
+                raise PreflightError("the kit's single-node swarm on this engine advertises 127.0.0.1: hosts cannot join it",
+                                     fix="`scalelab down swarm` (it stops the other kit stacks and leaves the swarm), then run again", lab=LAB)
+            dind.ensure_host_image()
         if self.settings.endpoint_mode == "vip":
             ok, why = ipvs_status()
             if ok is False:
@@ -115,7 +128,13 @@ class SwarmPlatform:
         nginx_conf = self.state_dir / "nginx.conf"
         nginx_conf.write_text(render_nginx(self.settings), encoding="utf-8")
         try:
-            ensure_swarm(self.sdk)
+            if self.hosts is not None:
+                self.hosts.start([self.settings.agent_image])
+                manager = self.hosts.manager_addr(self.sdk)
+                ensure_swarm(self.sdk, advertise_addr=manager)
+                self.hosts.join(self.sdk, manager)
+            else:
+                ensure_swarm(self.sdk)
             self._deployed_at = time.monotonic()
             _docker("stack", "deploy", "--resolve-image", "never", "-c", str(stack_file), self.settings.stack, timeout_s=180)
             s = self.settings
@@ -132,12 +151,15 @@ class SwarmPlatform:
         except CommandError as exc:
             self.down()
             raise _platform_error("swarm deploy failed", exc) from None
+        except PlatformError:
+            self.down()
+            raise
 
     def wait_ready(self, replicas: int, timeout_s: float) -> None:
         state: dict[str, Any] = {"ready": 0, "lb": False}
 
         def ready() -> bool:
-            state["ready"] = len(self._container_ids(healthy=True))
+            state["ready"] = len(self._task_containers(healthy=True))
             state["lb"] = http_ok(f"{self.base_url}/lb-healthz", timeout_s=1.0)
             return bool(state["ready"] >= replicas and state["lb"])
 
@@ -173,7 +195,7 @@ class SwarmPlatform:
         tasks = self._tasks()
         # A task is running once its container runs. Swarm's own task state says "starting" until the
         # healthcheck passes and "running" only then, so it would hide the warm-up (and its CPU).
-        live = self._container_ids(healthy=False)
+        live = self._task_containers(healthy=False)
         running: dict[str, dict[str, Any]] = {}
         for t in tasks:
             status = t.get("Status", {})
@@ -186,14 +208,33 @@ class SwarmPlatform:
                     self._seen_notes.add(note)
                     events.append({"kind": "note", "replicas": None, "source": "swarm", "detail": note})
         names = {cid: f"{self.settings.service}.{t.get('Slot')}.{cid[:12]}" for cid, t in running.items()}
-        ready = self._container_ids(healthy=True) & set(running)
+        ready = set(self._task_containers(healthy=True)) & set(running)
         events += lifecycle_events(self._seen_running, self._seen_ready, names, ready, "swarm")
         self._seen_running, self._seen_ready = names, ready
-        readings = self._streams.read(list(running), now)
+        urls = {cid: host.docker_host for cid, host in live.items() if host is not None and cid in running}
+        readings = self._streams.read(list(running), now, urls)
+
+        def node_of(cid: str) -> str:
+            host = live.get(cid)
+            return str(host.name) if host is not None else self._node_name(running[cid].get("NodeID", ""))
+
+        if self.hosts is not None:
+            events += self.hosts.node_events(self.sdk)
+            per_host: dict[str, int] = {}
+            for cid in running:
+                per_host[node_of(cid)] = per_host.get(node_of(cid), 0) + 1
+            self.host_rows = self.hosts.rows(now, per_host)
         return container_observation(
             desired=self.desired, names=names, ready=ready, readings=readings, cpus=self.settings.cpus,
-            memory_mb=self.settings.memory_mb, events=events, node_of=lambda cid: self._node_name(running[cid].get("NodeID", "")),
+            memory_mb=self.settings.memory_mb, events=events, node_of=node_of,
         )
+
+    def stop_host(self, name: str) -> str:
+        """The node-loss fault: stop host ``name`` (its container, so its daemon and tasks), leaving Swarm to notice."""
+        if self.hosts is None:
+            raise PlatformError("node-loss needs a swarm that spans hosts: this one is the engine alone",
+                                fix="add `hosts:` (two or more) to the scenario", lab=LAB)
+        return self.hosts.stop(name)
 
     def down(self) -> None:
         """Front door, stack, network; the swarm too when the kit made it and nothing else of the kit uses it."""
@@ -207,6 +248,8 @@ class SwarmPlatform:
             gone = poll_until(lambda: not self._leftovers(), timeout_s=90, interval_s=1.0)
             if not gone:
                 raise PlatformError(f"stack {s.stack} still has {', '.join(self._leftovers())} after 90 s", fix="`docker stack rm` it again, then `scalelab down swarm`", lab=LAB)
+            if self.hosts is not None:
+                self.hosts.leave_and_remove(self.sdk, manager=bool(swarm_state(self.sdk).get("ControlAvailable")))
             leave_swarm_if_ours(self.sdk)
         except CommandError as exc:
             raise _platform_error(f"removing swarm stack {s.stack} failed", exc) from None
@@ -216,6 +259,9 @@ class SwarmPlatform:
         s = self.settings
         out: dict[str, Any] = {"swarm_stack": s.stack, "service": s.service, "base_url": self.base_url, "endpoint_mode": s.endpoint_mode,
                                "network": s.network, "swarm_created_by_kit": kit_owns_swarm(self.sdk), "deploy_to_healthy_s": self.deploy_to_healthy_s}
+        if self.hosts is not None:
+            out["hosts"] = [{"name": h.name, "container": h.container[:12], "ip": h.ip, "cpus": h.cpus, "memory_bytes": h.memory_bytes} for h in self.hosts.hosts]
+            out["manager"] = {"node": "this engine", "addr": swarm_state(self.sdk).get("NodeAddr"), "tasks": "none (constraint node.role==worker)"}
         try:
             spec = self.sdk.api.inspect_service(s.service)["Spec"]
         except Exception:  # noqa: BLE001 - not deployed (yet)
@@ -227,10 +273,11 @@ class SwarmPlatform:
         out["update_config"] = spec.get("UpdateConfig")
         out["restart_policy"] = spec.get("TaskTemplate", {}).get("RestartPolicy")
         out["placement"] = spec.get("TaskTemplate", {}).get("Placement")
-        running = [t for t in self._tasks() if t.get("Status", {}).get("State") == "running"]
-        if running:
-            cid = running[0]["Status"]["ContainerStatus"]["ContainerID"]
-            info = self.sdk.api.inspect_container(cid)
+        live = self._task_containers(healthy=False)
+        if live:
+            cid, host = next(iter(live.items()))
+            client = self.sdk if host is None else self.hosts._client(host) if self.hosts is not None else None
+            info = client.api.inspect_container(cid) if client is not None else {}
             out["agent_image_id"] = info.get("Image")
             out["agent_nano_cpus"] = info["HostConfig"].get("NanoCpus")
         return out
@@ -263,10 +310,12 @@ class SwarmPlatform:
         value = spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
         return int(value) if value is not None else None
 
-    def _container_ids(self, *, healthy: bool) -> set[str]:
-        """The service's running task containers (``healthy``: only those whose healthcheck passes)."""
+    def _task_containers(self, *, healthy: bool) -> dict[str, Any]:
+        """The service's running task containers (``healthy``: only those whose healthcheck passes) -> their host (None: the engine)."""
+        if self.hosts is not None:
+            return self.hosts.containers(self.settings.service, healthy=healthy)
         filters = {"label": f"com.docker.swarm.service.name={self.settings.service}", "status": "running", **({"health": "healthy"} if healthy else {})}
-        return {c["Id"] for c in self.sdk.api.containers(filters=filters)}
+        return {c["Id"]: None for c in self.sdk.api.containers(filters=filters)}
 
     def _node_name(self, node_id: str) -> str:
         if node_id and node_id not in self._nodes:
@@ -280,6 +329,8 @@ class SwarmPlatform:
         s, out = self.settings, []
         if self.sdk.api.containers(all=True, filters={"label": f"com.docker.swarm.service.name={s.service}"}):
             out.append("task containers")
+        if self.hosts is not None and self.hosts.containers(s.service, healthy=False):
+            out.append("task containers on the hosts")
         if self.sdk.api.containers(all=True, filters={"name": s.lb_container}):
             out.append("the nginx container")
         if _network_exists(self.sdk, s.network):

@@ -35,7 +35,7 @@ import yaml
 from scalelab import versions
 from scalelab.platforms.compose_settings import SERVICE, ComposeSettings, compose_dir
 
-__all__ = ["SwarmSettings", "render_stack", "stack_yaml", "compose_service", "render_nginx", "stack_name", "ipvs_status", "DEFAULT_PORT", "NETWORK", "STACK_VERSION", "UNSUPPORTED_KEYS"]
+__all__ = ["SwarmSettings", "render_stack", "stack_yaml", "compose_service", "render_nginx", "stack_name", "ipvs_status", "DEFAULT_PORT", "NETWORK", "STACK_VERSION", "UNSUPPORTED_KEYS", "WORKERS_ONLY", "host_dicts"]
 
 DEFAULT_PORT = 8090
 #: the stack's overlay network (its full name is ``<stack>_net``)
@@ -43,6 +43,8 @@ NETWORK = "net"
 STACK_VERSION = "3.9"
 #: compose-only keys of the service that the stack leaves out (limits move into ``deploy``)
 UNSUPPORTED_KEYS = ("pull_policy", "cpus", "mem_limit", "pids_limit", "security_opt", "depends_on", "ports")
+#: with hosts, the service's tasks run on the workers only (docs/swarm.md: why not `availability: drain`)
+WORKERS_ONLY = "node.role==worker"
 _VAR = re.compile(r"(?<!\$)\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -76,6 +78,8 @@ class SwarmSettings:
         default_factory=lambda: {"parallelism": 1, "delay_s": 0.0, "failure_action": "pause", "monitor_s": 5.0, "max_failure_ratio": 0.0, "order": "stop-first"}
     )
     placement: dict[str, Any] = field(default_factory=lambda: {"constraints": [], "spread": [], "max_replicas_per_node": None})
+    #: the Docker-in-Docker hosts the swarm spans (name, cpus, memory_bytes); empty: the engine alone (single node)
+    hosts: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def for_scenario(cls, scenario: Any, arm: str, run_id: str, *, port: int | None = None) -> SwarmSettings:
@@ -101,6 +105,7 @@ class SwarmSettings:
             restart_policy=d.restart_policy.model_dump(),
             update_config=d.update_config.model_dump(),
             placement={**d.placement.model_dump(), "constraints": list(d.placement.constraints), "spread": list(d.placement.spread)},
+            hosts=host_dicts(scenario),
         )
 
     @property
@@ -129,7 +134,14 @@ class SwarmSettings:
 
     @classmethod
     def read(cls, state_dir: Path) -> SwarmSettings:
-        return cls(**json.loads((state_dir / "settings.json").read_text(encoding="utf-8")))
+        data = json.loads((state_dir / "settings.json").read_text(encoding="utf-8"))
+        data["hosts"] = tuple(data.get("hosts") or ())
+        return cls(**data)
+
+
+def host_dicts(scenario: Any) -> tuple[dict[str, Any], ...]:
+    """The scenario's ``hosts:`` as plain (name, cpus, memory_bytes) mappings; () when it has none."""
+    return tuple({"name": h.name, "cpus": float(h.cpus), "memory_bytes": int(h.memory_bytes)} for h in getattr(scenario, "hosts", None) or ())
 
 
 def _interpolate(value: Any, env: dict[str, str]) -> Any:
@@ -185,8 +197,11 @@ def render_stack(s: SwarmSettings, *, folder: Path | None = None) -> dict[str, A
     if r.get("window_s"):
         restart["window"] = _seconds(r["window_s"])
     placement: dict[str, Any] = {}
-    if p.get("constraints"):
-        placement["constraints"] = list(p["constraints"])
+    constraints = list(p.get("constraints") or [])
+    if s.hosts and WORKERS_ONLY not in constraints:  # tasks on the hosts; the engine (manager) keeps only the front door
+        constraints.append(WORKERS_ONLY)
+    if constraints:
+        placement["constraints"] = constraints
     if p.get("spread"):
         placement["preferences"] = [{"spread": x} for x in p["spread"]]
     if p.get("max_replicas_per_node"):

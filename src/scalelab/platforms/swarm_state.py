@@ -85,13 +85,25 @@ def _network_exists(sdk: Any, name: str) -> bool:
     return any(n.get("Name") == name for n in sdk.api.networks(names=[name]))
 
 
-def ensure_swarm(sdk: Any, say: Say | None = None) -> None:
-    """``docker swarm init --advertise-addr 127.0.0.1`` when the engine is in no swarm; records that the kit made it."""
+def ensure_swarm(sdk: Any, say: Say | None = None, *, advertise_addr: str = "127.0.0.1") -> None:
+    """``docker swarm init --advertise-addr ADDR`` when the engine is in no swarm; records that the kit made it.
+
+    ``advertise_addr``: 127.0.0.1 for a single node; with hosts, the engine's address on the kit's
+    Docker network, which the manager also listens on (nowhere else). An existing kit swarm that
+    advertises another address cannot take hosts: PreflightError.
+    """
     check_swarm_usable(sdk)
-    if swarm_state(sdk).get("LocalNodeState") == "active":
+    sw = swarm_state(sdk)
+    if sw.get("LocalNodeState") == "active":
+        if advertise_addr != "127.0.0.1" and sw.get("NodeAddr") != advertise_addr:
+            raise PreflightError(
+                f"the kit's swarm on this engine advertises {sw.get('NodeAddr')}, and hosts can only join a manager at {advertise_addr}",
+                fix="`scalelab down swarm` (it stops the other kit stacks and leaves the swarm), then run again", lab=LAB,
+            )
         return
     gw_existed = _network_exists(sdk, GWBRIDGE)
-    _docker("swarm", "init", "--advertise-addr", "127.0.0.1", fix="read the message above; `docker info` shows the swarm state")
+    listen = [] if advertise_addr == "127.0.0.1" else ["--listen-addr", f"{advertise_addr}:2377"]
+    _docker("swarm", "init", "--advertise-addr", advertise_addr, *listen, fix="read the message above; `docker info` shows the swarm state")
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
     owner = {"node_id": swarm_state(sdk).get("NodeID"), "created_utc": datetime.now(UTC).isoformat(), "gwbridge_existed": gw_existed}
