@@ -121,7 +121,7 @@ register(
     PlatformSpec(
         name="swarm",
         module="scalelab.platforms.swarm",
-        summary="a Docker Swarm service (single node, dnsrr) behind the kit's nginx on 127.0.0.1",
+        summary="a Docker Swarm service (dnsrr) behind the kit's nginx on 127.0.0.1: one node, or the engine managing a scenario's hosts",
         kit_scalable=True,
         spreads_over_nodes=True,
         sim_start_delay_s=3.4,  # measured: docs/swarm.md (20261205-000207-classroom-spike-swarm-manual-5b1a)
@@ -129,6 +129,7 @@ register(
         ports=(8090,),
         doctor_needs=_BASE_NEEDS | {"docker", "engine", "images", "ports", "memory", "swarm"},
         lab="08-swarm",
+        runs_on_hosts=True,
     )
 )
 register(

@@ -91,9 +91,10 @@ def test_node_loss_needs_a_known_host(tmp_path: Path) -> None:
 
 def test_hosts_on_a_platform_without_them_fail_before_anything_starts() -> None:
     scenario = load_scenario("ci-hosts", cpu_budget=1)
+    check_hosts(scenario, "swarm")
     check_hosts(scenario, "compose")
     with pytest.raises(ScenarioError, match="does not run on the kit's hosts yet") as info:
-        check_hosts(scenario, "swarm")
+        check_hosts(scenario, "kubernetes")
     assert "compose" in info.value.fix
 
 

@@ -45,7 +45,7 @@ from scalelab.errors import PlatformError, ScenarioError
 __all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick", "host_pid_of_container"]
 
 #: the fault kinds each platform's hook implements
-SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang", "node-loss"), "swarm": ("kill", "crash", "hang"), "kubernetes": ("kill", "crash", "hang")}
+SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang", "node-loss"), "swarm": ("kill", "crash", "hang", "node-loss"), "kubernetes": ("kill", "crash", "hang")}
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,11 @@ class SwarmPlatform:
         self._deployed_at: float | None = None
         self.deploy_to_healthy_s: float | None = None
         #: the Docker-in-Docker hosts the swarm spans (None: the engine alone, a single node)
-        self.hosts: SwarmHosts | None = SwarmHosts(settings.hosts, owner=settings.stack) if settings.hosts else None
+        self.hosts: SwarmHosts | None = SwarmHosts(settings.hosts, owner=settings.run_id) if settings.hosts else None
         #: hosts.csv rows of the last observation (empty without hosts)
         self.host_rows: list[dict[str, Any]] = []
+        #: where long steps (starting hosts, loading images) are said; the runner points it at its view
+        self.progress: Say | None = None
 
     @property
     def sdk(self) -> Any:
@@ -104,13 +106,11 @@ class SwarmPlatform:
             )
         check_swarm_usable(self._sdk)
         if self.hosts is not None:
-            from scalelab.hosts import dind
-
             sw = swarm_state(self._sdk)
             if sw.get("LocalNodeState") == "active" and sw.get("NodeAddr") == "127.0.0.1":
                 raise PreflightError("the kit's single-node swarm on this engine advertises 127.0.0.1: hosts cannot join it",
                                      fix="`scalelab down swarm` (it stops the other kit stacks and leaves the swarm), then run again", lab=LAB)
-            dind.ensure_host_image()
+            self.hosts.preflight(self.progress)
         if self.settings.endpoint_mode == "vip":
             ok, why = ipvs_status()
             if ok is False:
@@ -129,7 +129,7 @@ class SwarmPlatform:
         nginx_conf.write_text(render_nginx(self.settings), encoding="utf-8")
         try:
             if self.hosts is not None:
-                self.hosts.start([self.settings.agent_image])
+                self.hosts.start([self.settings.agent_image], self.progress)
                 manager = self.hosts.manager_addr(self.sdk)
                 ensure_swarm(self.sdk, advertise_addr=manager)
                 self.hosts.join(self.sdk, manager)
@@ -212,7 +212,7 @@ class SwarmPlatform:
         events += lifecycle_events(self._seen_running, self._seen_ready, names, ready, "swarm")
         self._seen_running, self._seen_ready = names, ready
         urls = {cid: host.docker_host for cid, host in live.items() if host is not None and cid in running}
-        readings = self._streams.read(list(running), now, urls)
+        readings = self._streams.read(list(running), now, base_urls=urls) if urls else self._streams.read(list(running), now)
 
         def node_of(cid: str) -> str:
             host = live.get(cid)
@@ -223,11 +223,13 @@ class SwarmPlatform:
             per_host: dict[str, int] = {}
             for cid in running:
                 per_host[node_of(cid)] = per_host.get(node_of(cid), 0) + 1
-            self.host_rows = self.hosts.rows(now, per_host)
-        return container_observation(
+            self.host_rows = self.hosts.rows(per_host)
+        obs = container_observation(
             desired=self.desired, names=names, ready=ready, readings=readings, cpus=self.settings.cpus,
             memory_mb=self.settings.memory_mb, events=events, node_of=node_of,
         )
+        obs.hosts = self.host_rows
+        return obs
 
     def stop_host(self, name: str) -> str:
         """The node-loss fault: stop host ``name`` (its container, so its daemon and tasks), leaving Swarm to notice."""

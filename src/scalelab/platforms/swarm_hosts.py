@@ -20,6 +20,9 @@ from typing import Any
 
 from scalelab import _run
 from scalelab.errors import CommandError, PlatformError
+from scalelab.hosts import dind
+from scalelab.hosts.meter import HostMeter
+from scalelab.platforms.base import Say
 from scalelab.platforms.swarm_state import LAB
 
 __all__ = ["SwarmHosts", "MANAGER_PORT", "node_states", "node_changes"]
@@ -60,28 +63,30 @@ class SwarmHosts:
     """The hosts of one stack (``owner``), from their specs; nothing starts until ``start``."""
 
     def __init__(self, specs: Sequence[dict[str, Any]], owner: str) -> None:
-        self.specs = [dict(s) for s in specs]
+        self.specs = [dind.HostSpec(s["name"], float(s["cpus"]), int(s["memory_bytes"])) for s in specs]
         self.owner = owner
-        self.hosts: list[Any] = []
+        self.hosts: list[dind.Host] = []
+        self.meter: HostMeter | None = None
         self._clients: dict[str, Any] = {}
         self._stopped: set[str] = set()
         self._nodes: dict[str, str] = {}
-        self._cpu: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return [s["name"] for s in self.specs]
+        return [s.name for s in self.specs]
 
     # -- life cycle -------------------------------------------------------------------------
-    def start(self, images: Sequence[str]) -> None:
-        """Start the host containers and load ``images`` into each host's daemon (no registry here)."""
-        from scalelab.hosts import dind
+    def preflight(self, say: Say | None = None) -> None:
+        dind.check_specs(self.specs)
+        dind.ensure_host_image(say)
 
-        specs = [dind.HostSpec(s["name"], float(s["cpus"]), int(s["memory_bytes"])) for s in self.specs]
-        self.hosts = list(dind.start_hosts(specs, owner=self.owner))
+    def start(self, images: Sequence[str], say: Say | None = None) -> None:
+        """Start the host containers and load ``images`` into each host's daemon (no registry here)."""
+        self.hosts = dind.start_hosts(self.specs, owner=self.owner, progress=say)
         for host in self.hosts:
-            dind.load_images(host, list(images))
+            dind.load_images(host, images, progress=say)
+        self.meter = HostMeter(self.hosts)
 
     def manager_addr(self, sdk: Any) -> str:
         """The engine's address on the kit's Docker network (its gateway): what the workers can reach."""
@@ -114,8 +119,6 @@ class SwarmHosts:
 
     def leave_and_remove(self, sdk: Any, *, manager: bool) -> None:
         """Workers leave, their nodes go from the manager's list, the host containers go (``remove_hosts``)."""
-        from scalelab.hosts import dind
-
         for host in self.hosts:
             if host.name not in self._stopped:
                 self._host_docker(host, "swarm", "leave", "--force", timeout_s=30, check=False)
@@ -123,6 +126,7 @@ class SwarmHosts:
             for node in _nodes(sdk, {"node.label": f"{NODE_LABEL}={self.owner}"}):
                 _run.run(["docker", "node", "rm", "--force", node["ID"]], timeout_s=30, check=False)
         self.close()
+        self.meter = None
         dind.remove_hosts(self.owner)
 
     def close(self) -> None:
@@ -135,19 +139,16 @@ class SwarmHosts:
 
     def stop(self, name: str) -> str:
         """The node-loss fault: stop host ``name``'s container (its daemon and every task on it go at once)."""
-        from scalelab.hosts import dind
-
         host = self.host(name)
         running = len(self.containers_of(host, label=None))
-        dind.stop_host(host)
         with self._lock:
             self._stopped.add(name)
             client = self._clients.pop(name, None)
         if client is not None:
             client.close()
-        return f"host {name} stopped (container {host.container[:12]}, {running} containers on it)"
+        return f"{dind.stop_host(host)}, {running} containers on it"
 
-    def host(self, name: str) -> Any:
+    def host(self, name: str) -> dind.Host:
         for host in self.hosts:
             if host.name == name:
                 return host
@@ -164,16 +165,16 @@ class SwarmHosts:
         self._nodes = {**self._nodes, **now}
         return events
 
-    def containers(self, service: str, *, healthy: bool) -> dict[str, Any]:
+    def containers(self, service: str, *, healthy: bool) -> dict[str, dind.Host]:
         """Container id -> host, for the service's running (``healthy``: and healthy) task containers on every live host."""
-        out: dict[str, Any] = {}
+        out: dict[str, dind.Host] = {}
         label = f"com.docker.swarm.service.name={service}"
         for host in self.hosts:
             for cid in self.containers_of(host, label=label, healthy=healthy):
                 out[cid] = host
         return out
 
-    def containers_of(self, host: Any, *, label: str | None, healthy: bool = False) -> list[str]:
+    def containers_of(self, host: dind.Host, *, label: str | None, healthy: bool = False) -> list[str]:
         """Running container ids on ``host``'s own daemon ([] when it does not answer: stopped, or gone)."""
         client = self._client(host)
         if client is None:
@@ -188,31 +189,12 @@ class SwarmHosts:
         except Exception:  # noqa: BLE001 - the host went away between two looks
             return []
 
-    def rows(self, now: float, replicas: dict[str, int]) -> list[dict[str, Any]]:
-        """One hosts.csv row per host (without ``t_s``): up, replicas, CPU (cores over the last look), memory."""
-        from scalelab.hosts import dind
-
-        out = []
-        for host in self.hosts:
-            up = host.name not in self._stopped and self._client(host) is not None
-            cores: float | None = None
-            mem: int | None = None
-            if up:
-                try:
-                    cpu_s, mem = dind.host_usage(host)
-                except Exception:  # noqa: BLE001 - stopped between two looks
-                    up = False
-                else:
-                    last = self._cpu.get(host.name)
-                    self._cpu[host.name] = (now, cpu_s)
-                    if last is not None and now > last[0]:
-                        cores = round(max(0.0, (cpu_s - last[1]) / (now - last[0])), 4)
-            out.append({"host": host.name, "up": int(up), "replicas": replicas.get(host.name, 0) if up else 0,
-                        "cpu_cores": cores, "cpu_limit_cores": host.cpus, "mem_bytes": mem})
-        return out
+    def rows(self, replicas: dict[str, int]) -> list[dict[str, Any]]:
+        """One hosts.csv row per host (without ``t_s``): `scalelab.hosts.meter.HostMeter` (up, replicas, CPU, cap, memory)."""
+        return self.meter.rows(replicas) if self.meter is not None else []
 
     # -- internals ----------------------------------------------------------------------------
-    def _client(self, host: Any) -> Any:
+    def _client(self, host: dind.Host) -> Any:
         with self._lock:
             if host.name in self._stopped:
                 return None
@@ -227,9 +209,9 @@ class SwarmHosts:
                 self._clients[host.name] = client
             return client
 
-    def _host_docker(self, host: Any, *args: str, timeout_s: float, check: bool = True) -> str:
+    def _host_docker(self, host: dind.Host, *args: str, timeout_s: float, check: bool = True) -> str:
         try:
-            return _run.run(["docker", *args], env={"DOCKER_HOST": host.docker_host}, timeout_s=timeout_s, check=check,
+            return _run.run(["docker", *args], env=host.env, timeout_s=timeout_s, check=check,
                             fix="`scalelab down swarm` removes the hosts and the swarm").stdout
         except CommandError as exc:
             raise PlatformError(f"host {host.name}: docker {' '.join(args[:2])} failed: {(exc.stderr or exc.stdout or '').strip()[-400:]}",

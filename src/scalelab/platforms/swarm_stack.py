@@ -141,7 +141,9 @@ class SwarmSettings:
 
 def host_dicts(scenario: Any) -> tuple[dict[str, Any], ...]:
     """The scenario's ``hosts:`` as plain (name, cpus, memory_bytes) mappings; () when it has none."""
-    return tuple({"name": h.name, "cpus": float(h.cpus), "memory_bytes": int(h.memory_bytes)} for h in getattr(scenario, "hosts", None) or ())
+    from scalelab.hosts.spec import host_specs
+
+    return tuple({"name": h.name, "cpus": h.cpus, "memory_bytes": h.memory_bytes} for h in host_specs(scenario))
 
 
 def _interpolate(value: Any, env: dict[str, str]) -> Any:
