@@ -367,7 +367,7 @@ def down_all(stack: str | None = None, say: Say | None = None) -> list[str]:
 
 
 class SwarmKind:
-    """`scalelab.platforms.base.PlatformKind` for Docker Swarm (single node)."""
+    """`scalelab.platforms.base.PlatformKind` for Docker Swarm (one node, or the engine managing a scenario's hosts)."""
 
     spec = platform_spec("swarm")
 
@@ -388,6 +388,8 @@ class SwarmKind:
             raise PlatformError(f"stack {name} was not started by scalelab on this machine", fix="`scalelab down swarm`, then `scalelab up swarm`", lab=LAB)
         platform = SwarmPlatform(SwarmSettings.read(state_root() / name))
         platform.desired = platform._spec_replicas() or 0
+        if platform.hosts is not None:
+            platform.hosts.reattach(platform.sdk)
         return platform
 
     def running(self, options: PlatformOptions) -> list[str]:

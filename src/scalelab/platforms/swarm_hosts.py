@@ -88,6 +88,23 @@ class SwarmHosts:
             dind.load_images(host, images, progress=say)
         self.meter = HostMeter(self.hosts)
 
+    def reattach(self, sdk: Any) -> None:
+        """The running hosts of an earlier `start` (``scalelab load``/``scale`` on a stack started by ``scalelab up``)."""
+        self.hosts = []
+        for spec in self.specs:
+            name = dind.container_name(self.owner, spec.name)
+            try:
+                info = sdk.api.inspect_container(name)
+            except Exception:  # noqa: BLE001 - removed: the host is lost for good
+                self._stopped.add(spec.name)
+                info = {}
+            ip = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(dind.network_name(self.owner), {}).get("IPAddress", "")
+            self.hosts.append(dind.Host(spec.name, name, f"unix://{dind.socket_dir(self.owner, spec.name) / dind.SOCKET_NAME}", ip, spec.cpus, spec.memory_bytes))
+            if not (info.get("State") or {}).get("Running"):
+                self._stopped.add(spec.name)
+        self.meter = HostMeter(self.hosts)
+        self._nodes = self.states(sdk)
+
     def manager_addr(self, sdk: Any) -> str:
         """The engine's address on the kit's Docker network (its gateway): what the workers can reach."""
         info = sdk.api.inspect_container(self.hosts[0].container)
