@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,8 +49,22 @@ def test_tasks_spread_over_two_hosts_and_move_to_the_survivor_when_one_is_lost(s
                           env={**os.environ, "PYTHONUNBUFFERED": "1", "SCALELAB_SWARM_PORT": str(free_port())})
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    run = load_run(run_dir)
+    run = check_run(run_dir)
     run_id = run.manifest["run_id"]
+
+    # Cleanup: no host container, volume or network of this run, no stack, the engine in no swarm again.
+    assert docker("ps", "-a", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
+    assert docker("volume", "ls", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
+    assert docker("network", "ls", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
+    stack = run.manifest["platform_info"]["swarm_stack"]
+    assert docker("ps", "-a", "-q", "--filter", f"label=scalelab.stack={stack}") == ""
+    assert docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    assert bool(docker("network", "ls", "-q", "--filter", "name=docker_gwbridge").split()) == gw_before
+
+
+def check_run(run_dir: Path) -> Any:
+    """The recorded run's story: spread over A and B, B lost, Swarm's verdict, all on A and ready again."""
+    run = load_run(run_dir)
     assert run.manifest["status"] == "completed"
 
     # Before the loss: the tasks run on both hosts, none on the engine (the manager).
@@ -81,14 +96,7 @@ def test_tasks_spread_over_two_hosts_and_move_to_the_survivor_when_one_is_lost(s
     assert int(end.loc["B", "up"]) == 0 and int(end.loc["A", "up"]) == 1 and int(end.loc["A", "replicas"]) == REPLICAS, end
     assert float(end.loc["A", "cpu_limit_cores"]) == pytest.approx(0.8)
     # The front door kept answering from the survivors and then from the replacements.
-    late = run.requests[run.requests.t_s > FAULT_AT_S + (imp.to_desired_s or 0)]
+    late = run.requests[run.requests.t_s > FAULT_AT_S + (imp.to_desired_s or 0) + 3.0]
     assert len(late) > 10 and late.ok.astype(int).mean() >= 0.9, late[late.ok.astype(int) == 0].head()
 
-    # Cleanup: no host container, volume or network of this run, no stack, the engine in no swarm again.
-    assert docker("ps", "-a", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
-    assert docker("volume", "ls", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
-    assert docker("network", "ls", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
-    stack = run.manifest["platform_info"]["swarm_stack"]
-    assert docker("ps", "-a", "-q", "--filter", f"label=scalelab.stack={stack}") == ""
-    assert docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
-    assert bool(docker("network", "ls", "-q", "--filter", "name=docker_gwbridge").split()) == gw_before
+    return run
