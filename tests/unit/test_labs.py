@@ -31,6 +31,7 @@ LAB_FILES = [
     "06-write-your-own-autoscaler.md",
     "07-load-balancing.md",
     "08-swarm.md",
+    "09-one-host-is-not-enough.md",
     "10-self-healing.md",
     "11-rolling-updates.md",
     "12-density.md",

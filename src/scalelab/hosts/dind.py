@@ -74,7 +74,7 @@ SOCKET_NAME = "docker.sock"
 HOST_PACKAGES = ("docker.io", "iptables", "procps")
 #: How long an inner daemon may take to answer after its container started.
 START_TIMEOUT_S = 90.0
-LAB = ""  # lab 09 (labs/09-one-host-is-not-enough.md) once it is written
+LAB = "09-one-host-is-not-enough"
 
 #: The host's PID 1 (POSIX sh; ``awk`` is in every Debian base).
 INIT_SCRIPT = """\
