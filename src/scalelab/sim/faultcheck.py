@@ -120,7 +120,11 @@ def _is_disruption_run(path: Path) -> bool:
 
 
 def find_runs(roots: Iterable[Path]) -> list[Path]:
-    """Recorded (not simulated) run directories under ``roots`` that hold a fault or a rollout."""
+    """Recorded (not simulated) run directories under ``roots`` that hold a fault or a rollout.
+
+    Runs on the kit's hosts (a ``hosts.csv``: a scenario's ``hosts:``, lab 09) are left out: the
+    simulator does not model a host's cap shared by its replicas (docs/hosts.md).
+    """
     import json
 
     out: list[Path] = []
@@ -133,7 +137,7 @@ def find_runs(roots: Iterable[Path]) -> list[Path]:
                 platform = json.loads(manifest.read_text(encoding="utf-8")).get("platform")
             except ValueError:
                 continue
-            if platform != "sim" and _is_disruption_run(run):
+            if platform != "sim" and not (run / "hosts.csv").is_file() and _is_disruption_run(run):
                 out.append(run)
     return out
 
