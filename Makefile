@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed
         report lab05-whatif lab05-faults lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
         lab08-up lab08-spike lab08-sim lab09-compose lab09-table lab09-report \
         lab12-plan lab12-run lab12-pods lab12-show \
-        lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table faults-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report
+        lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table faults-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report lab11-ladder
 
 help: ## Show this help (colours only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; fi; awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "scalelab — make targets (one per lab step)\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
@@ -204,6 +204,9 @@ lab11-swarm: $(STAMP) ## Lab 11: docker service update --image, ORDER=stop-first
 
 lab11-table: $(STAMP) ## Lab 11: what each recorded rollout lost (every ci-rollout run under runs/)
 	$(VENV)/bin/python -m scalelab.rollout $(wildcard $(RUNS)/*-ci-rollout-*)
+
+lab11-ladder: $(STAMP) ## Lab 11: the fix ladder: one ci-rollout per rung, then its table (LADDER=kubernetes|compose: one platform; about 12 minutes)
+	$(VENV)/bin/python -m scalelab.rollout.ladder record --runs-dir $(RUNS) $(if $(LADDER),--platform $(LADDER)) -- $(KUBEFLAGS)
 
 lab11-report: $(STAMP) ## Lab 11: the report of the rollout runs (rollout windows shaded) in reports/lab11/
 	$(SCALELAB) report --runs-dir $(RUNS) --out reports/lab11

@@ -311,6 +311,7 @@ class ArmRollout(_Frozen):
     grace_s: int | None = Field(None, ge=1, le=3600, description="kubernetes: terminationGracePeriodSeconds, preStop included (default 30)")
     min_ready_s: int = Field(0, ge=0, le=600, description="kubernetes: minReadySeconds before a new pod counts as available")
     health_timeout_s: Seconds = Field(60.0, gt=0, le=600, description="compose double-then-retire: longest wait for the new replicas to be healthy")
+    drain: bool = Field(True, description="compose, kubernetes: the agent drains on SIGTERM (false: it exits at once and cuts what is in flight)")
 
     @field_validator("max_surge", "max_unavailable", mode="before")
     @classmethod
@@ -344,9 +345,9 @@ class ArmRollout(_Frozen):
             raise ValueError(f"platform {platform} has no rollout strategies yet (there are {known})")
         changed = {name for name, info in type(self).model_fields.items() if getattr(self, name) != info.default}  # survives a dump/validate round trip
         for name in sorted(changed):
-            owner = ROLLOUT_FIELDS.get(name)
-            if owner is not None and owner != platform:
-                raise ValueError(f"rollout.{name} applies to platform {owner} only, not {platform}")
+            owners = ROLLOUT_FIELDS.get(name)
+            if owners is not None and platform not in owners:
+                raise ValueError(f"rollout.{name} applies to platform {' and '.join(owners)} only, not {platform}")
         if platform == "kubernetes" and self.strategy == "recreate" and {"max_surge", "max_unavailable"} & changed:
             raise ValueError("rollout.max_surge / max_unavailable apply to strategy rolling, not recreate")
 
@@ -356,6 +357,8 @@ class FrontDoor(_Frozen):
 
     strategy: str = Field("random", description="random | round-robin | least-conn | random-two | weighted | resource-aware")
     update_s: Seconds = Field(2.0, ge=0.5, le=600, description="resource-aware: seconds between two weight updates")
+    retry: bool = Field(True, description="a request whose replica refuses or times out is tried on the next one (nginx proxy_next_upstream; "
+                                          "false: proxy_next_upstream off, the client gets the 502)")
 
     @field_validator("strategy")
     @classmethod

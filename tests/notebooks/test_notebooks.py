@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["01-compose-manual-scaling.ipynb", "03-kubernetes-hpa.ipynb", "04-compare-and-cost.ipynb", "05-what-if-simulator.ipynb",
-            "08-swarm.ipynb", "12-density.ipynb"]
+            "08-swarm.ipynb", "11-fix-ladder.ipynb", "12-density.ipynb"]
 FORBIDDEN = ("locust", "subprocess", "docker", "kubectl", "python_on_whales", "kubernetes.client", "scalelab.platforms", "scalelab.runner",
              "scalelab.operate", "os.system")
 
@@ -42,7 +42,7 @@ def test_notebook_is_thin(path: Path) -> None:
     first = _code_cells(nb)[0]
     assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged `parameters`"
     params = _parameters(nb)
-    assert "out_dir" in params and any(k.endswith("run_dir") for k in params), params
+    assert "out_dir" in params and any(k.endswith(("run_dir", "runs_dir")) for k in params), params
     for cell in _code_cells(nb):
         assert not cell.get("outputs"), "commit notebooks without outputs"
         tree = ast.parse(cell.source)
@@ -58,11 +58,17 @@ def test_notebook_is_thin(path: Path) -> None:
 def test_notebook_defaults_point_at_committed_recorded_runs(path: Path) -> None:
     params = _parameters(nbformat.read(path, as_version=4))
     run_dirs = [v for k, v in params.items() if k.endswith("run_dir")]
+    # a folder of runs (the fix ladder, lab 11: one run per rung in tests/fixtures/runs/ladder): each of its runs
+    for rel in [v for k, v in params.items() if k.endswith("runs_dir")]:
+        folder = (path.parent / str(rel)).resolve()
+        assert folder.parent == ROOT / "tests" / "fixtures" / "runs" and folder.is_dir(), f"{rel} must be a folder in tests/fixtures/runs"
+        run_dirs += [str(p) for p in sorted(folder.iterdir()) if p.is_dir()]
     assert run_dirs
     for rel in run_dirs:
         run_dir = (path.parent / str(rel)).resolve()
         # density runs (lab 12) live in tests/fixtures/runs/density, apart from the load runs
-        assert run_dir.parent in (ROOT / "tests" / "fixtures" / "runs", ROOT / "tests" / "fixtures" / "runs" / "density"), \
+        assert run_dir.parent in (ROOT / "tests" / "fixtures" / "runs", ROOT / "tests" / "fixtures" / "runs" / "density",
+                                  ROOT / "tests" / "fixtures" / "runs" / "ladder"), \
             f"{rel} must point into tests/fixtures/runs"
         manifest_path = run_dir / "manifest.json"
         assert manifest_path.is_file(), f"missing fixture run {run_dir}: copy a recorded run there (see tests/fixtures/runs/README.md)"

@@ -6,6 +6,7 @@ Hermetic: real uvicorn subprocesses on free 127.0.0.1 ports, or the ASGI app cal
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import signal
 import threading
@@ -166,6 +167,39 @@ def test_sigterm_lets_an_inflight_chat_finish_then_exits() -> None:
         assert agent.proc.wait(timeout=10) in (0, -signal.SIGTERM)
         with pytest.raises(OSError):
             agent.get("/healthz", timeout_s=1)
+
+
+def test_sigterm_with_drain_off_cuts_the_inflight_chat() -> None:
+    """AGENT_DRAIN=0 (the rollout ladder's first rung): SIGTERM ends the process at once, so the
+    chat in flight gets no answer (the connection is closed under it), where the default drains."""
+    with running_agent(AGENT_WORK_MS="1500", AGENT_DRAIN="0") as agent:
+        errors: list[BaseException] = []
+        results: list[tuple[int, dict]] = []
+
+        def call() -> None:
+            try:
+                results.append(agent.chat("cut me"))
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        deadline = time.monotonic() + 5
+        while agent.metric("agent_inflight_requests") != 1:
+            assert time.monotonic() < deadline, "the chat never showed up as in flight"
+            time.sleep(0.02)
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(timeout=5) == 128 + signal.SIGTERM
+        worker.join(timeout=30)
+        assert not results and errors, f"the chat was answered: {results}"
+
+
+def test_agent_drain_flag_is_checked() -> None:
+    assert AgentConfig.from_env({"AGENT_DRAIN": "0"}).drain is False
+    assert AgentConfig.from_env({"AGENT_DRAIN": "true"}).drain is True
+    assert AgentConfig.from_env({}).drain is True
+    with pytest.raises(ValueError, match="AGENT_DRAIN must be 1 or 0"):
+        AgentConfig.from_env({"AGENT_DRAIN": "maybe"})
 
 
 def test_work_is_abandoned_when_the_client_disconnects() -> None:

@@ -204,7 +204,7 @@ def _scenario(tmp_path: Path, arm: dict) -> Path:
         ({"platform": "swarm", "weak": {"replicas": 1}}, r"'weak' section applies to platform: compose only"),
         ({"platform": "compose", "weak": {"replicas": 3}}, r"weak\.replicas \(3\) must be less than replicas \(3\)"),
         ({"platform": "compose", "weak": {"cpu_factor": 1.5}}, r"field 'arms\.x\.weak\.cpu_factor'"),
-        ({"platform": "compose", "lb": {"strategy": "least-conn", "colour": 1}}, r"field 'arms\.x\.lb\.colour': unknown field; allowed: strategy, update_s"),
+        ({"platform": "compose", "lb": {"strategy": "least-conn", "colour": 1}}, r"field 'arms\.x\.lb\.colour': unknown field; allowed: retry, strategy, update_s"),
     ],
 )
 def test_bad_front_door_sections_name_the_field_and_the_fix(tmp_path: Path, arm: dict, message: str) -> None:
@@ -241,10 +241,10 @@ def test_the_manifest_records_the_front_door(tmp_path: Path) -> None:
     with RunWriter.create(tmp_path, scenario=sc, arm="compose-resource-aware", platform="compose") as w:
         run_dir = w.dir
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["front_door"] == {"strategy": "resource-aware", "weak": {"replicas": 1, "cpu_factor": 0.5}}
+    assert manifest["front_door"] == {"strategy": "resource-aware", "weak": {"replicas": 1, "cpu_factor": 0.5}, "retry": True}
     assert arm_front_door(sc.arms["compose-random"], "sim") is None
     spike = load_scenario("ci-spike", cpu_budget=1.0)
-    assert arm_front_door(spike.arms["compose-manual"], "compose") == {"strategy": "random", "weak": None}
+    assert arm_front_door(spike.arms["compose-manual"], "compose") == {"strategy": "random", "weak": None, "retry": True}
     assert arm_front_door(spike.arms["kubernetes-hpa"], "kubernetes") is None
 
 

@@ -56,7 +56,7 @@ def test_the_service_is_compose_yaml_s_service_with_a_deploy_section() -> None:
     assert compose["tmpfs"] == ["/tmp:size=16m"] and "tmpfs" not in svc
     assert svc["volumes"] == [{"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 16 * 2**20}}]
     assert svc["healthcheck"]["interval"] == "3s" and svc["healthcheck"]["start_period"] == "60s"
-    assert svc["environment"] == {"AGENT_WORK_MS": "50", "AGENT_WARMUP_S": "3"}
+    assert svc["environment"] == {"AGENT_WORK_MS": "50", "AGENT_WARMUP_S": "3", "AGENT_DRAIN": "1"}
     # compose-only keys are gone; nothing is published (nginx is the only door, on 127.0.0.1)
     for key in ("pull_policy", "cpus", "mem_limit", "pids_limit", "security_opt", "ports", "depends_on"):
         assert key not in svc, key

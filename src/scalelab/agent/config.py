@@ -29,6 +29,10 @@ class AgentConfig:
     #: Seconds uvicorn waits for in-flight requests after SIGTERM (the platform's grace period
     #: usually ends it first: compose 10 s, Kubernetes 30 s).
     grace_s: float = 30.0
+    #: ``AGENT_DRAIN``: on SIGTERM, stop accepting and finish what is in flight (true, the default),
+    #: or exit at once like a program that does not handle the signal (false: the rollout ladder's
+    #: first rung, docs/rollouts.md). In-flight requests are then cut.
+    drain: bool = True
     max_body_bytes: int = 64 * 1024
     version: str = DEFAULT_VERSION
 
@@ -65,4 +69,16 @@ class AgentConfig:
             threads=int(num("AGENT_THREADS", cls.threads, int)),
             grace_s=num("AGENT_GRACE_S", cls.grace_s),
             version=env.get("AGENT_VERSION", "").strip() or cls.version,
+            drain=_flag(env.get("AGENT_DRAIN", ""), "AGENT_DRAIN", cls.drain),
         )
+
+
+def _flag(raw: str, name: str, default: bool) -> bool:
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true or false), got {raw!r}")

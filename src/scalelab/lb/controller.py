@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.lb.strategies import STRATEGIES, Member, front_door_conf, initial_upstream, limit_weights, render_upstream
+from scalelab.lb.strategies import STRATEGIES, Member, front_door_conf, initial_upstream, limit_weights, render_upstream, without_retry
 from scalelab.lb.weights import MeasuredWeights
 
 __all__ = ["Replica", "FrontDoor", "UPSTREAM_FILE", "CONF_FILE"]
@@ -61,8 +61,10 @@ class FrontDoor:
     """The kit's side of the nginx front door for one project (no Docker here: ``reload`` is given)."""
 
     def __init__(self, strategy: str, folder: Path, reload: Callable[[], bool], *, update_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, retry: bool = True) -> None:
         self.strategy = STRATEGIES[strategy]
+        #: False: nginx does not pass a refused request to the next replica (`without_retry`)
+        self.retry = retry
         self.folder = folder
         self.reload = reload
         self.update_s = update_s
@@ -77,11 +79,14 @@ class FrontDoor:
         return self.folder / UPSTREAM_FILE
 
     def prepare(self, base_conf: str, host: str, port: int) -> None:
-        """Before nginx starts: the folder, and for upstream strategies the derived nginx.conf and the first block."""
+        """Before nginx starts: the folder, for upstream strategies the derived nginx.conf and the first block,
+        and without retry the nginx.conf that turns it off."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
+        conf = front_door_conf(base_conf) if self.strategy.upstream else base_conf
+        if self.strategy.upstream or not self.retry:
+            _write(self.folder / CONF_FILE, conf if self.retry else without_retry(conf))
         if self.strategy.upstream:
-            _write(self.folder / CONF_FILE, front_door_conf(base_conf))
             _write(self.upstream_file, initial_upstream(self.strategy.name, host, port))
 
     def sync(self, replicas: Sequence[Replica]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ __all__ = [
     "render_upstream",
     "initial_upstream",
     "front_door_conf",
+    "without_retry",
     "limit_weights",
 ]
 
@@ -77,7 +78,7 @@ def arm_front_door(arm: Any, platform: str) -> dict[str, Any] | None:
     if platform != "compose":
         return None
     weak = arm.weak.model_dump(mode="json") if arm.weak is not None else None
-    return {"strategy": arm.lb.strategy if arm.lb is not None else DEFAULT, "weak": weak}
+    return {"strategy": arm.lb.strategy if arm.lb is not None else DEFAULT, "weak": weak, "retry": arm.lb.retry if arm.lb is not None else True}
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,24 @@ def front_door_conf(base: str) -> str:
     )
     text = _HTTP.sub(f"http {{\n    include {LB_DIR_IN_CONTAINER}/upstream.conf;", text, count=1)
     return header + text
+
+
+_PROXY_PASS = re.compile(r"^([ \t]*)proxy_pass\s+[^;]+;[^\n]*$", re.MULTILINE)
+
+
+def without_retry(conf: str) -> str:
+    """``conf`` with the retry on the next replica turned off (an arm's ``lb: {retry: false}``).
+
+    nginx's default (``proxy_next_upstream error timeout``) passes a request whose replica refused
+    the connection or timed out to the next address; ``off`` hands the client the 502 instead, which
+    shows what a rollout costs without a retrying front door (docs/rollouts.md, the fix ladder).
+    """
+    match = _PROXY_PASS.search(conf)
+    if match is None:
+        raise ValueError("nginx.conf has no proxy_pass line to add `proxy_next_upstream off;` after")
+    line = f"\n{match.group(1)}proxy_next_upstream off;   # lb.retry false: the client gets the 502 of a refused replica"
+    header = "# Written by scalelab with proxy_next_upstream off (the arm's lb.retry is false).\n"
+    return header + conf[: match.end()] + line + conf[match.end():]
 
 
 def limit_weights(limits: Sequence[float]) -> list[int]:

@@ -85,7 +85,8 @@ class ComposePlatform:
         self._scale_lock = threading.Lock()  # one `compose up --scale` at a time (see `scale`)
         self._applied: int | None = None
         #: the front door's upstream block for every strategy but random (scalelab.lb.controller)
-        self.front_door = FrontDoor(settings.lb_strategy, self.state_dir / LB_DIR, self._reload_lb, update_s=settings.lb_update_s)
+        self.front_door = FrontDoor(settings.lb_strategy, self.state_dir / LB_DIR, self._reload_lb, update_s=settings.lb_update_s,
+                                    retry=settings.lb_retry)
         self._lb_events: list[dict[str, Any]] = []  # its reloads since the last observation
 
     @classmethod

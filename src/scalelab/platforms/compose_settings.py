@@ -72,6 +72,9 @@ class ComposeSettings:
     docker_host: str = ""
     #: where the front door's port is published: 127.0.0.1; on Host A its address on the kit's hosts network
     lb_bind: str = "127.0.0.1"
+    #: the arm's ``lb.retry`` (nginx tries the next replica) and ``rollout.drain`` (the agent drains on SIGTERM)
+    lb_retry: bool = True
+    agent_drain: bool = True
 
     @classmethod
     def for_scenario(cls, scenario: Any, run_id: str, *, port: int | None = None, arm_name: str | None = None) -> ComposeSettings:
@@ -99,6 +102,8 @@ class ComposeSettings:
             lb_update_s=lb.update_s if lb is not None else 2.0,
             weak_replicas=weak.replicas if weak is not None else 0,
             weak_cpus=round(w.cpu_limit * weak.cpu_factor, 3) if weak is not None else 0.0,
+            lb_retry=lb.retry if lb is not None else True,
+            agent_drain=arm.rollout.drain if arm is not None and arm.rollout is not None else True,
         )
 
     def env(self) -> dict[str, str]:
@@ -113,8 +118,9 @@ class ComposeSettings:
             "SCALELAB_WARMUP_S": f"{self.warmup_s:g}",
             "SCALELAB_WEAK_CPUS": f"{self.weak_cpus or self.cpus:g}",
             "SCALELAB_WEAK_REPLICAS": str(self.weak_replicas),
-            # random: compose/nginx.conf as mounted; the others: the kit's derived config in the lb folder
-            "SCALELAB_LB_CONF": f"/etc/nginx/{LB_DIR}/nginx.conf" if self.lb_strategy != "random" else "/etc/nginx/nginx.conf",
+            "SCALELAB_AGENT_DRAIN": "1" if self.agent_drain else "0",
+            # random with retry: compose/nginx.conf as mounted; else the kit's derived config in the lb folder
+            "SCALELAB_LB_CONF": f"/etc/nginx/{LB_DIR}/nginx.conf" if self.lb_strategy != "random" or not self.lb_retry else "/etc/nginx/nginx.conf",
             "SCALELAB_LB_DIR": f"./{LB_DIR}",
             # on Host A: Host A's address on the kit's hosts network, which Host A publishes on this machine's 127.0.0.1
             "SCALELAB_LB_BIND": self.lb_bind,

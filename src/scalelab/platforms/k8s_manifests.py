@@ -156,7 +156,7 @@ def _set_env(container: dict[str, Any], values: dict[str, str]) -> None:
 
 
 def apply_rollout_settings(deployment: dict[str, Any], how: ArmRollout) -> None:
-    """An arm's ``rollout:`` section into the Deployment (in place): strategy, readiness, preStop, grace.
+    """An arm's ``rollout:`` section into the Deployment (in place): strategy, readiness, preStop, grace, the agent's drain.
 
     Restricted-PSS safe: the preStop hook is the kubelet's own ``sleep`` action (no exec, no host).
     """
@@ -176,6 +176,8 @@ def apply_rollout_settings(deployment: dict[str, Any], how: ArmRollout) -> None:
         agent.pop("readinessProbe", None)
     if how.pre_stop_s:
         agent["lifecycle"] = {"preStop": {"sleep": {"seconds": how.pre_stop_s}}}
+    if not how.drain:
+        _set_env(agent, {"AGENT_DRAIN": "0"})
 
 
 def render(

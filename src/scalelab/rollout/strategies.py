@@ -19,15 +19,17 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "swarm": ("update",),
 }
 
-#: arm ``rollout:`` field -> the platform that reads it (``strategy`` applies everywhere)
-FIELDS: dict[str, str] = {
-    "max_surge": "kubernetes",
-    "max_unavailable": "kubernetes",
-    "readiness": "kubernetes",
-    "pre_stop_s": "kubernetes",
-    "grace_s": "kubernetes",
-    "min_ready_s": "kubernetes",
-    "health_timeout_s": "compose",
+#: arm ``rollout:`` field -> the platforms that read it (``strategy`` applies everywhere)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "max_surge": ("kubernetes",),
+    "max_unavailable": ("kubernetes",),
+    "readiness": ("kubernetes",),
+    "pre_stop_s": ("kubernetes",),
+    "grace_s": ("kubernetes",),
+    "min_ready_s": ("kubernetes",),
+    "health_timeout_s": ("compose",),
+    # the agent's SIGTERM drain (AGENT_DRAIN in its environment)
+    "drain": ("compose", "kubernetes"),
 }
 
 

@@ -176,6 +176,8 @@ class RunWriter:
             "latency_objective_ms": scenario.latency_objective_ms,
             "duration_s": scenario.duration_s,
             "front_door": arm_front_door(arm_cfg, platform),
+            # how the arm rolls out (docs/rollouts.md): the rollout ladder reads its rungs from here
+            "rollout": arm_cfg.rollout.model_dump(mode="json") if arm_cfg.rollout is not None and platform != "sim" else None,
             "load_connections": {
                 "connections": scenario.load.connections,
                 "client_connections": scenario.load.client_connections,
