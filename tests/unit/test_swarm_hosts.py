@@ -85,3 +85,29 @@ def test_node_loss_is_measured_from_the_fault_to_node_down_to_replicas_back() ->
     assert imp.to_first_2xx_s == 21.0 and imp.to_desired_s == 21.4 and (imp.ready_before, imp.ready_min) == (4, 2)
     kill = fault_impacts(reqs, [e for e in events if e["kind"] != "node"], samples)[0]
     assert kill.to_node_down_s is None
+
+
+RUN = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "swarm-hosts" / "20261205-033013-ci-swarm-hosts-swarm-hosts-3971"
+
+
+def test_the_committed_node_loss_run_is_what_docs_swarm_md_quotes() -> None:
+    """Spread 3/3 before, 6 on A after, and the milestones of the table in docs/swarm.md ("Losing a host, measured")."""
+    from collections import Counter
+
+    from scalelab.telemetry import load_run
+
+    run = load_run(RUN)
+    assert run.manifest["scenario"] == "ci-swarm-hosts" and run.manifest["platform"] == "swarm" and run.manifest["status"] == "completed"
+    place = run.placement
+    assert Counter(place[place.t_s == 14].node) == {"A": 3, "B": 3}
+    assert Counter(place[place.t_s == place.t_s.max()].node) == {"A": 6}
+    (imp,) = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
+                           sample_offset_s=float(run.manifest["sample_offset_s"]))
+    seconds = [round(s, 2) for s in (imp.to_node_down_s, imp.to_replacement_s, imp.to_ready_s, imp.to_first_2xx_s, imp.to_desired_s) if s is not None]
+    assert seconds == [16.59, 23.47, 26.7, 29.02, 27.38] and (imp.failed, imp.requests) == (9, 248)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "swarm.md").read_text(encoding="utf-8")
+    for quoted in ("**16.6 s** after the kill", "(23.5 s after the fault)", "(26.7 s); ready back to 6 at 27.4 s", "9 of 248 requests", RUN.name):
+        assert quoted in doc, quoted
+    hosts = run.hosts
+    assert set(hosts[hosts.t_s > 16].query("host == 'B'").up) == {0}
+    assert set(hosts[hosts.t_s >= 44].query("host == 'A'").replicas) == {6}

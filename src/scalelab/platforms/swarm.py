@@ -262,7 +262,7 @@ class SwarmPlatform:
         out: dict[str, Any] = {"swarm_stack": s.stack, "service": s.service, "base_url": self.base_url, "endpoint_mode": s.endpoint_mode,
                                "network": s.network, "swarm_created_by_kit": kit_owns_swarm(self.sdk), "deploy_to_healthy_s": self.deploy_to_healthy_s}
         if self.hosts is not None:
-            out["hosts"] = [{"name": h.name, "container": h.container[:12], "ip": h.ip, "cpus": h.cpus, "memory_bytes": h.memory_bytes} for h in self.hosts.hosts]
+            out["hosts"] = [{"name": h.name, "container": h.container, "ip": h.ip, "cpus": h.cpus, "memory_bytes": h.memory_bytes} for h in self.hosts.hosts]
             out["manager"] = {"node": "this engine", "addr": swarm_state(self.sdk).get("NodeAddr"), "tasks": "none (constraint node.role==worker)"}
         try:
             spec = self.sdk.api.inspect_service(s.service)["Spec"]
