@@ -1,5 +1,9 @@
 """The swarm platform: the ai-agent as a Docker Swarm service, nginx in front, on this one engine.
 
+With a scenario's ``hosts:`` the engine manages a swarm of Docker-in-Docker hosts and the tasks
+run on them (`scalelab.platforms.swarm_hosts`; docs/swarm.md, "Several hosts"); without, what
+follows is the whole story.
+
 Lifecycle (every command through `scalelab._run.run`, so ``-v`` shows it):
 
 - ``preflight``: engine, images, port, and the engine's swarm state: an engine already in a
