@@ -327,3 +327,20 @@ def test_compose_keeps_observing_after_host_a_is_lost(tmp_path: Path) -> None:
     assert obs.hosts[0]["up"] == 0 and obs.hosts[0]["replicas"] == 0
     platform.scale(5)  # the request is recorded; no daemon is asked
     assert platform.desired == 5
+
+
+def test_a_project_on_host_a_is_found_for_live_scaling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scalelab.platforms import compose
+
+    monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path))
+    sock = tmp_path / "hosts" / "k" / "a" / "docker.sock"
+    sock.parent.mkdir(parents=True)
+    sock.write_text("")  # stands for the inner daemon's socket while Host A runs
+    on_host = ComposeSettings(project="scalelab-run-1", run_id="run-1", docker_host=f"unix://{sock}", lb_bind="172.20.0.2")
+    on_host.write(compose.state_root() / on_host.project)
+    gone = ComposeSettings(project="scalelab-run-2", run_id="run-2", docker_host=f"unix://{tmp_path}/nowhere.sock")
+    gone.write(compose.state_root() / gone.project)
+    plain = ComposeSettings(project="scalelab-run-3", run_id="run-3")
+    plain.write(compose.state_root() / plain.project)
+    found = compose._projects_on_hosts()
+    assert list(found) == ["scalelab-run-1"] and found["scalelab-run-1"] == on_host  # settings (lb_bind too) survive the round trip
