@@ -111,3 +111,18 @@ def test_the_committed_node_loss_run_is_what_docs_swarm_md_quotes() -> None:
     hosts = run.hosts
     assert set(hosts[hosts.t_s > 16].query("host == 'B'").up) == {0}
     assert set(hosts[hosts.t_s >= 44].query("host == 'A'").replicas) == {6}
+
+
+def test_lab09_swarm_part_shows_what_the_tools_print_for_the_committed_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from scalelab.faults import table
+    from scalelab.hosts.__main__ import main as hosts_main
+
+    def faults_main(argv: list[str]) -> int:
+        return table.main(argv, table.run_rows, table.COLUMNS, module="scalelab.faults", empty="none")
+
+    lab = (Path(__file__).resolve().parents[2] / "labs" / "09-one-host-is-not-enough.md").read_text(encoding="utf-8")
+    for main in (faults_main, hosts_main):
+        assert main([str(RUN)]) == 0
+        printed = capsys.readouterr().out.strip()
+        for line in printed.splitlines()[1:]:
+            assert line.strip() in lab, f"lab 09 shows another line than the tools print today: {line}"
