@@ -126,3 +126,20 @@ def test_lab09_swarm_part_shows_what_the_tools_print_for_the_committed_run(capsy
         printed = capsys.readouterr().out.strip()
         for line in printed.splitlines()[1:]:
             assert line.strip() in lab, f"lab 09 shows another line than the tools print today: {line}"
+
+
+def test_replica_faults_on_a_swarm_of_hosts_fail_before_anything_starts(tmp_path: Path) -> None:
+    import yaml
+
+    from scalelab.errors import ScenarioError
+    from scalelab.platforms import PlatformOptions
+    from scalelab.platforms.swarm import KIND
+
+    source = Path(__file__).resolve().parents[2] / "src" / "scalelab" / "scenarios" / "ci-swarm-hosts.yaml"
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    assert isinstance(KIND.create(load_scenario(source, cpu_budget=1), "swarm-hosts", run_id="r", options=PlatformOptions()), SwarmPlatform)
+    doc["faults"] = [{"at_s": 10, "kind": "kill"}, *doc["faults"]]
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ScenarioError, match="kill are not implemented yet on a swarm that spans hosts"):
+        KIND.create(load_scenario(path, cpu_budget=1), "swarm-hosts", run_id="r", options=PlatformOptions())

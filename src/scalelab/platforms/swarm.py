@@ -34,7 +34,7 @@ from typing import Any
 from scalelab import engine
 from scalelab.engine import stats
 from scalelab.engine.streams import StatsStreams
-from scalelab.errors import CommandError, PlatformError, PreflightError
+from scalelab.errors import CommandError, PlatformError, PreflightError, ScenarioError
 from scalelab.netcheck import http_ok, port_free
 from scalelab.platforms.base import Observation, PlatformOptions, Say, lifecycle_events
 from scalelab.platforms.docker_observe import container_observation
@@ -376,7 +376,12 @@ class SwarmKind:
     spec = platform_spec("swarm")
 
     def create(self, scenario: Any, arm: str, *, run_id: str, options: PlatformOptions) -> SwarmPlatform:
-        return SwarmPlatform(SwarmSettings.for_scenario(scenario, arm, run_id, port=options.port))
+        settings = SwarmSettings.for_scenario(scenario, arm, run_id, port=options.port)
+        replica_faults = sorted({f.kind for f in scenario.faults if f.kind != "node-loss"})
+        if settings.hosts and replica_faults:  # their hook (scalelab.faults.inject.SwarmInjector) looks on the engine, not in the hosts
+            raise ScenarioError(f"{scenario.source or scenario.name}: faults of kind {', '.join(replica_faults)} are not implemented yet on a swarm that spans hosts:",
+                                fix="keep node-loss (the kind a swarm of hosts is for), or remove hosts: to run them on the single-node swarm")
+        return SwarmPlatform(settings)
 
     def attach(self, options: PlatformOptions) -> SwarmPlatform:
         stacks = running_stacks(engine.sdk_client())
