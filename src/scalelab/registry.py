@@ -139,6 +139,7 @@ register(
         summary="a Deployment on kind or any cluster from a kubeconfig",
         autoscalers=("hpa",),
         spreads_over_nodes=True,
+        runs_on_hosts=True,  # on kind: one worker node container per host (scalelab.platforms.kind_hosts)
         sim_start_delay_s=2.0,
         sim_spreading="random",
         ports=(30080,),

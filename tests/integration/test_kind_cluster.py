@@ -1,7 +1,9 @@
 """The students' own path, for real: `scalelab cluster up` creates the 3-node kind cluster
 (k8s/kind-cluster.yaml) from the node image built here without a registry
 (`make kind-node-image`), loads the agent image, installs metrics-server; the shortened HPA spike
-runs on it through the NodePort on 127.0.0.1; `scalelab cluster down` deletes it.
+runs on it through the NodePort on 127.0.0.1; then, in the same cluster, lab 09's node loss
+(`ci-node-loss`: two hosts capped onto the two workers, four replicas spread over them, host B's
+node container killed) is survived with measured recovery; `scalelab cluster down` deletes it.
 
 Needs the Docker engine, kind and a node image (the locally built one, or the published one
 already in Docker). Skips with a reason on a laptop without them, fails in CI. The engine must
@@ -22,6 +24,7 @@ import pytest
 from conftest import require_or_skip
 
 from scalelab import kind_node
+from scalelab.faults.measure import fault_impacts
 from scalelab.platforms.k8s_client import KIND_CLUSTER, KIND_CONTEXT
 from scalelab.telemetry.store import load_run
 
@@ -93,6 +96,7 @@ def test_cluster_up_makes_three_ready_nodes_quickly(kind_cluster):
     # The classroom controller profile from k8s/kind-cluster.yaml reached the controller-manager.
     cm = _kubectl("-n", "kube-system", "get", "pod", "-l", "component=kube-controller-manager", "-o", "jsonpath={.items[0].spec.containers[0].command}")
     assert "--horizontal-pod-autoscaler-sync-period=5s" in cm and "--horizontal-pod-autoscaler-downscale-stabilization=30s" in cm
+    assert "--node-monitor-grace-period=30s" in cm
     # CoreDNS (built here) serves, and every system pod runs.
     pods = _kubectl("get", "pods", "-A", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase").split("\n")
     assert all(p.split()[1] == "Running" for p in pods if p.strip()), pods
@@ -121,3 +125,57 @@ def test_ci_spike_on_kind_scales_and_spreads_over_the_workers(kind_spike_run):
     assert int(after.replicas_desired.iloc[-1]) < peak, "the HPA did not scale back down after the spike"
     nodes = set(run.placement.node.dropna())
     assert {f"{KIND_CLUSTER}-worker", f"{KIND_CLUSTER}-worker2"} <= nodes, f"replicas did not spread over both workers: {nodes}"
+
+
+#: k8s/kind-cluster.yaml: a node is NotReady 30 s after its last lease renewal (renewed every 10 s)
+GRACE_S = 30
+
+
+@pytest.fixture(scope="module")
+def kind_node_loss_run(kind_cluster, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("kind-node-loss")
+    started = time.monotonic()
+    proc = _scalelab("run", "ci-node-loss", "--arm", "kubernetes-fixed", "--context", KIND_CONTEXT, "--runs-dir", str(runs), timeout=300)
+    print(f"ci-node-loss on kind: {time.monotonic() - started:.0f} s")
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    return load_run(run_dir)
+
+
+def test_node_loss_on_kind_is_survived_with_measured_recovery(kind_node_loss_run):
+    run = kind_node_loss_run
+    assert run.manifest["status"] == "completed"
+    w1, w2 = f"{KIND_CLUSTER}-worker", f"{KIND_CLUSTER}-worker2"
+    assert [(h["host"], h["node"]) for h in run.manifest["platform_info"]["hosts"]] == [("A", w1), ("B", w2)]
+    (fault,) = run.events[run.events.kind == "fault"].itertuples()
+    t_f = float(fault.t_s)
+    assert "node-loss host=B" in fault.detail and f"docker kill {w2}" in fault.detail
+    # Before the loss the scheduler spread the four replicas over both capped workers (hosts.csv, placement.csv).
+    h = run.hosts
+    before = h[(h.t_s >= t_f - 3) & (h.t_s < t_f)]
+    assert set(before.host) == {"A", "B"} and (before.up == 1).all() and (before.replicas == 2).all(), before
+    assert (h.cpu_limit_cores == 0.5).all(), "each worker carries its host's sized cap (2 cores at budget 4 -> 0.5 at 1)"
+    used = h.cpu_cores.dropna()
+    assert len(used) > 20 and (used <= 0.5 * 1.3).all(), f"a worker used more than its cap: {used.max():.2f} cores"
+    p = run.placement
+    assert set(p[p.t_s < t_f].node.dropna()) == {w1, w2}
+    lost = h[(h.host == "B") & (h.t_s > t_f + 1)]
+    assert (lost.up == 0).all() and (lost.replicas == 0).all()
+    # Kubernetes' own recovery, as measured (scalelab.faults): NotReady after the grace period, replacements on A.
+    (imp,) = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
+                           sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
+    print(f"node loss: NotReady {imp.to_node_down_s} s, replacement {imp.to_replacement_s} s, ready {imp.to_ready_s} s, "
+          f"first 2xx {imp.to_first_2xx_s} s, ready back to {imp.ready_before} {imp.to_desired_s} s; failed {imp.failed}/{imp.requests}")
+    assert imp.kind == "node-loss" and imp.ready_before == 4
+    assert imp.to_node_down_s is not None and GRACE_S - 12 <= imp.to_node_down_s <= GRACE_S + 12, imp
+    assert imp.to_replacement_s is not None and imp.to_replacement_s > imp.to_node_down_s, "replaced before the node was NotReady"
+    assert imp.to_first_2xx_s is not None and imp.to_desired_s is not None, imp
+    ev = run.events
+    starts = ev[(ev.kind == "replica_start") & (ev.t_s > t_f)]
+    assert len(starts) == 2 and starts.detail.str.endswith(f"on {w1}").all(), starts
+    last = run.samples.iloc[-1]
+    assert int(last.replicas_ready) == 4, "the ready replicas did not come back to 4 on host A"
+    # The end of the run lifted the caps and started host B's node container again.
+    state = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}} {{.HostConfig.CpuQuota}}", w1, w2],
+                           capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")
+    assert [line.split() for line in state if line] == [["true", "-1"], ["true", "-1"]], state

@@ -99,7 +99,8 @@ def test_kind_cluster_classroom_profile_is_portable():
     assert "apiVersion" not in patch, "a versioned patch silently misses other kubeadm API versions"
     args = patch["controllerManager"]["extraArgs"]
     assert isinstance(args, dict), "map form, not the v1beta4 list form"
-    assert args == {"horizontal-pod-autoscaler-sync-period": "5s", "horizontal-pod-autoscaler-downscale-stabilization": "30s"}
+    assert args == {"horizontal-pod-autoscaler-sync-period": "5s", "horizontal-pod-autoscaler-downscale-stabilization": "30s",
+                    "node-monitor-grace-period": "30s"}
     # the classroom scenario says the same
     hpa = load_scenario("classroom-spike", cpu_budget=4).arms["kubernetes-hpa"].scaler
     assert (hpa.sync_period_s, hpa.downscale_stabilization_s) == (5.0, 30.0)

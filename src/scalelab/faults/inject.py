@@ -22,7 +22,8 @@ hang      ``kill -STOP`` of the main       the same, on the task's          the 
 
 ``node-loss`` (a scenario with ``hosts:``) stops a whole host, named by the fault's ``host``: the
 platform's ``stop_host(name) -> str`` does it and says how (compose: ``docker stop`` of that
-Docker-in-Docker host, `scalelab.hosts.dind.stop_host`); a platform that implements it adds
+Docker-in-Docker host, `scalelab.hosts.dind.stop_host`; Kubernetes on kind: ``docker kill`` of
+that host's worker node container, `scalelab.platforms.kind_hosts`); a platform that implements it adds
 ``node-loss`` to its kinds in `SUPPORTED`.
 
 The victim of the others is one ready replica, chosen by the scenario's seed and the fault's index, so the
@@ -45,7 +46,7 @@ from scalelab.errors import PlatformError, ScenarioError
 __all__ = ["Injected", "Injector", "INJECTORS", "FaultSchedule", "injector_for", "check_supported", "SUPPORTED", "pick", "host_pid_of_container"]
 
 #: the fault kinds each platform's hook implements
-SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang", "node-loss"), "swarm": ("kill", "crash", "hang", "node-loss"), "kubernetes": ("kill", "crash", "hang")}
+SUPPORTED: dict[str, tuple[str, ...]] = {"compose": ("kill", "crash", "hang", "node-loss"), "swarm": ("kill", "crash", "hang", "node-loss"), "kubernetes": ("kill", "crash", "hang", "node-loss")}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ For each ``fault`` event at ``t_f`` (up to the next fault, or the end of the run
   too many requests in flight), ``other``;
 - the error window: first to last failure that completed after ``t_f``;
 - for a node loss, when the orchestrator marked the node down (the first ``node`` event saying
-  ``down`` after ``t_f``: Swarm's heartbeat verdict, not the moment the host stopped);
+  ``down`` after ``t_f``: Swarm's heartbeat verdict, Kubernetes' node NotReady; not the moment the host stopped);
 - time to recovery, four milestones after ``t_f``: a replacement started (``replica_start``),
   a replica became ready (``replica_ready``), the first 2xx served by a replacement (a replica
   that had not answered before the fault, or the victim itself coming back), and the sampled

@@ -29,6 +29,8 @@ __all__ = [
     "HpaStatus",
     "hpa_status",
     "condition_events",
+    "node_ready",
+    "node_events",
     "PodView",
     "pod_view",
     "diagnose_pods",
@@ -177,6 +179,28 @@ def condition_events(prev: Mapping[str, tuple[str, str, str]], now: Mapping[str,
         old = prev.get(ctype)
         if old is None or old[:2] != (status, reason):
             out.append({"kind": "hpa_condition", "source": "hpa", "detail": f"{ctype}={status} {reason}: {message}".strip()})
+    return out
+
+
+def node_ready(nodes: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Node name -> (status of its ``Ready`` condition: True, False or Unknown, reason)."""
+    out = {}
+    for node in nodes:
+        cond: Mapping[str, Any] = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+        out[str((node.get("metadata") or {}).get("name"))] = (str(cond.get("status") or "Unknown"), str(cond.get("reason") or ""))
+    return out
+
+
+def node_events(prev: Mapping[str, tuple[str, str]], now: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """``node`` events when a node's Ready condition leaves True (``... down``) or comes back (``... ready``); the
+    first look sets the baseline. The detail ends with the state, as Swarm's node events do (`scalelab.faults.measure`)."""
+    out = []
+    for name, (status, reason) in sorted(now.items()):
+        old = prev.get(name)
+        if old is None or (old[0] == "True") == (status == "True"):
+            continue
+        state = "ready" if status == "True" else "down"
+        out.append({"kind": "node", "source": "kubernetes", "detail": f"{name} (Ready={status} {reason}) {state}".replace(" )", ")")})
     return out
 
 

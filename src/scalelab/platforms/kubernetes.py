@@ -11,6 +11,7 @@ helpers (the kit's namespaces, metrics API health) are in `scalelab.platforms.k8
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from scalelab.platforms.k8s_cluster import (
     wait_namespaces_gone,
 )
 from scalelab.platforms.k8s_manifests import APP_LABEL, Manifests, cpu_quantity, namespace_for, render, write_rendered
+from scalelab.platforms.kind_hosts import KindHosts
 from scalelab.poll import Deadline
 from scalelab.registry import platform_spec
 from scalelab.scenario import Arm, HPAScaler, Scenario
@@ -87,6 +89,9 @@ class KubernetesPlatform:
         self._own_scale: int | None = None
         self._samples = 0
         self._last_ready = 0
+        #: kind only: the workers as the scenario's hosts (caps, hosts.csv, node loss); None elsewhere
+        self._kind_hosts: KindHosts | None = None
+        self._node_ready: dict[str, tuple[str, str]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -113,6 +118,13 @@ class KubernetesPlatform:
         api = self.api
         self.info["server_version"] = check_reachable(api, self.target)
         m = self.manifests()
+        if self.scenario is not None:
+            from scalelab.hosts.spec import host_specs
+
+            self._kind_hosts = KindHosts.for_run(host_specs(self.scenario), self.target.kind_cluster,
+                                                 source=self.scenario.source or self.scenario.name, describe=self.target.describe())
+            if self._kind_hosts is not None:
+                self.info["hosts"] = self._kind_hosts.describe()
         core = client.CoreV1Api(api)
         leftovers = [ns["metadata"]["name"] for ns in find_run_namespaces(api)]
         if leftovers:
@@ -169,6 +181,8 @@ class KubernetesPlatform:
         m = self.manifests(replicas)
         api = self.api
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        if self._kind_hosts is not None:
+            self._kind_hosts.apply_caps()
         try:
             core.create_namespace(_model(client.V1Namespace, m.namespace), _request_timeout=10)
             apps.create_namespaced_deployment(m.ns, _model(client.V1Deployment, m.deployment), field_manager="scalelab", _request_timeout=10)
@@ -301,7 +315,10 @@ class KubernetesPlatform:
         obs = Observation(replicas_desired=desired, replicas_ready=ready, events=events, placement=placement)
         if self.has_hpa:
             self._observe_hpa(obs)
-        per_pod = self._observe_usage(obs, sorted({v.node for v in views if v.node}))
+        down = self._observe_nodes(obs)
+        if self._kind_hosts is not None:
+            obs.hosts = self._kind_hosts.rows(Counter(v.node for v in live if v.node))
+        per_pod = self._observe_usage(obs, sorted({v.node for v in views if v.node and v.node not in down}))
         for row in placement:
             row["cpu_cores"] = per_pod.get(str(row["pod"]))
         now = time.monotonic()
@@ -334,6 +351,27 @@ class KubernetesPlatform:
         self._pods = current
         return out
 
+    def _observe_nodes(self, obs: Observation) -> set[str]:
+        """Node Ready changes as events; returns the nodes not to ask for metrics (not Ready, or stopped by a node-loss fault)."""
+        from kubernetes import client
+
+        stopped = self._kind_hosts.stopped_nodes if self._kind_hosts is not None else set()
+        try:
+            nodes = raw(client.CoreV1Api(self.api).list_node, timeout_s=2.0).get("items") or []
+        except Exception as exc:  # noqa: BLE001
+            obs.events.append({"kind": "note", "source": "sampler", "detail": f"node list failed: {exc!s:.200}"})
+            return stopped | {n for n, (status, _) in self._node_ready.items() if status != "True"}
+        now = st.node_ready(nodes)
+        obs.events.extend(st.node_events(self._node_ready, now))
+        self._node_ready = now
+        return stopped | {n for n, (status, _) in now.items() if status != "True"}
+
+    def stop_host(self, name: str) -> str:
+        """Fault ``node-loss``: stop host ``name``'s worker node container (kind only); returns how."""
+        if self._kind_hosts is None:
+            raise PlatformError("node-loss needs the scenario's hosts on the kind cluster's workers", fix="run on the kind cluster with hosts: in the scenario", lab=LAB)
+        return self._kind_hosts.stop(name)
+
     def _observe_hpa(self, obs: Observation) -> None:
         from kubernetes import client
 
@@ -356,9 +394,9 @@ class KubernetesPlatform:
         for node in nodes:
             try:
                 text = raw(core.connect_get_node_proxy_with_path, node, "metrics/resource", timeout_s=2.0)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one node's kubelet gone: the others still count
                 obs.events.append({"kind": "note", "source": "sampler", "detail": f"kubelet metrics of {node} failed: {exc!s:.200}"})
-                return {}
+                continue
             usage.update(st.container_usage(str(text), self.namespace))
         per_pod = self._rates.update(usage, time.time())
         self._samples += 1
@@ -383,7 +421,9 @@ class KubernetesPlatform:
         return iv[len(iv) // 2] if iv else None
 
     def down(self) -> None:
-        """Delete this run's namespace and wait until it is gone (no-op if it never existed)."""
+        """Lift the node caps and start lost nodes (kind hosts), delete this run's namespace and wait until it is gone."""
+        if self._kind_hosts is not None:  # first: pods on a stopped node finish deleting only when its kubelet is back
+            self._kind_hosts.restore()
         if self._api is None:
             try:
                 self._api = connect(self.target)

@@ -107,7 +107,7 @@ EVENT_KINDS = (
     "rollout_start",  # the kit started a rollout (scalelab.rollout; detail: strategy=, to=, image=, replicas=)
     "rollout",  # one step of the rollout (detail: what was done or is awaited)
     "rollout_end",  # every desired replica on the new version and ready (detail: ok wall_s=..., or failed: why)
-    "node",  # a swarm node (host) changed state (detail: "<host> <state>": ready, down, ...; docs/swarm.md)
+    "node",  # a swarm node (host) or a Kubernetes node changed state (detail: "<name> ... <state>": ready, down, ...; docs/swarm.md, docs/hosts-on-kind.md)
     "lb",  # the kit rewrote the front door's upstream block and reloaded nginx (detail: strategy, replicas, weights)
 )
 
