@@ -138,6 +138,7 @@ def kind_node_loss_run(kind_cluster, tmp_path_factory):
     proc = _scalelab("run", "ci-node-loss", "--arm", "kubernetes-fixed", "--context", KIND_CONTEXT, "--runs-dir", str(runs), timeout=300)
     print(f"ci-node-loss on kind: {time.monotonic() - started:.0f} s")
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    print(proc.stdout[-1500:])
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
     return load_run(run_dir)
 

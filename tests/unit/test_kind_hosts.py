@@ -55,8 +55,8 @@ def test_cap_and_uncap_commands():
     assert kh.cap_argv(host) == ["docker", "update", "--cpu-period", "100000", "--cpu-quota", "50000", "--memory", str(GIB),
                                  "--memory-swap", str(GIB), "scalelab-worker2"]
     assert kh.cap_argv(kh.KindHost("t", "n", 0.001, GIB, capped=True))[5] == "1000", "the kernel's smallest quota"
-    assert kh.uncap_argv("scalelab-worker2", 24 * GIB) == ["docker", "update", "--cpu-quota", "-1", "--memory-swap", "-1", "--memory",
-                                                           str(24 * GIB), "scalelab-worker2"]
+    assert kh.uncap_argvs("scalelab-worker2", 24 * GIB) == [["docker", "update", "--cpu-quota", "-1", "scalelab-worker2"],
+                                                            ["docker", "update", "--memory-swap", "-1", "--memory", str(24 * GIB), "scalelab-worker2"]]
 
 
 class FakeRun:
@@ -100,7 +100,7 @@ def test_a_run_caps_meters_loses_and_restores_its_hosts(monkeypatch):
         hosts.stop("C")
     fake.calls.clear()
     hosts.restore(say=lambda _: None)
-    assert [c[:3] for c in fake.calls] == [["docker", "update", "--cpu-quota"]] * 2 + [["docker", "start", "scalelab-worker2"]]
+    assert [c[:3] for c in fake.calls] == [["docker", "update", "--cpu-quota"], ["docker", "update", "--memory-swap"]] * 2 + [["docker", "start", "scalelab-worker2"]]
     fake.calls.clear()
     hosts.restore(say=lambda _: None)
     assert fake.calls == [], "restore twice does nothing twice"
@@ -134,3 +134,20 @@ def test_node_loss_recovery_is_measured_from_the_fault():
     assert imp.kind == "node-loss" and imp.replica == ""
     assert (imp.to_node_down_s, imp.to_replacement_s, imp.to_ready_s, imp.to_first_2xx_s, imp.to_desired_s) == (28.0, 34.0, 37.0, 39.0, 38.0)
     assert (imp.ready_before, imp.ready_min) == (4, 2)
+
+
+def test_a_node_is_read_at_its_container_cgroup_not_where_its_systemd_moved_itself():
+    cid = "4f" * 32
+    proc_cgroup = "\n".join([
+        f"12:memory:/docker/{cid}/init.scope",
+        f"5:cpu,cpuacct:/docker/{cid}",
+        f"1:name=systemd:/docker/{cid}/init.scope",
+        f"0::/system.slice/docker-{cid}.scope/init.scope",
+    ])
+    assert kh.container_cgroup(proc_cgroup, cid).splitlines() == [
+        f"12:memory:/docker/{cid}", f"5:cpu,cpuacct:/docker/{cid}", f"1:name=systemd:/docker/{cid}", f"0::/system.slice/docker-{cid}.scope",
+    ]
+    from scalelab.hosts.dind import cgroup_files
+
+    cpu, mem, stat = cgroup_files(kh.container_cgroup(proc_cgroup, cid))
+    assert str(mem) == f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes"

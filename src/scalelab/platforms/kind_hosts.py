@@ -26,12 +26,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scalelab import _run
 from scalelab.errors import PreflightError
 
-__all__ = ["KindHost", "KindHosts", "plan_hosts", "worker_containers", "cap_argv", "uncap_argv", "CPU_PERIOD_US", "MIN_NODE_MEMORY_BYTES"]
+__all__ = ["KindHost", "KindHosts", "plan_hosts", "worker_containers", "cap_argv", "uncap_argvs", "CPU_PERIOD_US", "MIN_NODE_MEMORY_BYTES"]
 
 LAB = "09-one-host-is-not-enough"
 #: the CFS period the caps use (Docker's default); the quota is cpus x period
@@ -103,9 +104,11 @@ def cap_argv(host: KindHost) -> list[str]:
     return ["docker", "update", "--cpu-period", str(CPU_PERIOD_US), "--cpu-quota", str(quota), "--memory", mem, "--memory-swap", mem, host.container]
 
 
-def uncap_argv(container: str, machine_memory_bytes: int) -> list[str]:
-    """``docker update`` that lifts the caps: no CPU quota, memory back to the machine's (Docker cannot unset a memory limit)."""
-    return ["docker", "update", "--cpu-quota", "-1", "--memory-swap", "-1", "--memory", str(machine_memory_bytes), container]
+def uncap_argvs(container: str, machine_memory_bytes: int) -> list[list[str]]:
+    """``docker update`` commands that lift the caps, one per resource so one refusal does not keep the other:
+    no CPU quota; memory back to the machine's (Docker cannot unset a memory limit), swap unlimited."""
+    return [["docker", "update", "--cpu-quota", "-1", container],
+            ["docker", "update", "--memory-swap", "-1", "--memory", str(machine_memory_bytes), container]]
 
 
 def _machine() -> tuple[float, int]:
@@ -179,7 +182,11 @@ class KindHosts:
     def restore(self, say: Callable[[str], None] = print) -> None:
         """Lift the caps and start the node containers a node loss stopped (their kubelet rejoins in seconds)."""
         for host in self._capped:
-            _run.run(uncap_argv(host.container, self.machine_memory_bytes), check=False, timeout_s=30)
+            for argv in uncap_argvs(host.container, self.machine_memory_bytes):
+                proc = _run.run(argv, check=False, timeout_s=30)
+                if proc.returncode != 0:
+                    say(f"could not lift the cap of kind node {host.node} ({' '.join(argv[2:-1])}): {(proc.stderr or proc.stdout).strip()[:300]}; "
+                        "`scalelab cluster down` removes the node")
         self._capped = []
         for host in self._stopped:
             say(f"starting kind node {host.node} again (host {host.name} was stopped by a node-loss fault)")
@@ -187,8 +194,45 @@ class KindHosts:
         self._stopped = []
 
 
-def _node_usage(host: Any) -> tuple[float, int] | None:
-    """The node container's (CPU seconds, memory bytes) from its cgroup, as for a Docker-in-Docker host (None: stopped)."""
-    from scalelab.hosts.dind import host_usage
+#: node container -> (cpu usage file, memory usage file, memory.stat file or None): found once per start
+_NODE_PATHS: dict[str, tuple[Path, Path, Path | None]] = {}
 
-    return host_usage(host)  # reads ``host.container`` only
+
+def container_cgroup(proc_cgroup: str, container_id: str) -> str:
+    """``/proc/<pid>/cgroup`` of a container's PID 1 cut back to the container's own cgroup in every hierarchy.
+
+    A kind node's PID 1 is systemd, which moves itself into ``init.scope`` wherever it accounts
+    (on cgroup v1 the memory hierarchy): read there, a node would "use" the 2 MB of systemd alone.
+    The container's cgroup is the path up to the component named after its id (``<id>`` with
+    Docker's cgroupfs driver, ``docker-<id>.scope`` with systemd's).
+    """
+    out = []
+    for line in proc_cgroup.splitlines():
+        head, sep, path = line.rpartition(":")
+        parts = path.split("/")
+        cut = next((i for i, part in enumerate(parts) if container_id in part), None)
+        out.append(f"{head}{sep}{'/'.join(parts[:cut + 1]) if cut is not None else path}")
+    return "\n".join(out)
+
+
+def _node_usage(host: Any) -> tuple[float, int] | None:
+    """The node container's (CPU seconds, memory bytes) from its own cgroup, everything the node runs included (None: stopped)."""
+    from scalelab.hosts.dind import cgroup_files, read_usage
+
+    name = host.container
+    paths = _NODE_PATHS.get(name)
+    if paths is None:
+        proc = _run.run(["docker", "inspect", "--format", "{{.State.Running}} {{.State.Pid}} {{.Id}}", name], check=False, timeout_s=30)
+        fields = proc.stdout.split()
+        if proc.returncode != 0 or len(fields) != 3 or fields[0] != "true" or fields[1] in ("", "0"):
+            return None
+        try:
+            paths = cgroup_files(container_cgroup(Path(f"/proc/{fields[1]}/cgroup").read_text(), fields[2]))
+        except OSError:
+            return None
+        _NODE_PATHS[name] = paths
+    try:
+        return read_usage(*paths)
+    except (OSError, ValueError, StopIteration):
+        _NODE_PATHS.pop(name, None)  # stopped (lost) since the last reading
+        return None
