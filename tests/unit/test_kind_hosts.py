@@ -56,7 +56,7 @@ def test_cap_and_uncap_commands():
                                  "--memory-swap", str(GIB), "scalelab-worker2"]
     assert kh.cap_argv(kh.KindHost("t", "n", 0.001, GIB, capped=True))[5] == "1000", "the kernel's smallest quota"
     assert kh.uncap_argvs("scalelab-worker2", 24 * GIB) == [["docker", "update", "--cpu-quota", "-1", "scalelab-worker2"],
-                                                            ["docker", "update", "--memory-swap", "-1", "--memory", str(24 * GIB), "scalelab-worker2"]]
+                                                            ["docker", "update", "--memory", str(24 * GIB), "--memory-swap", str(24 * GIB), "scalelab-worker2"]]
 
 
 class FakeRun:
@@ -100,7 +100,7 @@ def test_a_run_caps_meters_loses_and_restores_its_hosts(monkeypatch):
         hosts.stop("C")
     fake.calls.clear()
     hosts.restore(say=lambda _: None)
-    assert [c[:3] for c in fake.calls] == [["docker", "update", "--cpu-quota"], ["docker", "update", "--memory-swap"]] * 2 + [["docker", "start", "scalelab-worker2"]]
+    assert [c[:3] for c in fake.calls] == [["docker", "update", "--cpu-quota"], ["docker", "update", "--memory"]] * 2 + [["docker", "start", "scalelab-worker2"]]
     fake.calls.clear()
     hosts.restore(say=lambda _: None)
     assert fake.calls == [], "restore twice does nothing twice"

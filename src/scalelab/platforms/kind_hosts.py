@@ -106,9 +106,12 @@ def cap_argv(host: KindHost) -> list[str]:
 
 def uncap_argvs(container: str, machine_memory_bytes: int) -> list[list[str]]:
     """``docker update`` commands that lift the caps, one per resource so one refusal does not keep the other:
-    no CPU quota; memory back to the machine's (Docker cannot unset a memory limit), swap unlimited."""
+    no CPU quota; memory and memory+swap back to the machine's memory (Docker cannot unset a memory
+    limit; with both raised together runc writes the swap limit first, as cgroup v1 wants, while
+    ``--memory-swap -1`` next to a raised memory limit is refused: "invalid argument")."""
+    mem = str(machine_memory_bytes)
     return [["docker", "update", "--cpu-quota", "-1", container],
-            ["docker", "update", "--memory-swap", "-1", "--memory", str(machine_memory_bytes), container]]
+            ["docker", "update", "--memory", mem, "--memory-swap", mem, container]]
 
 
 def _machine() -> tuple[float, int]:
