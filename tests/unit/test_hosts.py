@@ -217,9 +217,10 @@ def test_node_loss_stops_the_named_host() -> None:
     schedule.check("ci-hosts")
     done = schedule.fire_next()
     assert platform.stopped == ["B"] and done.detail() == "node-loss host=B docker stop host-B"
-    with pytest.raises(ScenarioError, match="cannot be injected on kubernetes") as info:
-        check_supported("kubernetes", ["node-loss"])
-    assert "node-loss: compose" in info.value.fix
+    check_supported("kubernetes", ["node-loss"])  # on kind: the worker's node container (scalelab.platforms.kind_hosts)
+    with pytest.raises(ScenarioError, match="cannot be injected on swarm") as info:
+        check_supported("swarm", ["node-loss"])
+    assert "node-loss: compose, kubernetes" in info.value.fix
 
 
 def test_front_door_binds_loopback_unless_on_a_host() -> None:

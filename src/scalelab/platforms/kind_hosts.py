@@ -31,10 +31,10 @@ from typing import Any
 
 from scalelab import _run
 from scalelab.errors import PreflightError
+from scalelab.hosts.dind import LAB  # lab 09's name, set once it is written
 
 __all__ = ["KindHost", "KindHosts", "plan_hosts", "worker_containers", "cap_argv", "uncap_argvs", "CPU_PERIOD_US", "MIN_NODE_MEMORY_BYTES"]
 
-LAB = "09-one-host-is-not-enough"
 #: the CFS period the caps use (Docker's default); the quota is cpus x period
 CPU_PERIOD_US = 100_000
 #: the smallest quota the kernel takes (1 ms per period)
