@@ -89,10 +89,17 @@ def test_node_loss_needs_a_known_host(tmp_path: Path) -> None:
             load_scenario(str(path))
 
 
-def test_hosts_on_a_platform_without_them_fail_before_anything_starts() -> None:
+def test_hosts_on_a_platform_without_them_fail_before_anything_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from scalelab import runner
+    from scalelab.registry import platform_spec
+
     scenario = load_scenario("ci-hosts", cpu_budget=1)
-    check_hosts(scenario, "swarm")
-    check_hosts(scenario, "compose")
+    for name in ("compose", "swarm", "kubernetes"):  # Kubernetes: on kind's workers (scalelab.platforms.kind_hosts)
+        check_hosts(scenario, name)
+    without = dataclasses.replace(platform_spec("kubernetes"), runs_on_hosts=False)
+    monkeypatch.setattr(runner, "platform_spec", lambda name: without)
     with pytest.raises(ScenarioError, match="does not run on the kit's hosts yet") as info:
         check_hosts(scenario, "kubernetes")
     assert "compose" in info.value.fix
@@ -217,10 +224,11 @@ def test_node_loss_stops_the_named_host() -> None:
     schedule.check("ci-hosts")
     done = schedule.fire_next()
     assert platform.stopped == ["B"] and done.detail() == "node-loss host=B docker stop host-B"
-    check_supported("kubernetes", ["node-loss"])  # on kind: the worker's node container (scalelab.platforms.kind_hosts)
-    with pytest.raises(ScenarioError, match="cannot be injected on swarm") as info:
-        check_supported("swarm", ["node-loss"])
-    assert "node-loss: compose, kubernetes" in info.value.fix
+    for name in ("compose", "swarm", "kubernetes"):  # Kubernetes: on kind, the worker's node container
+        check_supported(name, ["node-loss"])
+    with pytest.raises(ScenarioError, match="cannot be injected on toy") as info:
+        check_supported("toy", ["node-loss"])
+    assert "node-loss: compose, swarm, kubernetes" in info.value.fix
 
 
 def test_front_door_binds_loopback_unless_on_a_host() -> None:
