@@ -27,7 +27,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup wheelhouse jupyter demo sim bench test test-unit lint format doctor image clean \
         lab00-doctor slides watch lab01-up lab01-load lab02-spike scale lab-down lab03-cluster lab03-deploy lab03-spike kind-node-image \
         report lab05-whatif lab05-faults lab06-sim lab06-run lab06-cooldowns lab07-run lab07-runs lab07-table lab99-cleanup test-cluster-up test-cluster-down \
-        lab08-up lab08-spike lab08-sim lab09-compose lab09-swarm lab09-table lab09-report \
+        lab08-up lab08-spike lab08-sim lab09-compose lab09-swarm lab09-kubernetes lab09-table lab09-report \
         lab12-plan lab12-run lab12-pods lab12-show \
         lab10-compose lab10-swarm lab10-kubernetes lab10-crashloop lab10-table faults-table lab11-compose-recreate lab11-compose-double lab11-kubernetes lab11-kubernetes-naive lab11-swarm lab11-table lab11-report lab11-ladder
 
@@ -164,11 +164,14 @@ lab09-compose: $(STAMP) ## Lab 09: compose on Host A of two 0.8-CPU hosts, 10 re
 lab09-swarm: $(STAMP) ## Lab 09: a swarm over two 0.8-CPU hosts (the engine manages), 6 tasks, Host B lost at 15 s (about 1.5 minutes)
 	$(SCALELAB) run ci-swarm-hosts --arm swarm-hosts --runs-dir $(RUNS)
 
-lab09-table: $(STAMP) ## Lab 09: what each host did in every ci-hosts and ci-swarm-hosts run under runs/: CPU in % of its cap, replicas, when it was lost
-	$(VENV)/bin/python -m scalelab.hosts $(sort $(wildcard $(RUNS)/*-ci-hosts-* $(RUNS)/*-ci-swarm-hosts-*))
+lab09-kubernetes: $(STAMP) ## Lab 09: the kind cluster's two workers as 0.5-CPU hosts A and B, 4 pods, B's node container killed at 8 s (after make lab03-cluster; about 2 minutes)
+	$(SCALELAB) run ci-node-loss --arm kubernetes-fixed --runs-dir $(RUNS)
 
-lab09-report: $(STAMP) ## Lab 09: the Host A / Host B chart (and the others) of every ci-hosts and ci-swarm-hosts run under runs/, in reports/lab09
-	$(SCALELAB) report $(sort $(wildcard $(RUNS)/*-ci-hosts-* $(RUNS)/*-ci-swarm-hosts-*)) --out reports/lab09
+lab09-table: $(STAMP) ## Lab 09: what each host did in every ci-hosts, ci-swarm-hosts and ci-node-loss run under runs/: CPU in % of its cap, replicas, when it was lost
+	$(VENV)/bin/python -m scalelab.hosts $(sort $(wildcard $(RUNS)/*-ci-hosts-* $(RUNS)/*-ci-swarm-hosts-* $(RUNS)/*-ci-node-loss-*))
+
+lab09-report: $(STAMP) ## Lab 09: the Host A / Host B chart (and the others) of every ci-hosts, ci-swarm-hosts and ci-node-loss run under runs/, in reports/lab09
+	$(SCALELAB) report $(sort $(wildcard $(RUNS)/*-ci-hosts-* $(RUNS)/*-ci-swarm-hosts-* $(RUNS)/*-ci-node-loss-*)) --out reports/lab09
 
 ## ---------------------------------------------------------------- lab 10: self-healing under load
 lab10-compose: $(STAMP) ## Lab 10: one replica of two gets FAULT=kill|crash|hang (default kill) at 15 s under load, on compose (ci-faults, 1 minute)

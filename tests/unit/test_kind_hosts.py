@@ -6,6 +6,7 @@ No Docker, no cluster: the docker commands are recorded by a fake `_run.run`.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,28 @@ def test_a_node_is_read_at_its_container_cgroup_not_where_its_systemd_moved_itse
 
     cpu, mem, stat = cgroup_files(kh.container_cgroup(proc_cgroup, cid))
     assert str(mem) == f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes"
+
+
+RUN = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "kind-hosts" / "20261205-033452-ci-node-loss-kubernetes-fixed-e5a6"
+LAB09 = Path(__file__).resolve().parents[2] / "labs" / "09-one-host-is-not-enough.md"
+
+
+def test_the_committed_kind_node_loss_run_is_what_lab_09_shows():
+    """The recorded run (lab 09 step 8, docs/hosts-on-kind.md): spread 2 + 2, B lost at 8 s, NotReady, replaced on A."""
+    from scalelab.faults.table import COLUMNS, render, run_rows
+    from scalelab.hosts.__main__ import render as hosts_table
+    from scalelab.telemetry import load_run
+
+    run = load_run(RUN)
+    lab = LAB09.read_text(encoding="utf-8")
+    rows = run_rows(run)
+    printed = render(rows, COLUMNS)
+    assert printed in lab, "lab 09 step 9 shows another fault table than `python -m scalelab.faults` prints for the committed run"
+    (row,) = rows
+    assert row["kind"] == "node-loss" and 20 <= row["to_node_down_s"] <= 40 and row["to_desired_s"] > row["to_node_down_s"]
+    for line in hosts_table([str(RUN)]).splitlines()[1:]:
+        assert line.rstrip() in lab, line
+    h = run.hosts
+    before = h[h.t_s < 8]
+    assert set(before.host) == {"A", "B"} and (before.replicas == 2).all()
+    assert (h[(h.host == "A") & (h.t_s > 50)].replicas == 4).all()
