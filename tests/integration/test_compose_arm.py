@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from livekit import free_port
 
 from scalelab.errors import PreflightError
 from scalelab.platforms.compose import ComposePlatform, ComposeSettings, running_projects
@@ -31,12 +32,6 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 SCALELAB = [sys.executable, "-m", "scalelab"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_samples(runs_dir: Path, rows: int, proc: subprocess.Popen[str] | None = None, timeout_s: float = 150) -> Path:

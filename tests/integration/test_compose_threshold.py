@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_compose_arm import _run_cli, containers_of, free_port, live_scale_compose, wait_for_samples
+from livekit import free_port
+from test_compose_arm import _run_cli, containers_of, live_scale_compose, wait_for_samples
 
 from scalelab.telemetry import load_run
 

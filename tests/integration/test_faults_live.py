@@ -14,13 +14,13 @@ SIGKILLed at 15 s, no autoscaler) per platform, then the measurements of `scalel
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from livekit import free_port, skip_if_in_a_swarm
 
 from scalelab.faults.__main__ import render
 from scalelab.faults.measure import fault_impacts, impact_rows
@@ -29,12 +29,6 @@ from scalelab.telemetry import load_run
 REPO = Path(__file__).resolve().parents[2]
 SCALELAB = [sys.executable, "-m", "scalelab"]
 FAULT_AT_S = 15.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(args: list[str], runs: Path, env: dict[str, str] | None = None):
@@ -62,7 +56,7 @@ def _routing_failures(failed: pd.DataFrame) -> pd.Series:
 
 
 def test_compose_does_not_restart_a_killed_replica(scalelab_images: str, tmp_path: Path) -> None:
-    run, imp = _run(["--arm", "compose-fixed"], tmp_path, {"SCALELAB_PORT": str(_free_port())})
+    run, imp = _run(["--arm", "compose-fixed"], tmp_path, {"SCALELAB_PORT": str(free_port())})
     s, ev, req = run.samples, run.events, run.requests
     assert imp.kind == "kill" and imp.ready_before == 2
     assert (s[(s.t_s > FAULT_AT_S + 3) & (s.phase == "load")].replicas_ready == 1).all(), "restart: always brought a docker-killed container back"
@@ -105,10 +99,8 @@ def test_kubernetes_replaces_a_killed_pod(test_cluster, tmp_path: Path) -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_swarm_replaces_a_killed_task(scalelab_images: str, tmp_path: Path) -> None:
-    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, check=True).stdout.strip()
-    if state != "inactive":
-        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
-    run, imp = _run(["--arm", "swarm-fixed"], tmp_path, {"SCALELAB_SWARM_PORT": str(_free_port())})
+    skip_if_in_a_swarm()
+    run, imp = _run(["--arm", "swarm-fixed"], tmp_path, {"SCALELAB_SWARM_PORT": str(free_port())})
     ev, req = run.events, run.requests
     assert imp.kind == "kill" and imp.ready_before == 2 and imp.ready_min == 1
     # restart_policy.delay is 5 s: a new task (a new container) starts after it, not at once

@@ -11,7 +11,6 @@ Traffic goes only to 127.0.0.1; the load is bounded by the scenario (50 s).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from livekit import free_port
 
 from scalelab.hosts import dind
 from scalelab.telemetry import load_run
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _left(what: str, owner: str) -> list[str]:
     argv = ["docker", what, "ls", "--quiet", "--filter", f"label={dind.OWNER_LABEL}={owner}"]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
@@ -41,7 +35,7 @@ def _left(what: str, owner: str) -> list[str]:
 
 def test_compose_piles_onto_host_a_while_host_b_idles(scalelab_images: str, tmp_path: Path) -> None:
     started = time.monotonic()
-    env = {**os.environ, "SCALELAB_PORT": str(_free_port())}
+    env = {**os.environ, "SCALELAB_PORT": str(free_port())}
     argv = [sys.executable, "-m", "scalelab", "run", "ci-hosts", "--arm", "compose-fixed", "--cpu-budget", "1", "--runs-dir", str(tmp_path)]
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_compose_arm import _run_cli, containers_of, free_port
+from livekit import free_port
+from test_compose_arm import _run_cli, containers_of
 
 from scalelab.lb.table import strategy_row
 from scalelab.telemetry import load_run

@@ -21,13 +21,13 @@ Every arm: requests before the rollout are answered by v1, requests after its en
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import require_or_skip
+from livekit import free_port, skip_if_in_a_swarm
 
 from scalelab.faults.table import render
 from scalelab.rollout.__main__ import COLUMNS
@@ -39,12 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 SCALELAB = [sys.executable, "-m", "scalelab"]
 ROLLOUT_AT_S = 15.0
 TIMEOUT_S = 5.0  # ci-rollout's workload.timeout_s: a request sent just before the end may fail this much later
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(args: list[str], runs: Path, env: dict[str, str] | None = None):
@@ -96,7 +90,7 @@ def v2_image(scalelab_images: str) -> str:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_compose_recreate_stops_before_it_starts(v2_image: str, tmp_path: Path) -> None:
-    run, imp = _run(["--arm", "compose-recreate"], tmp_path, {"SCALELAB_PORT": str(_free_port())})
+    run, imp = _run(["--arm", "compose-recreate"], tmp_path, {"SCALELAB_PORT": str(free_port())})
     assert imp.strategy == "recreate" and imp.ready_before == 2
     assert imp.ready_min is not None and imp.ready_min < 2, "compose recreate kept every replica healthy: it has no start-first order"
     ev = run.events
@@ -109,7 +103,7 @@ def test_compose_recreate_stops_before_it_starts(v2_image: str, tmp_path: Path) 
 @pytest.mark.docker
 @pytest.mark.slow
 def test_compose_double_then_retire_loses_nothing(v2_image: str, tmp_path: Path) -> None:
-    run, imp = _run(["--arm", "compose-double"], tmp_path, {"SCALELAB_PORT": str(_free_port())})
+    run, imp = _run(["--arm", "compose-double"], tmp_path, {"SCALELAB_PORT": str(free_port())})
     assert imp.strategy == "double-then-retire" and imp.ready_before == 2
     assert imp.ready_min is not None and imp.ready_min >= 2, "the old replicas stopped before the new ones were healthy"
     assert imp.failed == 0, f"{imp.failed} requests lost: {imp.by_class}"
@@ -131,14 +125,11 @@ def test_kubernetes_rolling_update_with_readiness_prestop_and_drain_loses_nothin
     assert "preStop" in rendered and "maxUnavailable: 0" in rendered
 
 
-
 @pytest.mark.docker
 @pytest.mark.slow
 def test_swarm_start_first_update_keeps_two_healthy_and_loses_nothing(v2_image: str, tmp_path: Path) -> None:
-    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, check=True).stdout.strip()
-    if state != "inactive":
-        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
-    run, imp = _run(["--arm", "swarm-start-first"], tmp_path, {"SCALELAB_SWARM_PORT": str(_free_port())})
+    skip_if_in_a_swarm()
+    run, imp = _run(["--arm", "swarm-start-first"], tmp_path, {"SCALELAB_SWARM_PORT": str(free_port())})
     assert imp.strategy == "update" and imp.ready_before == 2
     assert imp.ready_min is not None and imp.ready_min >= 2, "start-first let the healthy count drop"
     assert imp.failed == 0, f"{imp.failed} requests lost: {imp.by_class}"

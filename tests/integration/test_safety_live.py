@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from livekit import free_port
 
 from scalelab import safety
 from scalelab.platforms import k8s_manifests as km
@@ -204,14 +205,6 @@ def test_rendered_manifests_pass_restricted_admission(test_cluster, capsys) -> N
 # --- running arms --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _watch_run(args: list[str], tmp_path: Path, env: dict[str, str], kit_pids, kit_names: set[str]) -> tuple[set, set, str]:
     """Run ``scalelab run`` and list the sockets every SAMPLE_EVERY_S until it ends: (kit's, others', output)."""
     scenario = tmp_path / "safety-probe.yaml"
@@ -242,7 +235,7 @@ def _watch_run(args: list[str], tmp_path: Path, env: dict[str, str], kit_pids, k
 @pytest.mark.docker
 @pytest.mark.slow
 def test_a_running_compose_arm_listens_only_on_loopback(root_user, scalelab_images, tmp_path, capsys) -> None:
-    port = _free_port()
+    port = free_port()
     ours, others, _ = _watch_run(["--arm", "compose", "--cpu-budget", "1"], tmp_path, {"SCALELAB_PORT": str(port)}, lambda: _docker_proxy_pids(port), set())
     with capsys.disabled():
         print("\n" + _report(f"compose arm (front door published on port {port})", ours, others))

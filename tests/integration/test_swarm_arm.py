@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from livekit import docker, free_port, swarm_state
 
 from scalelab.errors import PreflightError
 from scalelab.platforms.swarm import SwarmPlatform, state_root
@@ -30,20 +31,6 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 SCALELAB = [sys.executable, "-m", "scalelab"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=120).stdout
-
-
-def swarm_state() -> str:
-    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
 
 
 def leftovers(stack: str) -> list[str]:

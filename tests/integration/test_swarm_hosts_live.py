@@ -10,7 +10,6 @@ found it: no host, no stack, no swarm.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import docker, free_port, skip_if_in_a_swarm, swarm_state
 
 from scalelab.faults.measure import fault_impacts, impact_rows
 from scalelab.faults.table import render
@@ -30,19 +30,8 @@ FAULT_AT_S = 15.0
 REPLICAS = 6
 
 
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=120).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_tasks_spread_over_two_hosts_and_move_to_the_survivor_when_one_is_lost(scalelab_images: str, tmp_path: Path) -> None:
-    if docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() != "inactive":
-        pytest.skip("this engine is already in a swarm; the swarm tests need one that is not (they never touch a foreign swarm)")
+    skip_if_in_a_swarm()
     gw_before = bool(docker("network", "ls", "-q", "--filter", "name=docker_gwbridge").split())
     cmd = [sys.executable, "-m", "scalelab", "run", "ci-swarm-hosts", "--arm", "swarm-hosts", "--cpu-budget", "1", "--runs-dir", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400,
@@ -58,7 +47,7 @@ def test_tasks_spread_over_two_hosts_and_move_to_the_survivor_when_one_is_lost(s
     assert docker("network", "ls", "-q", "--filter", f"label=scalelab.host-owner={run_id}") == ""
     stack = run.manifest["platform_info"]["swarm_stack"]
     assert docker("ps", "-a", "-q", "--filter", f"label=scalelab.stack={stack}") == ""
-    assert docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    assert swarm_state() == "inactive"
     assert bool(docker("network", "ls", "-q", "--filter", "name=docker_gwbridge").split()) == gw_before
 
 

@@ -17,6 +17,15 @@ from agent_server import metric_lines, running_agent
 
 from scalelab.agent import AgentConfig, create_app, do_work, reply_text
 
+
+def wait_until_in_flight(agent, timeout_s: float = 5) -> None:
+    """Wait until the agent counts one chat in flight."""
+    deadline = time.monotonic() + timeout_s
+    while agent.metric("agent_inflight_requests") != 1:
+        assert time.monotonic() < deadline, "the chat never showed up as in flight"
+        time.sleep(0.02)
+
+
 # --- pure pieces -------------------------------------------------------------------------------
 
 
@@ -139,10 +148,7 @@ def test_healthz_answers_while_a_slow_chat_runs_and_inflight_counts_it() -> None
         results: list[int] = []
         worker = threading.Thread(target=lambda: results.append(agent.chat("slow")[0]))
         worker.start()
-        deadline = time.monotonic() + 5
-        while agent.metric("agent_inflight_requests") != 1:
-            assert time.monotonic() < deadline, "the chat never showed up as in flight"
-            time.sleep(0.02)
+        wait_until_in_flight(agent)
         start = time.monotonic()
         assert agent.get("/healthz", timeout_s=2)[0] == 200
         assert time.monotonic() - start < 0.5
@@ -156,10 +162,7 @@ def test_sigterm_lets_an_inflight_chat_finish_then_exits() -> None:
         results: list[tuple[int, dict]] = []
         worker = threading.Thread(target=lambda: results.append(agent.chat("finish me")))
         worker.start()
-        deadline = time.monotonic() + 5
-        while agent.metric("agent_inflight_requests") != 1:
-            assert time.monotonic() < deadline, "the chat never showed up as in flight"
-            time.sleep(0.02)
+        wait_until_in_flight(agent)
         agent.proc.send_signal(signal.SIGTERM)
         worker.join(timeout=30)
         assert results and results[0][0] == 200 and results[0][1]["reply"] == reply_text("finish me")
@@ -184,10 +187,7 @@ def test_sigterm_with_drain_off_cuts_the_inflight_chat() -> None:
 
         worker = threading.Thread(target=call)
         worker.start()
-        deadline = time.monotonic() + 5
-        while agent.metric("agent_inflight_requests") != 1:
-            assert time.monotonic() < deadline, "the chat never showed up as in flight"
-            time.sleep(0.02)
+        wait_until_in_flight(agent)
         agent.proc.send_signal(signal.SIGTERM)
         assert agent.proc.wait(timeout=5) == 128 + signal.SIGTERM
         worker.join(timeout=30)
