@@ -83,24 +83,17 @@ class Calibration:
 
     def overrides(self) -> list[str]:
         """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
-        out = []
-        if self.work_ms is not None:
-            out.append(f"workload.work_ms={self.work_ms:.1f}")
-        if self.warmup_s is not None:
-            out.append(f"workload.warmup_s={self.warmup_s:.2f}")
-        if self.start_delay_s is not None:
-            out.append(f"sim.start_delay_s={self.start_delay_s:.2f}")
-        if self.host_overhead_cores is not None:
-            out.append(f"sim.host_overhead_cores={self.host_overhead_cores:.3f}")
-        if self.scrape_phase_s is not None:
-            out.append(f"sim.scrape_phase_s={self.scrape_phase_s:g}")
-        if self.idle_cores is not None:
-            out.append(f"sim.idle_cores={self.idle_cores:.4f}")
-        if self.load_start_s is not None:
-            out.append(f"sim.load_start_s={self.load_start_s:.3f}")
-        if self.cpu_per_request_ms is not None:
-            out.append(f"sim.cpu_per_request_ms={self.cpu_per_request_ms:.1f}")
-        return out
+        figures = (
+            ("workload.work_ms", self.work_ms, ".1f"),
+            ("workload.warmup_s", self.warmup_s, ".2f"),
+            ("sim.start_delay_s", self.start_delay_s, ".2f"),
+            ("sim.host_overhead_cores", self.host_overhead_cores, ".3f"),
+            ("sim.scrape_phase_s", self.scrape_phase_s, "g"),
+            ("sim.idle_cores", self.idle_cores, ".4f"),
+            ("sim.load_start_s", self.load_start_s, ".3f"),
+            ("sim.cpu_per_request_ms", self.cpu_per_request_ms, ".1f"),
+        )
+        return [f"{field}={value:{fmt}}" for field, value, fmt in figures if value is not None]
 
 
 def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
