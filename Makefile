@@ -189,7 +189,7 @@ lab10-crashloop: $(STAMP) ## Lab 10: one replica crashed at 10, 16 and 30 s on P
 lab10-table: $(STAMP) ## Lab 10: failed requests, error window and time to recovery of every ci-faults and ci-crashloop run under runs/
 	$(VENV)/bin/python -m scalelab.faults $(wildcard $(RUNS)/*-ci-faults-* $(RUNS)/*-ci-crashloop-*)
 
-faults-table: $(STAMP) ## Issue 14's platform x (kill, crash, hang, node loss, rollout) table from the committed runs (tests/fixtures/runs/faults, .../rollouts)
+faults-table: $(STAMP) ## Issue 14's platform x (kill, crash, hang, node loss, rollout) table from the committed runs (faults, rollouts, the multi-host node losses)
 	$(VENV)/bin/python -m scalelab.faults.matrix
 
 ## ---------------------------------------------------------------- lab 11: rolling updates under load

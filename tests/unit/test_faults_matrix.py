@@ -111,3 +111,13 @@ def test_the_recorded_crash_loops_show_each_platforms_restart_mechanism() -> Non
     ev = pd.read_csv(runs["compose"] / "events.csv")
     crashes = ev[ev.kind == "fault"].t_s.tolist()
     assert len(crashes) == 3 and all(((ev.kind == "replica_start") & (ev.t_s > f) & (ev.t_s < f + 3)).any() for f in crashes)
+
+
+def test_a_lost_node_is_survived_by_swarm_and_kubernetes_but_not_by_compose_on_one_host(table) -> None:
+    """Lab 09's node losses: compose's replicas all lived on the lost Host A (nothing reschedules them);
+    Swarm and Kubernetes lose Host B and bring its replicas back on Host A."""
+    compose, swarm, kube = table["compose", "node-loss"], table["swarm", "node-loss"], table["kubernetes", "node-loss"]
+    assert compose.dipped and compose.recovery == "never" and compose.failed == compose.requests
+    for c in (swarm, kube):
+        assert c.recovery_s is not None and 10 < c.recovery_s < 60, c
+        assert c.failed < c.requests / 4, c

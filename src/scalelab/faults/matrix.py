@@ -9,7 +9,8 @@ error window (first to last failure) and the time to recovery:
 
 ``python -m scalelab.faults.matrix DIR...`` (``make faults-table``) prints it for every run found
 in the folders (all of them, not the newest per arm: one arm records kill, crash and hang).
-The committed runs are in ``tests/fixtures/runs/faults`` and ``tests/fixtures/runs/rollouts``.
+The committed runs are in ``tests/fixtures/runs/faults`` and ``tests/fixtures/runs/rollouts``, the
+node losses in the multi-host fixtures (`FIXTURES`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,17 @@ __all__ = ["PLATFORMS", "FAULT_KINDS", "Cell", "cells", "render_long", "render_w
 
 PLATFORMS = ("compose", "swarm", "kubernetes")
 FAULT_KINDS = ("kill", "crash", "hang", "node-loss")
-#: the committed runs of the table (relative to the repository)
-FIXTURES = ("tests/fixtures/runs/faults", "tests/fixtures/runs/rollouts")
+#: the committed runs of the table (relative to the repository): kill, crash, hang and the rollouts
+#: (ci-faults, ci-rollout), then one node loss per platform from the multi-host runs (lab 09): compose
+#: loses Host A, where its replicas are (the run that loses the idle Host B measures A's overload,
+#: not a node loss); Swarm and Kubernetes lose Host B, which held half their replicas.
+FIXTURES = (
+    "tests/fixtures/runs/faults",
+    "tests/fixtures/runs/rollouts",
+    "tests/fixtures/runs/hosts/20261205-031901-ci-hosts-compose-fixed-4fdf",
+    "tests/fixtures/runs/swarm-hosts",
+    "tests/fixtures/runs/kind-hosts",
+)
 
 
 @dataclass(frozen=True)
