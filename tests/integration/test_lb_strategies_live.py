@@ -59,7 +59,7 @@ def test_strategy_spreads_a_burst_over_unequal_replicas(strategy: str, scalelab_
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     run = load_run(run_dir)
     m, info = run.manifest, run.manifest["platform_info"]
-    assert m["status"] == "completed" and m["front_door"] == {"strategy": strategy, "weak": {"replicas": 1, "cpu_factor": 0.5}}
+    assert m["status"] == "completed" and m["front_door"] == {"strategy": strategy, "weak": {"replicas": 1, "cpu_factor": 0.5}, "retry": True}
     assert info["lb_strategy"] == strategy and info["agent_cpu_limit_cores"] == 0.25 and info["weak_cpu_limit_cores"] == 0.125
     assert len(info["weak_replicas"]) == 1
 
