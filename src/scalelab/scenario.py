@@ -433,6 +433,8 @@ class SimModel(_Frozen):
     cpu_per_request_ms: float | None = Field(None, gt=0, le=60000, description="CPU a request costs while its replica keeps up, when it differs "
                                              "from workload.work_ms (the quota a replica spends per request while requests wait); None: work_ms")
     load_start_s: float | None = Field(None, ge=0, le=60, description="seconds after t0 the load generator started its arrivals (Locust's start-up): the simulator then replays its arrival times; None: Poisson counts per second")
+    replica_speed_cv: float = Field(0.0, ge=0, le=0.5, description="spread of the replicas' service rates at their CPU limit (coefficient of "
+                                    "variation, e.g. 0.05 for ±5%); 0: every replica serves at the same rate")
 
 
 class Fault(_Frozen):

@@ -76,3 +76,48 @@ def test_no_ready_replica_means_errors() -> None:
     svc.scale_to(0, 0.0)
     s = svc.step(0, 5.0)
     assert s.errors == 5.0 and s.served == 0.0 and s.p95_ms is None
+
+
+def test_replica_speed_levels_have_mean_one_and_the_spread_asked_for() -> None:
+    from scalelab.sim.split import speed_levels
+
+    assert speed_levels(0.0, 32) is None
+    levels = speed_levels(0.1, 32)
+    assert levels is not None and len(levels) == 32
+    assert float(levels.mean()) == pytest.approx(1.0, abs=1e-12)  # the pooled model's capacity stays n replicas
+    assert float(levels.std() / levels.mean()) == pytest.approx(0.1, rel=0.1)
+
+
+def _near_saturation(speed_cv: float) -> list[tuple[float, ...]]:
+    """Three replicas of 2.5 requests/s each behind random per-request spreading, sent 7.2 a second."""
+    svc = Service(params(cpu_limit=0.125, spreading="random", speed_cv=speed_cv), 3)
+    return [tuple(svc.step(t, 7.2)) for t in range(300)]
+
+
+def test_unequal_replica_speeds_lose_more_requests_near_saturation() -> None:
+    equal, unequal = _near_saturation(0.0), _near_saturation(0.2)
+    errors = lambda rows: sum(r[1] for r in rows)  # noqa: E731
+    assert errors(unequal) > errors(equal)  # the slower replicas' queues reach the client's timeout
+    assert sum(r[0] for r in unequal) < sum(r[0] for r in equal)
+    assert _near_saturation(0.2) == unequal  # the speeds come from the seed and the replica's name
+
+
+def test_equal_replica_speeds_are_the_model_without_them() -> None:
+    svc = Service(params(cpu_limit=0.125, spreading="random"), 3)
+    assert _near_saturation(0.0) == [tuple(svc.step(t, 7.2)) for t in range(300)]
+    assert svc._split is not None and svc._split.factors is None
+
+
+def test_each_replica_keeps_its_speed_and_averages_one_over_the_splits() -> None:
+    from scalelab.sim.split import SplitQueues
+
+    q = SplitQueues(10.0, 2048, speed_cv=0.1)
+    q.sync(["a", "b"])
+    assert q.factors is not None
+    a = q.factors[:, 0].copy()
+    q.sync(["a", "b", "c"])
+    assert (q.factors[:, 0] == a).all()  # a new replica does not change the others' speeds
+    assert q.factors.mean(axis=0) == pytest.approx(1.0)
+    assert not (q.factors[:, 0] == q.factors[:, 2]).all()  # another name, another order of the levels
+    q.sync(["c"])
+    assert q.factors.shape == (q.r, 1)

@@ -132,6 +132,8 @@ def _simulate(scenario: Scenario, arm_name: str, *, seed: int | None, service_ov
         fitted["idle_cores"] = model.idle_cores
     if model.cpu_per_request_ms is not None:
         fitted["cpu_ms"] = model.cpu_per_request_ms
+    if model.replica_speed_cv:
+        fitted["speed_cv"] = model.replica_speed_cv
     if model.host_overhead_cores and scenario.cpu_budget is not None:
         fitted["host_cores"] = max(0.05, scenario.cpu_budget - model.host_overhead_cores)
     params = ServiceParams.for_arm(scenario, arm, **{**fitted, **(service_overrides or {})})

@@ -75,6 +75,9 @@ class ServiceParams:
     #: not (compose: nginx re-resolves Docker's DNS every second, and Docker's DNS lists a running
     #: container before its health check passes); None: only ready replicas get requests (a Service)
     route_after_start_s: float | None = None
+    #: spread of the replicas' service rates at their limit (coefficient of variation; 0: all equal),
+    #: applied to the queues per replica of random per-request balancing (`split.speed_levels`)
+    speed_cv: float = 0.0
 
     @classmethod
     def for_arm(cls, scenario: Scenario, arm: Arm, **overrides: object) -> ServiceParams:
@@ -169,7 +172,8 @@ class Service:
         self._expire_after_s = max(1, round(params.timeout_s))
         self._rng = random.Random(len(params.__repr__()))
         # random per-request balancing: a queue per replica while requests wait (`split`)
-        self._split = SplitQueues(params.timeout_s, params.queue_limit) if params.spreading == "random" and params.balancing == "per-request" else None
+        self._split = SplitQueues(params.timeout_s, params.queue_limit, speed_cv=params.speed_cv) \
+            if params.spreading == "random" and params.balancing == "per-request" else None
         for _ in range(replicas):
             r = self._new(-started_before_s)
             r.started_s = r.ready_s = -started_before_s

@@ -23,6 +23,13 @@ abandoned when the timeout expires; one that starts too close to it finishes too
 reports their expectation: the mean of the requests served, failed and waiting, and the median
 over the splits of each second's p50 and p95. When no replica in any split has more than
 ``EXIT_WAIT_S`` of work queued, the service goes back to its one-line-per-second pooled model.
+
+Replicas that differ (``sim.replica_speed_cv`` > 0): each replica serves at its own rate, a speed
+factor times the mean one (its CPU per request at the quota divided by it). Which replica is slow
+is not known in advance, so a replica takes another speed in each split: evenly spaced quantiles
+of a lognormal with that coefficient of variation and mean 1 (`speed_levels`), in an order drawn
+from the seed and its name. Over the splits every replica's mean speed is 1, so the pooled model's
+capacity (n replicas at the mean rate) stays the expectation of the split one's.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["SplitQueues", "REALIZATIONS", "EXIT_WAIT_S"]
+__all__ = ["SplitQueues", "REALIZATIONS", "EXIT_WAIT_S", "speed_levels"]
 
 #: Independent random splits kept side by side (the standard error of the mean errors of a
 #: classroom spike is then about a request).
@@ -53,11 +60,17 @@ _FRACTIONS = np.array([0.05, 0.5, 0.95])[:, None, None]
 class SplitQueues:
     """Per-replica FIFO queues of the ready replicas, ``REALIZATIONS`` random splits at once."""
 
-    def __init__(self, timeout_s: float, queue_limit: int, *, seed: int = 0x5CA1E, realizations: int = REALIZATIONS) -> None:
+    def __init__(self, timeout_s: float, queue_limit: int, *, seed: int = 0x5CA1E, realizations: int = REALIZATIONS,
+                 speed_cv: float = 0.0) -> None:
         self.timeout_s = float(timeout_s)
         self.queue_limit = float(queue_limit)
         self.r = int(realizations)
+        self._seed = int(seed)
         self._rng = np.random.default_rng(seed)
+        self.speed_cv = float(speed_cv)
+        self._levels = speed_levels(self.speed_cv, self.r)
+        #: each replica's speed in each split (its service rate over the mean's), None when they are equal
+        self.factors: np.ndarray | None = None if self._levels is None else np.ones((self.r, 0))
         self._rows = np.arange(self.r)
         # cumulative admitted per replica at the end of the last seconds (the FIFO's arrival times)
         self._history: deque[np.ndarray] = deque(maxlen=int(math.ceil(self.timeout_s)) + 2)
@@ -100,6 +113,10 @@ class SplitQueues:
             return out
 
         self.backlog, self._admitted, self._departed = remap(self.backlog), remap(self._admitted), remap(self._departed)
+        if self.factors is not None:  # a replica keeps its speeds; a new one draws its own
+            speeds = self.factors
+            self.factors = np.stack([speeds[:, k] if k >= 0 else self._speed_of(name) for name, k in zip(names, keep)], axis=1) \
+                if names else np.ones((self.r, 0))
         old = list(self._history)
         self._history.clear()
         self._history.extend(remap(h) for h in old)
@@ -123,8 +140,10 @@ class SplitQueues:
         before = self.backlog - expired
         a = self._rng.multinomial(max(0, round(arrivals)), np.full(n, 1.0 / n), size=r).astype(np.float64)
         total = before + a
-        speed = self._speeds(np.minimum(total * work_s, limit_cores), host_cores, limit_cores)
-        mu = speed / work_s  # requests/s each replica works through while it has work
+        # CPU per request of each replica at its quota: a slower one (speed factor below 1) needs more
+        work = work_s if self.factors is None else work_s / self.factors
+        speed = self._speeds(np.minimum(total * work, limit_cores), host_cores, limit_cores)
+        mu = speed / work  # requests/s each replica works through while it has work
         # each abandoned request costs its replica CPU it cannot spend on the others: accepting and
         # reading it, noticing the client left, dropping it (`ABANDON_CPU_S`), at the replica's speed
         served = np.minimum(total, mu * np.maximum(0.0, 1.0 - expired * ABANDON_CPU_S / speed))
@@ -134,7 +153,7 @@ class SplitQueues:
         self._admitted = self._admitted + a - refused
         departed = self._departed
         self._departed = departed + served
-        service_s = work_s / speed
+        service_s = work / speed
         waits = self._fifo_waits(sec, departed, served)
         calm = (before <= 1e-9) & (after <= 1e-9)
         w50, w95 = _kingman(rate_per_replica * service_s, service_s)
@@ -153,9 +172,18 @@ class SplitQueues:
             self.active = False  # nobody waits for long: the pooled model takes over
             self._clear()
         # CPU: a replica with requests waiting uses its whole share, one keeping up what its requests cost
-        per_request = work_s if cpu_s is None else cpu_s
-        busy = np.where(after > 0.0, served * work_s, served * per_request) + np.minimum(expired * ABANDON_CPU_S, speed)
+        per_request = work if cpu_s is None else (cpu_s if self.factors is None else cpu_s / self.factors)
+        busy = np.where(after > 0.0, served * work, served * per_request) + np.minimum(expired * ABANDON_CPU_S, speed)
         return out_served, errors, p50_ms, p95_ms, float(busy.sum()) * scale
+
+    def _speed_of(self, name: str) -> np.ndarray:
+        """A new replica's speed in each split: the levels (`speed_levels`) in an order drawn from
+        the seed and its name, so each split meets another mix of fast and slow replicas and the same
+        scenario gives the same mixes."""
+        import zlib
+
+        assert self._levels is not None
+        return np.random.default_rng([self._seed, zlib.crc32(name.encode())]).permutation(self._levels)
 
     def _admitted_by(self, t: int) -> np.ndarray:
         """Cumulative admitted per replica at time ``t`` (the end of second ``t - 1``); zero before the history."""
@@ -196,6 +224,20 @@ class SplitQueues:
             frac = np.where(upper > lower, (pos - lower) / (upper - lower), 0.5)
         arrival = (sec - (m - 1) + k) + np.clip(frac, 0.0, 1.0)
         return np.maximum(0.0, sec + _FRACTIONS - arrival)
+
+
+def speed_levels(cv: float, realizations: int) -> np.ndarray | None:
+    """The speeds a replica takes in the ``realizations`` splits: evenly spaced quantiles of a
+    lognormal with mean 1 and coefficient of variation ``cv``, scaled to a mean of exactly 1 (so the
+    replicas' expected capacity, the pooled model's, does not change); None for ``cv`` = 0."""
+    if cv <= 0.0:
+        return None
+    from statistics import NormalDist  # only here: its import costs `scalelab sim day` ~10 ms
+
+    sigma = math.sqrt(math.log1p(cv * cv))
+    normal = NormalDist()
+    levels = np.exp(np.array([sigma * normal.inv_cdf((k + 0.5) / realizations) for k in range(realizations)]))
+    return np.asarray(levels / levels.mean())
 
 
 def _kingman(rho: np.ndarray | float, service_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
