@@ -100,6 +100,8 @@ def calibrate_cmd(run_dir: Path, out: Path | None) -> None:
     click.echo(f"host overhead:    {fmt(cal.host_overhead_cores, 'cores')} (budget the replicas did not get while the host held them back)")
     if cal.scrape_phase_s is not None:
         click.echo(f"scrape phase:     {cal.scrape_phase_s:.0f} s (metrics-server: the simulated HPA reads the utilisation the real one reported)")
+    if cal.replica_speed_cv is not None:
+        click.echo(f"replica speeds:   {cal.replica_speed_cv:.3f} CV (how much the replicas' rates at their limit differ, beyond counting noise)")
     if cal.load_start_s is not None:
         click.echo(f"load start:       {fmt(cal.load_start_s, 's')} after t0 (the simulator replays the load generator's arrivals from then)")
     path = write_calibration(cal, target)

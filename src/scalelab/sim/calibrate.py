@@ -45,6 +45,10 @@ HOST_MIN_SECONDS = 5
 SATURATED_IN_FLIGHT = 2.0
 #: ...and the CPU per request is measured on them when there are at least this many such replica-seconds.
 SATURATED_MIN_SECONDS = 20
+#: A replica's service rate at its limit is measured when it has at least this many saturated seconds...
+SPEED_MIN_SECONDS = 10
+#: ...and the spread of the rates needs at least this many such replicas.
+SPEED_MIN_REPLICAS = 3
 #: Replica-seconds without requests needed to fit the idle CPU of a replica.
 IDLE_MIN_SECONDS = 30
 #: The scrape phase is fitted to the HPA's reported utilisation when the run has at least this many seconds of it.
@@ -80,6 +84,7 @@ class Calibration:
     idle_cores: float | None = None
     load_start_s: float | None = None
     cpu_per_request_ms: float | None = None
+    replica_speed_cv: float | None = None
 
     def overrides(self) -> list[str]:
         """``--set`` arguments for the scenario: the workload's figures and the simulator's ``sim.*`` fields."""
@@ -92,6 +97,7 @@ class Calibration:
             ("sim.idle_cores", self.idle_cores, ".4f"),
             ("sim.load_start_s", self.load_start_s, ".3f"),
             ("sim.cpu_per_request_ms", self.cpu_per_request_ms, ".1f"),
+            ("sim.replica_speed_cv", self.replica_speed_cv, ".3f"),
         )
         return [f"{field}={value:{fmt}}" for field, value, fmt in figures if value is not None]
 
@@ -124,7 +130,7 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
     cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead,
-                      idle_cores=idle_fit, load_start_s=_load_start(run), cpu_per_request_ms=cpu_ms)
+                      idle_cores=idle_fit, load_start_s=_load_start(run), cpu_per_request_ms=cpu_ms, replica_speed_cv=_replica_speed_cv(run))
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
 
 
@@ -140,18 +146,48 @@ def _saturated_work_ms(run: Run) -> float | None:
     in the recorded runs): a replica at its quota spends more per request (throttled in slices of
     the CFS period, the server loop handling the queued connections), and a run's average leans
     on quiet seconds whose CPU figures trail and mix in idle work."""
+    sat = _saturated_seconds(run)
+    if sat is None:
+        return None
+    done = float(pd.to_numeric(sat["requests"], errors="coerce").sum())
+    if len(sat) < SATURATED_MIN_SECONDS or done <= 0:
+        return None
+    return float(pd.to_numeric(sat["cpu_cores"], errors="coerce").sum() / done * 1000.0)
+
+
+def _saturated_seconds(run: Run) -> pd.DataFrame | None:
+    """The per-replica rows of the replica-seconds `_saturated_work_ms` measures on: ready, requests
+    queued (in flight >= ``SATURATED_IN_FLIGHT``), CPU at the limit, no client timing out within
+    ``timeout + 2`` s; None without a per-replica table."""
     rep = _replica_table(run)
     if rep is None:
         return None
     limit = float(run.scenario.workload.cpu_limit)
     s = run.samples
     clean = set(s["t_s"][_clean_seconds(run)].round().astype(int))
-    sat = rep[(pd.to_numeric(rep["ready"], errors="coerce") > 0) & (pd.to_numeric(rep["in_flight"], errors="coerce") >= SATURATED_IN_FLIGHT)
-              & (pd.to_numeric(rep["cpu_cores"], errors="coerce") >= HOST_LIMITED_SHARE * limit) & rep["t_s"].round().astype(int).isin(clean)]
-    done = float(pd.to_numeric(sat["requests"], errors="coerce").sum())
-    if len(sat) < SATURATED_MIN_SECONDS or done <= 0:
+    return rep[(pd.to_numeric(rep["ready"], errors="coerce") > 0) & (pd.to_numeric(rep["in_flight"], errors="coerce") >= SATURATED_IN_FLIGHT)
+               & (pd.to_numeric(rep["cpu_cores"], errors="coerce") >= HOST_LIMITED_SHARE * limit) & rep["t_s"].round().astype(int).isin(clean)]
+
+
+def _replica_speed_cv(run: Run) -> float | None:
+    """How much the replicas' service rates at their limit differ: the coefficient of variation
+    over the replicas of the requests each answered per second in its saturated seconds
+    (`_saturated_seconds`: requests queued, CPU at the limit, no timeout near, whose cost the model
+    charges on its own), less the spread that counting alone gives. A replica's rate over n
+    seconds is a mean of n counts, so the rates of equal replicas already differ by the variance
+    of those means (each replica's per-second variance over n); the fit keeps what the replicas'
+    rates differ by beyond it (one-way random effects, method of moments), 0 when nothing is left.
+    None with fewer than ``SPEED_MIN_REPLICAS`` replicas of ``SPEED_MIN_SECONDS`` such seconds."""
+    sat = _saturated_seconds(run)
+    if sat is None:
         return None
-    return float(pd.to_numeric(sat["cpu_cores"], errors="coerce").sum() / done * 1000.0)
+    counts = pd.to_numeric(sat["requests"], errors="coerce").groupby(sat["replica"])
+    per = pd.DataFrame({"n": counts.count(), "rate": counts.mean(), "var": counts.var(ddof=1)})
+    per = per[per["n"] >= SPEED_MIN_SECONDS]
+    if len(per) < SPEED_MIN_REPLICAS or float(per["rate"].mean()) <= 0:
+        return None
+    between = float(per["rate"].var(ddof=1)) - float((per["var"] / per["n"]).mean())
+    return round(max(0.0, between) ** 0.5 / float(per["rate"].mean()), 3)
 
 
 def _load_start(run: Run) -> float | None:
@@ -362,7 +398,8 @@ def fitted_scenario(scenario: Any, cal: Calibration) -> Any:
     work = {k: v for k, v in (("work_ms", cal.work_ms), ("warmup_s", cal.warmup_s)) if v is not None}
     model = {k: v for k, v in (("start_delay_s", cal.start_delay_s), ("scrape_phase_s", cal.scrape_phase_s),
                                ("host_overhead_cores", cal.host_overhead_cores), ("idle_cores", cal.idle_cores),
-                               ("load_start_s", cal.load_start_s), ("cpu_per_request_ms", cal.cpu_per_request_ms)) if v is not None}
+                               ("load_start_s", cal.load_start_s), ("cpu_per_request_ms", cal.cpu_per_request_ms),
+                               ("replica_speed_cv", cal.replica_speed_cv)) if v is not None}
     return scenario.model_copy(update={"workload": scenario.workload.model_copy(update=work), "sim": scenario.sim.model_copy(update=model)})
 
 
