@@ -121,3 +121,44 @@ def test_each_replica_keeps_its_speed_and_averages_one_over_the_splits() -> None
     assert not (q.factors[:, 0] == q.factors[:, 2]).all()  # another name, another order of the levels
     q.sync(["c"])
     assert q.factors.shape == (q.r, 1)
+
+
+
+def _one_replica_backlog(burst: list[float], seconds: int, work_s: float, rate: float = 0.0) -> list[tuple[float, ...]]:
+    """One replica at 0.125 core (``work_s`` of CPU a request) sent ``burst[t]`` requests in second t
+    (``rate`` a second as the smoothed arrival rate): the per-replica queues' (served, errors, p50,
+    p95, busy core-seconds) of each second."""
+    from scalelab.sim.split import SplitQueues
+
+    q = SplitQueues(10.0, 2048)
+    q.sync(["a"])
+    return [q.step(t, burst[t] if t < len(burst) else 0.0, rate, math.inf, 0.125, work_s) for t in range(seconds)]
+
+
+def test_a_replica_works_until_its_clients_give_up_and_drops_the_rest_afterwards() -> None:
+    from scalelab.sim.split import ABANDON_CPU_S
+
+    rows = _one_replica_backlog([20.0], 14, 0.125)  # 20 requests at 0:00, one answered a second
+    served, errors = [r[0] for r in rows], [r[1] for r in rows]
+    assert served[:10] == pytest.approx([1.0] * 10) and sum(errors[:9]) == 0.0
+    # their clients give up during 0:10: the replica still starts the next one then (it ends after
+    # the timeout: an error), the other nine fail in that second and it drops them in the next
+    assert served[10] == pytest.approx(1.0) and sum(served[11:]) == 0.0
+    assert errors[9] + errors[10] == pytest.approx(10.0) and errors[10] > 9.9 and sum(errors[11:]) == 0.0
+    assert rows[11][4] == pytest.approx(9 * ABANDON_CPU_S)  # dropping them is its only work at 0:11
+    assert rows[12][4] == 0.0
+
+
+def test_the_late_share_follows_the_rate_at_which_the_waiting_requests_came() -> None:
+    # 30 requests in each of 0:00 and 0:01, none after: at 0:11 the replica (2 a second) reaches
+    # requests that came 30 a second, so the client of the one after each it starts leaves within
+    # its service time: nothing it answers then is in time, although nothing arrives any more
+    quiet, busy = _one_replica_backlog([30.0, 30.0], 14, 0.0625), _one_replica_backlog([30.0, 30.0], 14, 0.0625, rate=30.0)
+    figures = lambda rows: [(r[0], r[1], r[4]) for r in rows]  # noqa: E731  (served, errors, CPU)
+    assert figures(quiet) == figures(busy)  # the rate now does not matter: the queue's own arrivals do
+    assert sum(r[0] - r[1] for r in quiet[:10]) == pytest.approx(20.0)
+    assert quiet[11][0] > 0.0 and quiet[11][1] == pytest.approx(30.0)
+    # every request is answered in time or fails: 20 in time by 0:10, and at 0:10 the two it answers
+    # started 9.8 s after they came (the fluid queue's median), 0.2 s before their clients' timeout
+    # at 0.5 s a request: 60% of them late; the other 39.2 of the 60 are errors
+    assert sum(r[1] for r in quiet) == pytest.approx(60.0 - 20.0 - 2.0 * 0.4)

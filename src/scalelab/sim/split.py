@@ -16,13 +16,16 @@ The recorded runs show both (docs/fidelity.md). The model: while any replica has
 each second's arrivals are split over the ready replicas at random (multinomial, equal shares);
 each replica serves its own FIFO queue at its CPU limit, or less when the host cannot run every
 busy replica at its limit (the busy ones then share what the idle ones leave, equal shares up to
-their limits: CFS with equal weights); a request that would wait past the client's timeout is
-abandoned when the timeout expires; one that starts too close to it finishes too late
-(`service._late_share`). Which replica gets how much is chance, so `SplitQueues` keeps
-``REALIZATIONS`` independent random splits side by side (numpy arrays, one row per split) and
-reports their expectation: the mean of the requests served, failed and waiting, and the median
-over the splits of each second's p50 and p95. When no replica in any split has more than
-``EXIT_WAIT_S`` of work queued, the service goes back to its one-line-per-second pooled model.
+their limits: CFS with equal weights); a request still waiting at the end of the second in which
+its client gives up is abandoned (an error in that second; its replica drops it in the next one); a
+replica reaches the requests of that second until then, and one it starts too close to the timeout
+finishes too late (`service._late_share`, with the rate at which the requests at the head of its
+queue came: the gap to the next of them is what is left before the timeout). Which replica gets
+how much is chance, so `SplitQueues` keeps ``REALIZATIONS`` independent random splits side by
+side (numpy arrays, one row per split) and reports their expectation: the mean of the requests
+served, failed and waiting, and the median over the splits of each second's p50 and p95. When no
+replica in any split has more than ``EXIT_WAIT_S`` of work queued, the service goes back to its
+one-line-per-second pooled model.
 
 Replicas that differ (``sim.replica_speed_cv`` > 0): each replica serves at its own rate, a speed
 factor times the mean one (its CPU per request at the quota divided by it). Which replica is slow
@@ -90,6 +93,7 @@ class SplitQueues:
         self.backlog = np.zeros((self.r, n))
         self._admitted = np.zeros((self.r, n))
         self._departed = np.zeros((self.r, n))
+        self._dropping = np.zeros((self.r, n))  # requests abandoned in the last second, dropped in this one
         self._history.clear()
 
     @property
@@ -112,7 +116,8 @@ class SplitQueues:
                     out[:, j] = a[:, k]
             return out
 
-        self.backlog, self._admitted, self._departed = remap(self.backlog), remap(self._admitted), remap(self._departed)
+        self.backlog, self._admitted, self._departed, self._dropping = (remap(self.backlog), remap(self._admitted), remap(self._departed),
+                                                                        remap(self._dropping))
         if self.factors is not None:  # a replica keeps its speeds; a new one draws its own
             speeds = self.factors
             self.factors = np.stack([speeds[:, k] if k >= 0 else self._speed_of(name) for name, k in zip(names, keep)], axis=1) \
@@ -132,34 +137,39 @@ class SplitQueues:
             self.active = True
             self._history.append(np.zeros((r, n)))
             self._sec_last = sec - 1
-        # requests that have waited the client's timeout by now are abandoned: the client fails
-        # them, and the replica drops them when it reaches them (it stops work for a client that left)
-        gone = self._admitted_by(sec + 1 - self._timeout_whole)
-        expired = np.maximum(gone - self._departed, 0.0)
-        self._departed = self._departed + expired
-        before = self.backlog - expired
+        before = self.backlog
         a = self._rng.multinomial(max(0, round(arrivals)), np.full(n, 1.0 / n), size=r).astype(np.float64)
         total = before + a
         # CPU per request of each replica at its quota: a slower one (speed factor below 1) needs more
         work = work_s if self.factors is None else work_s / self.factors
         speed = self._speeds(np.minimum(total * work, limit_cores), host_cores, limit_cores)
         mu = speed / work  # requests/s each replica works through while it has work
-        # each abandoned request costs its replica CPU it cannot spend on the others: accepting and
-        # reading it, noticing the client left, dropping it (`ABANDON_CPU_S`), at the replica's speed
-        served = np.minimum(total, mu * np.maximum(0.0, 1.0 - expired * ABANDON_CPU_S / speed))
-        after = total - served
+        # each request abandoned last second costs its replica CPU it cannot spend on the others now:
+        # accepting and reading it, noticing the client left, dropping it (`ABANDON_CPU_S`), at its speed
+        dropping = self._dropping
+        served = np.minimum(total, mu * np.maximum(0.0, 1.0 - dropping * ABANDON_CPU_S / speed))
+        departed = self._departed
+        self._departed = departed + served
+        # what came a timeout before the end of this second and is still waiting is abandoned: its
+        # client gave up during the second (an error in it), and the replica drops it when it gets
+        # there. Until then the replica may reach it: the late share below counts those it starts too late
+        expired = np.maximum(self._admitted_by(sec + 1 - self._timeout_whole) - self._departed, 0.0)
+        self._departed = self._departed + expired
+        self._dropping = expired
+        after = total - served - expired
         refused = np.maximum(after - self.queue_limit, 0.0)  # the accept queue is full: refused at once
         after -= refused
         self._admitted = self._admitted + a - refused
-        departed = self._departed
-        self._departed = departed + served
         service_s = work / speed
-        waits = self._fifo_waits(sec, departed, served)
+        waits, head_rate = self._fifo_waits(sec, departed, served)
         calm = (before <= 1e-9) & (after <= 1e-9)
         w50, w95 = _kingman(rate_per_replica * service_s, service_s)
         w50 = np.where(calm, w50, waits[1])
         w95 = np.where(calm, w95, np.maximum(waits[0], waits[2]))
-        late = np.where(calm, 0.0, served * _late_share(waits[1], service_s, timeout, rate_per_replica))
+        # the oldest request still waiting is younger than the timeout by the gap to the next arrival
+        # at the head of the queue: the rate at which the requests served now came (the FIFO knows it)
+        head_rate = np.where(np.isfinite(head_rate), head_rate, rate_per_replica)
+        late = np.where(calm, 0.0, served * _late_share(waits[1], service_s, timeout, head_rate))
         self._history.append(self._admitted.copy())
         self._sec_last = sec
         self.backlog = after
@@ -168,12 +178,12 @@ class SplitQueues:
         out_served = float(served.sum()) * scale
         errors = float((refused + late + expired).sum()) * scale
         p50_ms, p95_ms = 1000.0 * _median(p50), 1000.0 * _median(p95)
-        if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores:
-            self.active = False  # nobody waits for long: the pooled model takes over
+        if float((after / mu).max(initial=0.0)) < EXIT_WAIT_S and rate_per_replica * work_s < EXIT_LOAD * limit_cores and not expired.any():
+            self.active = False  # nobody waits for long (and nothing is left to drop): the pooled model takes over
             self._clear()
         # CPU: a replica with requests waiting uses its whole share, one keeping up what its requests cost
         per_request = work if cpu_s is None else (cpu_s if self.factors is None else cpu_s / self.factors)
-        busy = np.where(after > 0.0, served * work, served * per_request) + np.minimum(expired * ABANDON_CPU_S, speed)
+        busy = np.where(after > 0.0, served * work, served * per_request) + np.minimum(dropping * ABANDON_CPU_S, speed)
         return out_served, errors, p50_ms, p95_ms, float(busy.sum()) * scale
 
     def _speed_of(self, name: str) -> np.ndarray:
@@ -209,10 +219,12 @@ class SplitQueues:
         share = np.where(fits.any(axis=1), level[np.arange(len(d)), first], np.inf)
         return np.clip(np.minimum(limit, share)[:, None], 1e-3, None) * np.ones_like(demand)
 
-    def _fifo_waits(self, sec: int, start: np.ndarray, served: np.ndarray) -> np.ndarray:
+    def _fifo_waits(self, sec: int, start: np.ndarray, served: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Waits (s) of the requests at 5%, 50% and 95% of those each replica serves in second ``sec``
         (the three along the first axis): their departure (spread over the second) minus their
-        arrival (read off the admitted counts of the last seconds, spread over each second)."""
+        arrival (read off the admitted counts of the last seconds, spread over each second); and the
+        rate (requests/s) at which the median one's second brought requests to the replica (NaN when
+        that second is older than the history)."""
         ends = np.stack([*self._history, self._admitted])  # cumulative admitted at the end of each second
         m = len(ends)
         pos = start[None] + _FRACTIONS * served[None]  # (3, r, n)
@@ -223,7 +235,8 @@ class SplitQueues:
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(upper > lower, (pos - lower) / (upper - lower), 0.5)
         arrival = (sec - (m - 1) + k) + np.clip(frac, 0.0, 1.0)
-        return np.maximum(0.0, sec + _FRACTIONS - arrival)
+        head_rate = np.where(k[1] > 0, upper[1] - lower[1], np.nan)
+        return np.maximum(0.0, sec + _FRACTIONS - arrival), head_rate
 
 
 def speed_levels(cv: float, realizations: int) -> np.ndarray | None:
@@ -250,7 +263,7 @@ def _kingman(rho: np.ndarray | float, service_s: np.ndarray) -> tuple[np.ndarray
     return w50, w95
 
 
-def _late_share(wait_s: np.ndarray, service_s: np.ndarray, timeout_s: float, rate: float) -> np.ndarray:
+def _late_share(wait_s: np.ndarray, service_s: np.ndarray, timeout_s: float, rate: np.ndarray | float) -> np.ndarray:
     """`service._late_share` on arrays."""
     late = (wait_s + service_s - timeout_s) / service_s
     x = rate * service_s
