@@ -12,7 +12,7 @@ import pytest
 from scalelab.errors import ScenarioError
 from scalelab.scenario import apply_overrides, load_scenario
 from scalelab.sim import prepare_scenario
-from scalelab.sim.calibrate import Calibration, _replica_speed_cv, fitted_scenario
+from scalelab.sim.calibrate import Calibration, _replica_speed_cv, _saturated_seconds, fitted_scenario
 
 SECONDS = 60
 
@@ -38,30 +38,35 @@ def _run(rates: list[float], *, timeouts_at: tuple[int, ...] = (), slow_while_ti
     return SimpleNamespace(manifest={"platform": "kubernetes"}, replicas=pd.DataFrame(rows), samples=samples, scenario=scenario)
 
 
+def _fit(run: Any) -> float | None:
+    """The fit as `calibrate` makes it: on the run's saturated replica-seconds."""
+    return _replica_speed_cv(_saturated_seconds(run))
+
+
 def test_equal_replicas_fit_no_spread() -> None:
-    assert _replica_speed_cv(_run([2.2, 2.2, 2.2, 2.2])) == 0.0
+    assert _fit(_run([2.2, 2.2, 2.2, 2.2])) == 0.0
 
 
 def test_the_spread_of_the_rates_beyond_counting_noise() -> None:
     rates = [1.8, 2.0, 2.2, 2.4]
     true_cv = pd.Series(rates).std() / pd.Series(rates).mean()
-    assert _replica_speed_cv(_run(rates)) == pytest.approx(true_cv, abs=0.01)
+    assert _fit(_run(rates)) == pytest.approx(true_cv, abs=0.01)
 
 
 def test_seconds_near_a_timeout_do_not_count() -> None:
     # the second half of the run has client timeouts every few seconds: the replica holding them answers
     # fewer, which the model charges on its own (the CPU of a timeout), so those seconds are left out
     timeouts = tuple(range(SECONDS // 2 + 12, SECONDS + 1, 4))  # none within the timeout + 2 s after the first half
-    assert _replica_speed_cv(_run([2.2, 2.2, 2.2, 2.2], timeouts_at=timeouts, slow_while_timing_out=1.6)) == 0.0
-    assert _replica_speed_cv(_run([2.2, 2.2, 2.2, 2.2], slow_while_timing_out=1.6)) > 0.05  # the same rates counted
+    assert _fit(_run([2.2, 2.2, 2.2, 2.2], timeouts_at=timeouts, slow_while_timing_out=1.6)) == 0.0
+    assert _fit(_run([2.2, 2.2, 2.2, 2.2], slow_while_timing_out=1.6)) > 0.05  # the same rates counted
 
 
 def test_too_few_replicas_or_seconds_fit_nothing() -> None:
-    assert _replica_speed_cv(_run([2.0, 2.4])) is None
+    assert _fit(_run([2.0, 2.4])) is None
     quiet = _run([2.0, 2.2, 2.4])
     quiet.replicas["in_flight"] = 0.5  # never saturated
-    assert _replica_speed_cv(quiet) is None
-    assert _replica_speed_cv(SimpleNamespace(manifest={"platform": "sim"})) is None  # a simulated run has no per-replica table
+    assert _fit(quiet) is None
+    assert _fit(SimpleNamespace(manifest={"platform": "sim"})) is None  # a simulated run has no per-replica table
 
 
 def test_the_fit_travels_as_an_override_and_into_the_scenario() -> None:

@@ -124,18 +124,19 @@ def calibrate(run: Run, *, min_rps: float = 1.0) -> Calibration:
     busy = (cpu[counted] - running[counted] * idle).clip(lower=0).sum()
     work_ms = float(busy / rps[counted].fillna(0).sum() * 1000.0)
     cpu_ms = None
-    saturated = _saturated_work_ms(run)
+    sat = _saturated_seconds(run)  # the per-replica seconds both fits below read
+    saturated = _saturated_work_ms(sat)
     if saturated is not None:  # the quota per request sets the queues; the average what the counters see
         work_ms, cpu_ms = saturated, round(work_ms, 1)
     start_delay, warmup, timed = _delays(run.events, run.samples)
     overhead = _host_overhead(run, cpu)
     cal = Calibration(str(run.manifest.get("run_id", run.path.name)), work_ms, start_delay, warmup, int(use.sum()), timed, overhead,
-                      idle_cores=idle_fit, load_start_s=_load_start(run), cpu_per_request_ms=cpu_ms, replica_speed_cv=_replica_speed_cv(run))
+                      idle_cores=idle_fit, load_start_s=_load_start(run), cpu_per_request_ms=cpu_ms, replica_speed_cv=_replica_speed_cv(sat))
     return replace(cal, scrape_phase_s=_scrape_phase(run, cal))
 
 
-def _saturated_work_ms(run: Run) -> float | None:
-    """CPU per request measured on replicas that were busy the whole second: requests queued on
+def _saturated_work_ms(sat: pd.DataFrame | None) -> float | None:
+    """CPU per request measured on replicas that were busy the whole second (`_saturated_seconds`): requests queued on
     them (in flight >= ``SATURATED_IN_FLIGHT`` on average), their CPU at the limit, and no client
     timing out within ``timeout + 2`` s (whose abandoned work would count without a request). Each
     such replica-second's CPU over the requests it completed, summed; None with fewer than
@@ -146,7 +147,6 @@ def _saturated_work_ms(run: Run) -> float | None:
     in the recorded runs): a replica at its quota spends more per request (throttled in slices of
     the CFS period, the server loop handling the queued connections), and a run's average leans
     on quiet seconds whose CPU figures trail and mix in idle work."""
-    sat = _saturated_seconds(run)
     if sat is None:
         return None
     done = float(pd.to_numeric(sat["requests"], errors="coerce").sum())
@@ -169,7 +169,7 @@ def _saturated_seconds(run: Run) -> pd.DataFrame | None:
                & (pd.to_numeric(rep["cpu_cores"], errors="coerce") >= HOST_LIMITED_SHARE * limit) & rep["t_s"].round().astype(int).isin(clean)]
 
 
-def _replica_speed_cv(run: Run) -> float | None:
+def _replica_speed_cv(sat: pd.DataFrame | None) -> float | None:
     """How much the replicas' service rates at their limit differ: the coefficient of variation
     over the replicas of the requests each answered per second in its saturated seconds
     (`_saturated_seconds`: requests queued, CPU at the limit, no timeout near, whose cost the model
@@ -178,7 +178,6 @@ def _replica_speed_cv(run: Run) -> float | None:
     of those means (each replica's per-second variance over n); the fit keeps what the replicas'
     rates differ by beyond it (one-way random effects, method of moments), 0 when nothing is left.
     None with fewer than ``SPEED_MIN_REPLICAS`` replicas of ``SPEED_MIN_SECONDS`` such seconds."""
-    sat = _saturated_seconds(run)
     if sat is None:
         return None
     counts = pd.to_numeric(sat["requests"], errors="coerce").groupby(sat["replica"])

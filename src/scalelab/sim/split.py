@@ -38,6 +38,7 @@ capacity (n replicas at the mean rate) stays the expectation of the split one's.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import deque
 
 import numpy as np
@@ -190,8 +191,6 @@ class SplitQueues:
         """A new replica's speed in each split: the levels (`speed_levels`) in an order drawn from
         the seed and its name, so each split meets another mix of fast and slow replicas and the same
         scenario gives the same mixes."""
-        import zlib
-
         assert self._levels is not None
         return np.random.default_rng([self._seed, zlib.crc32(name.encode())]).permutation(self._levels)
 
