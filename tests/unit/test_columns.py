@@ -24,6 +24,25 @@ def test_floats_print_as_python_rounds_them() -> None:
     assert np.array_equal(round4(values), np.array([round(v, 4) for v in values.tolist()]), equal_nan=True)
 
 
+@pytest.mark.parametrize("case", ["levels", "levels-with-gaps", "minus-zero", "wide", "many", "all-missing"])
+def test_every_path_prints_each_value_as_python_does(case: str) -> None:
+    """Few distinct values are printed once each (counted in a table, or sorted when their range is
+    too wide for one), many one by one: the cells are the same whichever path a column takes."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    values = {
+        "levels": rng.choice([0.25, 1.5, 3.0, 12.3456], n),
+        "levels-with-gaps": np.where(rng.random(n) < 0.2, np.nan, rng.choice([0.1, 2.0, 7.77], n)),
+        "minus-zero": rng.choice([-0.0, 0.0, 0.5], n),
+        "wide": rng.choice([0.0001, 5e6, 123456.789], n),
+        "many": rng.uniform(0, 3, n),
+        "all-missing": np.full(n, np.nan),
+    }[case]
+    assert format_column(values, n) == ["" if v != v else str(round(v, 4)) for v in values.tolist()]
+    whole = np.where(np.isnan(values), np.nan, np.floor(np.nan_to_num(values)))
+    assert format_column(whole, n, integer=True) == ["" if v != v else str(int(v)) for v in whole.tolist()]
+
+
 def test_columns_write_what_the_row_writer_writes() -> None:
     columns = ("t_s", "name", "x", "n", "gap")
     data = {"t_s": np.arange(4), "name": "a", "x": np.array([0.1, None, 2.5, 1e-7], dtype=float), "gap": np.array([np.nan, 5, 6, np.nan])}

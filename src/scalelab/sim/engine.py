@@ -382,16 +382,16 @@ def _pack(values: Any) -> Any:
         distinct = set(values.tolist())
         if len(distinct) == 1:
             return ("same", values[0], len(values))
-        if all(type(v) is str for v in distinct):
-            return ("text", values.astype(str))
+        if all(type(v) is str and "\n" not in v for v in distinct):  # one string: a quarter of numpy's 4 bytes a character
+            return ("lines", "\n".join(values.tolist()))
     return values
 
 
 def _unpack(values: Any) -> Any:
     if isinstance(values, tuple) and values[0] == "same":
         return np.full(values[2], values[1], dtype=object)
-    if isinstance(values, tuple) and values[0] == "text":
-        return values[1].astype(object)
+    if isinstance(values, tuple) and values[0] == "lines":
+        return np.array(values[1].split("\n"), dtype=object)
     return values
 
 
@@ -402,7 +402,8 @@ def _run_written(found: tuple[Path, dict[str, Any], Any]) -> Run:
     return run_from_columns(run_dir, manifest, written)
 
 
-def _workers(requested: int | None, arms: int) -> int:
+def _workers(requested: int | None, arms: int, load: float | None = None) -> int:
+    """How many processes simulate ``arms`` arms (``load``: the 1-minute load average, read when None)."""
     import multiprocessing
 
     if "fork" not in multiprocessing.get_all_start_methods():
@@ -411,7 +412,7 @@ def _workers(requested: int | None, arms: int) -> int:
     if requested is None and os.environ.get("SCALELAB_SIM_WORKERS"):
         requested = int(os.environ["SCALELAB_SIM_WORKERS"])
     if requested is None:  # a second process only with spare CPU: on a busy host it costs more than it saves
-        requested = 2 if os.getloadavg()[0] <= cpus - 0.5 else 1
+        requested = 2 if (os.getloadavg()[0] if load is None else load) <= cpus - 0.5 else 1
     return max(1, min(requested, arms, cpus))
 
 

@@ -444,7 +444,8 @@ class KubernetesPlatform(Platform):
         out: list[tuple[float, str, str]] = []
         seen: dict[str, tuple[bool, bool]] = {}  # name -> (ready, deleting)
         restarts: dict[str, int] = {}
-        names = sorted({x.name for x in self.lives}, key=lambda n: min(x.created for x in self.lives if x.name == n))
+        # in creation order; pods created together by name (a set's order changes from run to run)
+        names = sorted({x.name for x in self.lives}, key=lambda n: (min(x.created for x in self.lives if x.name == n), n))
         for t in ticks:
             now: dict[str, tuple[bool, bool]] = {}
             for n in names:
