@@ -193,18 +193,22 @@ def _columns(out: list[Any], desired: list[int], seen: list[int | None], levels:
              open_loop: bool, price: float) -> dict[str, Any]:
     """The per-second `StepResult`s and scaler state as sample columns (numpy arrays)."""
     width = len(StepResult._fields)
-    parts: list[np.ndarray] = []  # rows come one tuple a second, or as arrays for quiet stretches
-    tuples: list[tuple[Any, ...]] = []
-    for item in out:
-        if isinstance(item, np.ndarray):
-            if tuples:
-                parts.append(np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(-1, width))
-                tuples = []
-            parts.append(item)
-        else:
-            tuples.append(item)
-    if tuples or not parts:
-        parts.append(np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(-1, width))
+
+    def stacked(tuples: list[tuple[Any, ...]]) -> np.ndarray:
+        return np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(-1, width)
+
+    # rows come one tuple a second, or as arrays for quiet stretches: each run of tuples between
+    # two arrays becomes one array (an HPA arm's day is 86,400 tuples and no array)
+    blocks = [i for i, item in enumerate(out) if type(item) is not tuple]
+    parts: list[np.ndarray] = []
+    start = 0
+    for i in blocks:
+        if i > start:
+            parts.append(stacked(out[start:i]))
+        parts.append(out[i])
+        start = i + 1
+    if start < len(out) or not parts:
+        parts.append(stacked(out[start:]))
     steps = np.concatenate(parts) if len(parts) > 1 else parts[0]
     n = len(steps)
     col = {f: steps[:, i] for i, f in enumerate(StepResult._fields)}

@@ -108,6 +108,7 @@ class HPAController:
     def reconcile(self, now: float, current: int, outcomes: Sequence[MetricOutcome]) -> Decision:
         """§7: one sync given each metric's outcome (a Proposal or a MetricError)."""
         cfg = self.cfg
+        legacy = cfg.legacy
         if self.recommendations is None:  # first reconcile of the key records (spec, now)
             self.recommendations = [(current, now)]
         d = Decision(time_s=now, current=current, desired=current)
@@ -132,9 +133,9 @@ class HPAController:
                 d.warnings.append(("FailedComputeMetricsReplicas", "invalid metrics, see the metric warnings"))
                 return d  # a failed sync records no recommendation
             d.conditions["ScalingActive"] = (True, "ValidMetricFound")
-            best = max(valid, key=lambda p: p.replicas)
+            best = valid[0] if len(valid) == 1 else max(valid, key=lambda p: p.replicas)  # one metric: the common case
             d.proposal = best.replicas
-            if cfg.legacy:
+            if legacy:
                 d.desired = self._legacy(d, now, current, best.replicas)
             else:
                 d.desired = self._with_behavior(d, now, current, best.replicas)
@@ -144,7 +145,7 @@ class HPAController:
                 d.reason = "All metrics below target"
         if d.rescaled:
             d.conditions["AbleToScale"] = (True, "SucceededRescale")
-            if not cfg.legacy:
+            if not legacy:
                 self._store_event(now, current, d.desired)
         return d
 
@@ -155,9 +156,10 @@ class HPAController:
         cutoff = now - cfg.downscale_stabilization_s
         stabilized = proposal
         reuse = None
-        for i, (value, t) in enumerate(recs):
+        for i, (value, t) in enumerate(recs):  # about 20 entries (300 s of 15-s syncs) every sync
             if t >= cutoff:  # "not older than": an entry exactly at the cutoff still counts
-                stabilized = max(stabilized, value)
+                if value > stabilized:  # max(), without the call
+                    stabilized = value
             elif reuse is None:
                 reuse = i
         self._record(recs, reuse, proposal, now)

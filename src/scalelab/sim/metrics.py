@@ -53,16 +53,22 @@ class MetricsServer:
 
     def scrape(self, t: float, containers: Iterable[ContainerSample]) -> None:
         """Record one scrape at ``t``; pods not listed are forgotten (deleted or not running)."""
+        self.scrape_readings(t, [(c.pod, c.start_time, c.cumulative_cpu_s) for c in containers])
+
+    def scrape_readings(self, t: float, readings: Iterable[tuple[str, float, float]]) -> None:
+        """`scrape` given each pod's reading as a plain (pod, start time, cumulative CPU) tuple: the
+        simulator scrapes every 15 s of a simulated day and skips building a `ContainerSample` each."""
         fresh: dict[str, tuple[tuple[float, float] | None, tuple[float, float]]] = {}
-        for c in containers:
-            last = (t, c.cumulative_cpu_s)
-            known = self._samples.get(c.pod)
+        samples = self._samples
+        for pod, start_time, cumulative_cpu_s in readings:
+            last = (t, cumulative_cpu_s)
+            known = samples.get(pod)
             if known is not None:
-                fresh[c.pod] = (known[1], last)
+                fresh[pod] = (known[1], last)
                 continue
-            age = t - c.start_time
-            prev = (c.start_time, 0.0) if SYNTHETIC_MIN_AGE_S <= age < self.resolution_s else None
-            fresh[c.pod] = (prev, last)
+            age = t - start_time
+            prev = (start_time, 0.0) if SYNTHETIC_MIN_AGE_S <= age < self.resolution_s else None
+            fresh[pod] = (prev, last)
         self._samples = fresh
 
     def pod_metrics(self) -> dict[str, PodMetric]:
@@ -73,7 +79,7 @@ class MetricsServer:
                 continue
             window = last[0] - prev[0]
             nanocores = int((last[1] - prev[1]) / window * 1e9)
-            out[pod] = PodMetric(usage_m=_milli_ceil(nanocores), timestamp=last[0], window_s=window)
+            out[pod] = PodMetric(_milli_ceil(nanocores), last[0], window)
         return out
 
 

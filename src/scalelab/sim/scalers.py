@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from scalelab.scalers import KitScaler, ReplicaStat, ScalerView, make_kit_scaler
 from scalelab.scenario import HPAScaler
 from scalelab.sim.hpa import ControllerConfig, Decision, HPAController, PodStatus
-from scalelab.sim.metrics import ContainerSample, MetricsServer
+from scalelab.sim.metrics import MetricsServer
 from scalelab.sim.service import Service
 
 __all__ = ["ScalerEvent", "SimScaler", "KitScalerModel", "HPAModel", "make_scaler", "SYNC_EPSILON_S"]
@@ -122,7 +122,7 @@ class HPAModel:
             sync = self.next_sync_s if self.next_sync_s < t1 else None
             if scrapes and (sync is None or scrapes[0] <= sync):
                 at = scrapes.pop(0)
-                self.metrics.scrape(at, self._kubelet(service, at))
+                self.metrics.scrape_readings(at, self._kubelet(service, at))
                 continue
             if sync is None:
                 break
@@ -130,8 +130,11 @@ class HPAModel:
             self.next_sync_s = sync + self.sync_period_s + self.epsilon_s
         return out
 
-    def _kubelet(self, service: Service, at: float) -> list[ContainerSample]:
-        return [ContainerSample(r.name, r.started_s, service.cumulative_cpu_s(r, at)) for r in service.live() if r.started_s <= at]
+    def _kubelet(self, service: Service, at: float) -> list[tuple[str, float, float]]:
+        """What the kubelets report at ``at``: each running pod's (name, start time, cumulative CPU),
+        as `ContainerSample` fields (plain tuples: a simulated day scrapes 5,760 times)."""
+        running = [r for r in service.live() if r.started_s <= at]
+        return [(r.name, r.started_s, cpu) for r, cpu in zip(running, service.cumulative_cpu_all(running, at))]
 
     def _pods(self, service: Service, now: float) -> list[PodStatus]:
         """The pods as the controller lists them (each status made once: they change only at start and readiness)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -318,12 +318,12 @@ class Service:
         expiring = self._expiring
         demand_per_rate = work_ms / 1000.0 / min(p.cpu_limit, 1.0)  # replicas busy at their limit per request/s
         split, limit, work_s = self._split, min(p.cpu_limit, 1.0), work_ms / 1000.0
-        smooth, enter = RATE_SMOOTHING, 0.0
+        smooth, log = RATE_SMOOTHING, _log
         split_active = split is not None and split.active
         # the state, in locals for the loop (written back when another method needs it, and at the end)
         rate, backlog, cum, mean_latency = self.rate, self.backlog, self._cum, self.mean_latency_s
         pool_n = pool_running = -1
-        mu = s_sat = variability = idle = s_free = k_free = ms_per_busy = 0.0
+        mu = s_sat = variability = idle = s_free = k_free = ms_per_busy = enter = one_over_n = ms_over_n = 0.0
         t = t0
         running, n = len(self.replicas), self.ready_count  # they change only while replicas are pending
         for arrivals_t in arrivals:
@@ -355,9 +355,10 @@ class Service:
                 mu, s_sat, variability, idle, s_free, k_free, ms_per_busy = self._pool(n, running)
                 pool_n, pool_running = n, running
                 enter = SPLIT_ENTER_LOAD * mu
+                one_over_n, ms_over_n = 1.0 / n, 1000.0 * n  # once per pool: the same floats as computing them every second
+            rate = rate + smooth * (arrivals_t - rate)
             # requests wait, or the replicas run close to full: a queue per replica (`split`)
-            if split is not None and (split_active or arrivals_t > mu or rate + smooth * (arrivals_t - rate) > enter):
-                rate = rate + smooth * (arrivals_t - rate)
+            if split is not None and (split_active or arrivals_t > mu or rate > enter):
                 host = p.host_cores - (running - n) * idle_cores if p.host_cores is not None else math.inf
                 served, errors, p50, p95, busy = split.step(sec, arrivals_t, rate / n, max(host, 0.01), limit, work_s, cpu_ms / 1000.0)
                 split_active = split.active
@@ -371,14 +372,13 @@ class Service:
                 mem = running * base_mem + in_flight * mem_per_request
                 if served <= 0.0:
                     slow = cap_ms if due > 0.0 else _NAN
-                    emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                    emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, one_over_n))
                     continue
                 if due > 0.0:
                     p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
                 mean_latency = p50 / 1000.0
-                emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, one_over_n))
                 continue
-            rate = rate + RATE_SMOOTHING * (arrivals_t - rate)
             before = backlog
             total = before + arrivals_t
             served = total if total < mu else mu
@@ -402,14 +402,14 @@ class Service:
                 demand = rate * demand_per_rate
                 service_ms = s_free if demand <= k_free or demand <= 1.0 else (ms_per_busy * demand if demand < n else s_sat)
                 # the random-arrival wait (`_random_wait_s`, inlined), at the replicas' utilisation at that speed
-                rho = rate * service_ms / (1000.0 * n)
+                rho = rate * service_ms / ms_over_n
                 if rho > 0.05 and variability > 0.0:
                     if rho > 0.95:
                         rho = 0.95
                     mean_given_wait = service_ms * variability / (1.0 - rho)  # ms
-                    wait95 = mean_given_wait * _log(rho / 0.05) / 1000.0
+                    wait95 = mean_given_wait * log(rho / 0.05) / 1000.0
                     if rho > 0.5:
-                        wait50 = mean_given_wait * _log(rho / 0.5) / 1000.0
+                        wait50 = mean_given_wait * log(rho / 0.5) / 1000.0
             backlog = after
             if before > 0.0 or after > 0.0:  # a queue: the waits of the requests served in this second
                 f50, f95 = self._fifo_waits(sec, admitted if after > 0.0 else arrivals_t, served, after)
@@ -427,14 +427,14 @@ class Service:
             mem = running * base_mem + in_flight * mem_per_request
             if served <= 0.0:
                 slow = cap_ms if due > 0.0 else _NAN
-                emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, 1.0 / n))
+                emit((0.0, errors, slow, slow, busy + idle, in_flight, mem, n, running, one_over_n))
                 continue
             p50 = service_ms + 1000.0 * (f50 + wait50)
             p95 = service_ms + 1000.0 * (f95 + wait95)
             if due > 0.0:  # the abandoned requests complete (as errors) at the client's timeout
                 p50, p95 = _with_timeouts(p50, p95, due / (served + due), cap_ms)
             mean_latency = p50 / 1000.0
-            emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, 1.0 / n))
+            emit((served, errors, p50 if p50 < cap_ms else cap_ms, p95 if p95 < cap_ms else cap_ms, busy + idle, in_flight, mem, n, running, one_over_n))
         self.rate, self.backlog, self._cum, self.mean_latency_s = rate, backlog, cum, mean_latency
 
     def _fifo_waits(self, sec: int, admitted: float, served: float, after: float) -> tuple[float, float]:
@@ -609,16 +609,32 @@ class Service:
     # -- what kubelet / metrics-server and the HPA see -----------------------------------------
     def cumulative_cpu_s(self, r: Replica, at: float) -> float:
         """Core-seconds replica ``r`` used from its start until ``at`` (interpolated in a second)."""
-        if at <= r.started_s:
-            return 0.0
-        cum = self.p.idle_cores * (at - r.started_s)
-        if r.joined_step < 0 or at <= r.joined_step:
-            return cum
-        last = len(self._pool_cum) - 1
-        k = min(int(at), last)
-        pool = self._pool_cum[k] + (at - k) * (self._busy[k] if k < len(self._busy) else 0.0)
-        start = self._pool_cum[min(r.joined_step, last)]
-        return cum + max(0.0, pool - start)
+        return self.cumulative_cpu_all((r,), at)[0]
+
+    def cumulative_cpu_all(self, replicas: Iterable[Replica], at: float) -> list[float]:
+        """`cumulative_cpu_s` of each of ``replicas`` at ``at``, in their order: what one kubelet
+        scrape reads (the HPA model scrapes every 15 s). The pool's cumulative CPU at ``at`` is the
+        same for every replica, so it is looked up once."""
+        idle = self.p.idle_cores
+        pool_cum = self._pool_cum
+        pool = _NAN
+        last = -1
+        out: list[float] = []
+        for r in replicas:
+            if at <= r.started_s:
+                out.append(0.0)
+                continue
+            cum = idle * (at - r.started_s)
+            if r.joined_step < 0 or at <= r.joined_step:
+                out.append(cum)
+                continue
+            if last < 0:  # the first replica that served: the pool's CPU at ``at``, interpolated in its second
+                last = len(pool_cum) - 1
+                k = min(int(at), last)
+                pool = pool_cum[k] + (at - k) * (self._busy[k] if k < len(self._busy) else 0.0)
+            gained = pool - pool_cum[min(r.joined_step, last)]
+            out.append(cum + (gained if gained > 0.0 else 0.0))  # max(0.0, gained), without the call
+        return out
 
     def live(self) -> list[Replica]:
         return list(self.replicas)
