@@ -1,3 +1,3 @@
-from scalelab.cli import main
+from scalelab.cli import program
 
-main()
+program()

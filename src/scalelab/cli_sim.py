@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from scalelab.cli import CPU_BUDGET, RUNS_DIR, cli
+from scalelab.cli import CPU_BUDGET, RUNS_DIR, cli, done_and_closed
 
 
 @cli.command("scenarios")
@@ -62,6 +62,7 @@ def sim_cmd(scenario: str, arm: str | None, seed: int | None, cpu_budget: float 
         from scalelab.plots import comparison_figure
 
         click.echo(f"figure: {comparison_figure(runs, runs_dir / f'{dirs[0].name[:15]}-{sc.name}-comparison.png')}")
+    done_and_closed()  # the run directories are written and closed, the workers joined
 
 
 @cli.command("demo")

@@ -125,3 +125,23 @@ def test_utc_of_each_second_is_the_iso_time() -> None:
             t0 = np.datetime64(start.replace(tzinfo=None), "ms")
             iso = np.datetime_as_string(t0 + (np.arange(n) * 1000).astype("timedelta64[ms]"), unit="ms")
             assert _utc_seconds(start, n) == [s + "Z" for s in iso.tolist()]
+
+
+def test_the_program_ends_at_once_after_sim_with_everything_written(tmp_path) -> None:
+    """`scalelab sim` ends without the interpreter's teardown (`scalelab.cli.program`): its output
+    reaches a pipe whole, every run directory is complete, the exit code is 0; an error still
+    ends the usual way with exit code 1."""
+    import subprocess
+    import sys
+
+    from scalelab.telemetry import list_runs, load_run
+
+    done = subprocess.run([sys.executable, "-m", "scalelab", "sim", "ci-spike", "--runs-dir", str(tmp_path)],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("run: ") == 4 and done.stdout.rstrip().endswith("┘")  # the summary's last line
+    runs = [load_run(p) for p in list_runs(tmp_path)]
+    assert len(runs) == 4 and all(r.manifest["status"] == "completed" and len(r.samples) == 150 for r in runs)
+    bad = subprocess.run([sys.executable, "-m", "scalelab", "sim", "no-such-scenario", "--runs-dir", str(tmp_path)],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert bad.returncode == 1 and "ERROR:" in bad.stderr
