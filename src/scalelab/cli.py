@@ -87,12 +87,13 @@ cli.add_command(density_grp)
 #: Set by a command that has closed everything it opened and started no thread (`scalelab sim`):
 #: the `scalelab` program may then end without the interpreter's teardown of every module it
 #: imported, which takes about 0.1 s once pandas is loaded (`program`).
-_DONE_AND_CLOSED: list[bool] = []
+_done_and_closed = False
 
 
 def done_and_closed() -> None:
     """Called by a command at its end when every file it wrote is closed (see `program`)."""
-    _DONE_AND_CLOSED.append(True)
+    global _done_and_closed
+    _done_and_closed = True
 
 
 def program() -> None:
@@ -102,7 +103,7 @@ def program() -> None:
     main()
     import threading
 
-    if not _DONE_AND_CLOSED or threading.active_count() != 1:
+    if not _done_and_closed or threading.active_count() != 1:
         return
     import atexit
     import os

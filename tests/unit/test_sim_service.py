@@ -123,7 +123,6 @@ def test_each_replica_keeps_its_speed_and_averages_one_over_the_splits() -> None
     assert q.factors.shape == (q.r, 1)
 
 
-
 def _one_replica_backlog(burst: list[float], seconds: int, work_s: float, rate: float = 0.0) -> list[tuple[float, ...]]:
     """One replica at 0.125 core (``work_s`` of CPU a request) sent ``burst[t]`` requests in second t
     (``rate`` a second as the smoothed arrival rate): the per-replica queues' (served, errors, p50,

@@ -199,7 +199,7 @@ def _columns(out: list[Any], desired: list[int], seen: list[int | None], levels:
 
     # rows come one tuple a second, or as arrays for quiet stretches: each run of tuples between
     # two arrays becomes one array (an HPA arm's day is 86,400 tuples and no array)
-    blocks = [i for i, item in enumerate(out) if type(item) is not tuple]
+    blocks = [i for i, item in enumerate(out) if isinstance(item, np.ndarray)]
     parts: list[np.ndarray] = []
     start = 0
     for i in blocks:
@@ -383,11 +383,12 @@ def _arm_written(scenario: Scenario, arm_name: str, runs_root: str, seed: int | 
 
 def _pack(values: Any) -> Any:
     if isinstance(values, np.ndarray) and values.dtype == object and len(values):
-        distinct = set(values.tolist())
+        items = values.tolist()
+        distinct = set(items)
         if len(distinct) == 1:
             return ("same", values[0], len(values))
         if all(type(v) is str and "\n" not in v for v in distinct):  # one string: a quarter of numpy's 4 bytes a character
-            return ("lines", "\n".join(values.tolist()))
+            return ("lines", "\n".join(items))
     return values
 
 

@@ -57,13 +57,13 @@ def _float_cells(rounded: np.ndarray) -> Cells:
     if counted and index is not None and not bool((np.signbit(rounded) & (rounded == 0.0)).any()):
         values = np.full(int(index.max()) + 1, np.nan)
         values[index] = rounded  # each distinct value, taken from the column itself
-        return _table_cells(["" if v != v else repr(v) for v in values.tolist()], index)
+        return _table_cells(_float_texts(values), index)
     # too wide a range to count in a table (memory in MB, latency in ms): sort, unless every other
     # value of a sample of rows differs (a day's p95 or its running cost: printed one by one anyway)
     if not counted and len(np.unique(rounded[:: max(1, len(rounded) // _SAMPLE)])) * 2 <= min(len(rounded), _SAMPLE):
         distinct, where = np.unique(rounded, return_inverse=True)
         if len(distinct) * 4 < len(rounded):
-            return _table_cells(["" if v != v else repr(v) for v in distinct.tolist()], where.reshape(-1))
+            return _table_cells(_float_texts(distinct), where.reshape(-1))
 
     def cells(lo: int, hi: int) -> list[str]:
         out = list(map(repr, rounded[lo:hi].tolist()))
@@ -72,6 +72,11 @@ def _float_cells(rounded: np.ndarray) -> Cells:
         return out
 
     return cells
+
+
+def _float_texts(values: np.ndarray) -> list[str]:
+    """Each value's cell: ``repr`` (Python's shortest form), NaN empty."""
+    return ["" if v != v else repr(v) for v in values.tolist()]
 
 
 def _int_cells(arr: np.ndarray, missing: np.ndarray | None = None) -> Cells:
