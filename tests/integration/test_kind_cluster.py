@@ -152,19 +152,21 @@ def test_node_loss_on_kind_is_survived_with_measured_recovery(kind_node_loss_run
     t_f = float(fault.t_s)
     assert "node-loss host=B" in fault.detail and f"docker kill {w2}" in fault.detail
     # Before the loss the scheduler spread the four replicas over both capped workers (hosts.csv, placement.csv).
+    # Row t_s = k is observed at k + sample_offset_s (0.4 s): the rows observed before the kill are those before t_f - offset.
+    offset = float(run.manifest.get("sample_offset_s", 0.4))
     h = run.hosts
-    before = h[(h.t_s >= t_f - 3) & (h.t_s < t_f)]
+    before = h[(h.t_s >= t_f - 4) & (h.t_s + offset < t_f)]
     assert set(before.host) == {"A", "B"} and (before.up == 1).all() and (before.replicas == 2).all(), before
     assert (h.cpu_limit_cores == 0.5).all(), "each worker carries its host's sized cap (2 cores at budget 4 -> 0.5 at 1)"
     used = h.cpu_cores.dropna()
     assert len(used) > 20 and (used <= 0.5 * 1.3).all(), f"a worker used more than its cap: {used.max():.2f} cores"
     p = run.placement
-    assert set(p[p.t_s < t_f].node.dropna()) == {w1, w2}
+    assert set(p[p.t_s + offset < t_f].node.dropna()) == {w1, w2}
     lost = h[(h.host == "B") & (h.t_s > t_f + 1)]
     assert (lost.up == 0).all() and (lost.replicas == 0).all()
     # Kubernetes' own recovery, as measured (scalelab.faults): NotReady after the grace period, replacements on A.
     (imp,) = fault_impacts(run.requests.to_dict("records"), run.events.to_dict("records"), run.samples.to_dict("records"),
-                           sample_offset_s=float(run.manifest.get("sample_offset_s", 0.4)))
+                           sample_offset_s=offset)
     print(f"node loss: NotReady {imp.to_node_down_s} s, replacement {imp.to_replacement_s} s, ready {imp.to_ready_s} s, "
           f"first 2xx {imp.to_first_2xx_s} s, ready back to {imp.ready_before} {imp.to_desired_s} s; failed {imp.failed}/{imp.requests}")
     assert imp.kind == "node-loss" and imp.ready_before == 4
