@@ -11,12 +11,27 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def lost_from(up: pd.Series, t_fault: float, within_s: float = 5.0) -> float:
+    """The first second (index of ``up``: a host's hosts.csv ``up`` by ``t_s``) that shows the host down after a loss at
+    ``t_fault``; asserts it comes within ``within_s`` and that the host stays down after it. When the kill shows in the
+    per-second rows depends on how long the killed container's cgroup lingers (a few tenths of a second, sometimes more)."""
+    after = up[up.index > t_fault]
+    down = after.index[after == 0]
+    assert len(down) and down[0] <= t_fault + within_s, f"host not down within {within_s} s of the loss at {t_fault} s:\n{after.head(8)}"
+    assert (after[after.index >= down[0]] == 0).all(), f"host up again after the loss:\n{after}"
+    return float(down[0])
 
 
 def require_or_skip(reason: str) -> None:

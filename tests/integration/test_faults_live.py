@@ -47,14 +47,14 @@ def _run(args: list[str], runs: Path, env: dict[str, str] | None = None):
     return run, impact
 
 
-@pytest.mark.docker
-@pytest.mark.slow
 def _routing_failures(failed: pd.DataFrame) -> pd.Series:
     """Failed requests that met a dead replica: connection refused or reset, or a 502-504 from the front door."""
     errors = failed.error.astype("string").fillna("")
     return errors.str.contains("refused|reset|RemoteDisconnected", case=False) | failed.status_code.isin([502, 503, 504])
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_compose_does_not_restart_a_killed_replica(scalelab_images: str, tmp_path: Path) -> None:
     run, imp = _run(["--arm", "compose-fixed"], tmp_path, {"SCALELAB_PORT": str(free_port())})
     s, ev, req = run.samples, run.events, run.requests

@@ -76,8 +76,12 @@ def test_lb_with_compose_config_balances_over_two_replicas(lb_image: str) -> Non
         url = f"http://127.0.0.1:{_port(lb, '8080/tcp')}/chat"
         body = json.dumps({"message": "which replica?"}).encode()
         _wait_get(url, body)
+        # nginx passes a request to the next agent while one is still starting: wait until both have answered once
+        agents, deadline = {cid[:12] for cid in started[:2]}, time.monotonic() + 20
+        while {json.loads(_get(url, body)[1])["hostname"] for _ in range(4)} != agents and time.monotonic() < deadline:
+            time.sleep(0.2)
         hosts = {json.loads(_get(url, body)[1])["hostname"] for _ in range(30)}
-        assert hosts == {cid[:12] for cid in started[:2]}
+        assert hosts == agents
     finally:
         for cid in started:
             _run.run(["docker", "rm", "-f", cid], check=False, timeout_s=60)
