@@ -43,6 +43,11 @@ def _wait_get(url: str, data: bytes | None = None, timeout_s: float = 20) -> tup
             time.sleep(0.2)
 
 
+def _hostnames(url: str, body: bytes, n: int) -> set[str]:
+    """The agents that answered ``n`` requests in a row (each reply names its container)."""
+    return {json.loads(_get(url, body)[1])["hostname"] for _ in range(n)}
+
+
 def _port(cid: str, inner: str) -> str:
     return _run.run(["docker", "port", cid, inner], timeout_s=30).stdout.split()[0].rsplit(":", 1)[1]
 
@@ -78,10 +83,9 @@ def test_lb_with_compose_config_balances_over_two_replicas(lb_image: str) -> Non
         _wait_get(url, body)
         # nginx passes a request to the next agent while one is still starting: wait until both have answered once
         agents, deadline = {cid[:12] for cid in started[:2]}, time.monotonic() + 20
-        while {json.loads(_get(url, body)[1])["hostname"] for _ in range(4)} != agents and time.monotonic() < deadline:
+        while _hostnames(url, body, 4) != agents and time.monotonic() < deadline:
             time.sleep(0.2)
-        hosts = {json.loads(_get(url, body)[1])["hostname"] for _ in range(30)}
-        assert hosts == agents
+        assert _hostnames(url, body, 30) == agents
     finally:
         for cid in started:
             _run.run(["docker", "rm", "-f", cid], check=False, timeout_s=60)
